@@ -1,0 +1,513 @@
+//! Settings: one TOML file plus `COGNITO_BRIDGE__SECTION__KEY` environment variables,
+//! parsed into real types at load; errors name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use crate::cognito::{Policies, Policy};
+
+pub const DEFAULT_CONFIG_FILE: &str = "cognito-bridge.toml";
+pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    FileMissing(PathBuf),
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub cognito: CognitoSettings,
+    pub hooks: HookSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on (`server.listen`).
+    pub listen: SocketAddr,
+    /// Worker threads; `None` means one per core (`server.workers`).
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://file.db` (created when missing) or `postgres://…` (`database.url`).
+    pub url: SecretString,
+    /// Connection pool size (`database.max_connections`).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://cognito-bridge.db"),
+            max_connections: 10,
+        }
+    }
+}
+
+/// The `[cognito]` section as written; [`CognitoConfig::from_settings`] checks it for `serve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CognitoSettings {
+    pub region: Option<String>,
+    pub user_pool_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub endpoint_url: Option<String>,
+    pub timeout_ms: u64,
+}
+
+impl Default for CognitoSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            user_pool_id: None,
+            client_id: None,
+            client_secret: None,
+            endpoint_url: None,
+            timeout_ms: 2000,
+        }
+    }
+}
+
+/// Cognito settings checked and typed: what the verifier needs.
+#[derive(Debug, Clone)]
+pub struct CognitoConfig {
+    pub region: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub endpoint_url: Option<Url>,
+    /// Time budget of one `AdminInitiateAuth` attempt.
+    pub timeout: Duration,
+}
+
+impl CognitoConfig {
+    pub fn from_settings(settings: &CognitoSettings) -> Result<Self, ConfigError> {
+        let user_pool_id = required(&settings.user_pool_id, "cognito.user_pool_id")?;
+        let pool_region = user_pool_id
+            .split_once('_')
+            .map(|(region, _)| region.to_owned())
+            .filter(|region| !region.is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "cognito.user_pool_id",
+                    "expected `<region>_<id>`, for example `eu-west-1_AbCdEf123`",
+                )
+            })?;
+        let region = match &settings.region {
+            Some(region) if !region.trim().is_empty() => region.trim().to_owned(),
+            _ => pool_region,
+        };
+        let client_id = required(&settings.client_id, "cognito.client_id")?;
+        let endpoint_url = settings
+            .endpoint_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+            .map(|url| {
+                Url::parse(url.trim())
+                    .map_err(|error| invalid("cognito.endpoint_url", error.to_string()))
+            })
+            .transpose()?;
+        if settings.timeout_ms == 0 {
+            return Err(invalid("cognito.timeout_ms", "must be greater than 0"));
+        }
+        let client_secret = settings
+            .client_secret
+            .clone()
+            .filter(|secret| !secret.expose_secret().is_empty());
+        Ok(Self {
+            region,
+            user_pool_id,
+            client_id,
+            client_secret,
+            endpoint_url,
+            timeout: Duration::from_millis(settings.timeout_ms),
+        })
+    }
+}
+
+fn required(value: &Option<String>, key: &'static str) -> Result<String, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(value) if !value.is_empty() => Ok(value.to_owned()),
+        _ => Err(invalid(
+            key,
+            format!("is required (set it in the file or in {})", env_name(key)),
+        )),
+    }
+}
+
+/// `cognito.user_pool_id` → `COGNITO_BRIDGE__COGNITO__USER_POOL_ID`.
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HookSettings {
+    /// Accepted bearer keys; several allow rotation (`hooks.api_keys`).
+    #[serde(deserialize_with = "string_or_list")]
+    pub api_keys: Vec<SecretString>,
+    /// Time budget of one hook answer, Cognito retries included (`hooks.deadline_ms`).
+    pub deadline_ms: u64,
+    pub mfa_policy: Policy,
+    pub temporary_password_policy: Policy,
+    /// Largest accepted request body (`hooks.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            deadline_ms: 5000,
+            mfa_policy: Policy::Deny,
+            temporary_password_policy: Policy::Deny,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HookSettings {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    pub fn policies(&self) -> Policies {
+        Policies {
+            mfa: self.mfa_policy,
+            temporary_password: self.temporary_password_policy,
+        }
+    }
+
+    /// What `serve` needs on top of parsing: at least one key, and a usable deadline.
+    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+        if self.api_keys.is_empty() {
+            return Err(invalid(
+                "hooks.api_keys",
+                format!(
+                    "serve needs at least one key; Kratos sends it as `Authorization: Bearer <key>` \
+                     (set it in the file or in {})",
+                    env_name("hooks.api_keys")
+                ),
+            ));
+        }
+        if self.api_keys.iter().any(|key| {
+            key.expose_secret().trim().is_empty()
+                || key.expose_secret().contains(char::is_whitespace)
+        }) {
+            return Err(invalid(
+                "hooks.api_keys",
+                "keys must be non-empty and contain no whitespace",
+            ));
+        }
+        if self.deadline_ms < 100 {
+            return Err(invalid("hooks.deadline_ms", "must be at least 100"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("hooks.max_body_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+/// Accept `api_keys = ["a", "b"]`, `api_keys = "a"` and `KEY=a,b` from the environment.
+fn string_or_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let keys = match OneOrMany::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
+    {
+        OneOrMany::One(key) => key.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(keys) => keys,
+    };
+    Ok(keys
+        .into_iter()
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Pretty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load `file` (or `./cognito-bridge.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly.
+    pub fn load_from(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::FileMissing(path.to_owned())),
+            Some(path) => {
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml))
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.exists() {
+                    builder = builder
+                        .add_source(config::File::from(default).format(config::FileFormat::Toml));
+                }
+            }
+        }
+        let environment: config::Map<String, String> = environment
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(environment)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        if settings.hooks.deadline_ms == 0 {
+            return Err(invalid("hooks.deadline_ms", "must be greater than 0"));
+        }
+        if settings.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "must be greater than 0",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "sqlite://cognito-bridge.db"
+        );
+        assert_eq!(settings.hooks.deadline_ms, 5000);
+        assert_eq!(settings.hooks.mfa_policy, Policy::Deny);
+        assert_eq!(settings.hooks.temporary_password_policy, Policy::Deny);
+        assert!(settings.hooks.api_keys.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = file(
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[hooks]\napi_keys = [\"file-key\"]\ndeadline_ms = 3000\nmfa_policy = \"allow\"\n",
+        );
+        let settings = Settings::load_from(
+            Some(file.path()),
+            env(&[
+                ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "1500"),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", "k1,k2"),
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.listen.port(), 9000);
+        assert_eq!(settings.hooks.deadline_ms, 1500);
+        assert_eq!(settings.hooks.mfa_policy, Policy::Allow);
+        let keys: Vec<_> = settings
+            .hooks
+            .api_keys
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect();
+        assert_eq!(keys, ["k1", "k2"]);
+        assert_eq!(
+            settings.cognito.user_pool_id.as_deref(),
+            Some("eu-west-1_abc")
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "not-an-address", "listen"),
+            ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "soon", "deadline_ms"),
+            ("COGNITO_BRIDGE__HOOKS__MFA_POLICY", "maybe", "mfa_policy"),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "xml", "format"),
+            (
+                "COGNITO_BRIDGE__HOOKS__DEADLINE_MS",
+                "0",
+                "hooks.deadline_ms",
+            ),
+            ("COGNITO_BRIDGE__HOOKS__API_KEY", "typo", "api_key"),
+        ];
+        for (name, value, key) in cases {
+            let error = Settings::load_from(None, env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named() {
+        let error =
+            Settings::load_from(Some(Path::new("/nonexistent/cb.toml")), env(&[])).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/cb.toml"));
+    }
+
+    #[test]
+    fn serving_needs_api_keys() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+        assert!(error.contains("hooks.api_keys"), "{error}");
+        assert!(error.contains("COGNITO_BRIDGE__HOOKS__API_KEYS"), "{error}");
+    }
+
+    #[test]
+    fn cognito_settings_are_checked_and_region_comes_from_the_pool() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let error = CognitoConfig::from_settings(&settings.cognito)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.user_pool_id"), "{error}");
+
+        let settings = Settings::load_from(
+            None,
+            env(&[("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc")]),
+        )
+        .unwrap();
+        let error = CognitoConfig::from_settings(&settings.cognito)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.client_id"), "{error}");
+
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+                    "http://127.0.0.1:5000",
+                ),
+            ]),
+        )
+        .unwrap();
+        let cognito = CognitoConfig::from_settings(&settings.cognito).unwrap();
+        assert_eq!(cognito.region, "eu-west-1");
+        assert_eq!(cognito.timeout, Duration::from_millis(2000));
+        assert!(cognito.client_secret.is_none());
+
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "nounderscore"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+            ]),
+        )
+        .unwrap();
+        let error = CognitoConfig::from_settings(&settings.cognito)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.user_pool_id"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", "very-secret-key"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__CLIENT_SECRET",
+                    "very-secret-client",
+                ),
+                (
+                    "COGNITO_BRIDGE__DATABASE__URL",
+                    "postgres://u:very-secret-db@h/db",
+                ),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("very-secret"), "{debug}");
+    }
+}

@@ -1,0 +1,277 @@
+//! Domain types: identifiers, Cognito usernames, passwords and migration states.
+
+use std::fmt;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+/// A plaintext password on its way to Cognito. No `Debug`, no `Display`, no `Serialize`;
+/// the bytes are wiped when the value is dropped.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    pub fn new(value: Zeroizing<String>) -> Self {
+        Self(value)
+    }
+
+    /// The plaintext, for the one place that hands it to Cognito.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Cognito accepts passwords of at most 256 characters; a longer one cannot match.
+    pub fn could_be_cognito_password(&self) -> bool {
+        !self.0.is_empty() && self.0.chars().count() <= 256
+    }
+}
+
+/// The identifier exactly as the user typed it into Kratos.
+#[derive(Clone)]
+pub struct Identifier(String);
+
+impl Identifier {
+    pub fn new(raw: String) -> Self {
+        Self(raw)
+    }
+
+    pub fn as_typed(&self) -> &str {
+        &self.0
+    }
+
+    /// Trimmed and lower-cased: the form our store keeps for lookups.
+    pub fn normalized(&self) -> String {
+        normalize_identifier(&self.0)
+    }
+
+    /// A form safe for logs: never a full e-mail address.
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+impl fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identifier({})", self.redacted())
+    }
+}
+
+/// Trim and lower-case an identifier or e-mail address for lookups.
+pub fn normalize_identifier(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// Keep the first character of the local part and the domain: `a***@example.com`.
+pub fn redact(raw: &str) -> String {
+    match raw.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => {
+            let first: String = raw.chars().take(2).collect();
+            format!("{first}***")
+        }
+    }
+}
+
+/// A value Cognito could accept as `USERNAME`: 1 to 128 characters, no whitespace
+/// or control characters (Cognito's `[\p{L}\p{M}\p{S}\p{N}\p{P}]+`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CognitoUsername(String);
+
+impl CognitoUsername {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let length = raw.chars().count();
+        let well_formed = (1..=128).contains(&length)
+            && raw.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        well_formed.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+impl fmt::Debug for CognitoUsername {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CognitoUsername({})", self.redacted())
+    }
+}
+
+/// Where a user stands in the migration (DESIGN.md "Progress states").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    Pending,
+    Migrated,
+    NeedsRecovery,
+    Inactive,
+    Skipped,
+}
+
+impl UserState {
+    pub const ALL: [UserState; 5] = [
+        UserState::Pending,
+        UserState::Migrated,
+        UserState::NeedsRecovery,
+        UserState::Inactive,
+        UserState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Pending => "pending",
+            UserState::Migrated => "migrated",
+            UserState::NeedsRecovery => "needs_recovery",
+            UserState::Inactive => "inactive",
+            UserState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == raw)
+    }
+}
+
+/// What one hook call decided, as written to the attempt log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Cognito accepted the password.
+    Verified,
+    /// Password accepted, MFA not passed, allowed by `hooks.mfa_policy = allow`.
+    VerifiedMfaDropped,
+    /// Temporary password accepted, allowed by `hooks.temporary_password_policy = allow`.
+    VerifiedTemporaryPassword,
+    /// `NotAuthorizedException`: wrong password, disabled, locked out or bad secret hash.
+    NotAuthorized,
+    /// `UserNotFoundException`.
+    UnknownUser,
+    /// The identifier or password cannot be a Cognito credential; Cognito was not called.
+    Unverifiable,
+    /// `PasswordResetRequiredException`.
+    ResetRequired,
+    /// `UserNotConfirmedException`.
+    Unconfirmed,
+    /// An MFA challenge refused by `hooks.mfa_policy = deny`.
+    MfaDenied,
+    /// `NEW_PASSWORD_REQUIRED` refused by `hooks.temporary_password_policy = deny`.
+    TemporaryPasswordDenied,
+    /// A challenge this tool does not know.
+    UnexpectedChallenge,
+    /// Cognito did not decide within the deadline (throttled, 5xx, timeout, connection error).
+    Unavailable,
+    /// Cognito rejected our call itself (bad pool, client, region, credentials or permissions).
+    Misconfigured,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Verified => "verified",
+            Outcome::VerifiedMfaDropped => "verified_mfa_dropped",
+            Outcome::VerifiedTemporaryPassword => "verified_temporary_password",
+            Outcome::NotAuthorized => "not_authorized",
+            Outcome::UnknownUser => "unknown_user",
+            Outcome::Unverifiable => "unverifiable",
+            Outcome::ResetRequired => "reset_required",
+            Outcome::Unconfirmed => "unconfirmed",
+            Outcome::MfaDenied => "mfa_denied",
+            Outcome::TemporaryPasswordDenied => "temporary_password_denied",
+            Outcome::UnexpectedChallenge => "unexpected_challenge",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// Whether Kratos may store the password (`200 password_match`).
+    pub fn is_match(self) -> bool {
+        matches!(
+            self,
+            Outcome::Verified | Outcome::VerifiedMfaDropped | Outcome::VerifiedTemporaryPassword
+        )
+    }
+
+    /// Whether Cognito (or our policy) decided; undecided outcomes answer 424.
+    pub fn is_decided(self) -> bool {
+        !matches!(self, Outcome::Unavailable | Outcome::Misconfigured)
+    }
+
+    /// The state the user's row moves to, if this outcome moves it at all.
+    pub fn new_state(self) -> Option<UserState> {
+        match self {
+            Outcome::Verified
+            | Outcome::VerifiedMfaDropped
+            | Outcome::VerifiedTemporaryPassword => Some(UserState::Migrated),
+            Outcome::ResetRequired
+            | Outcome::Unconfirmed
+            | Outcome::MfaDenied
+            | Outcome::TemporaryPasswordDenied => Some(UserState::NeedsRecovery),
+            Outcome::NotAuthorized
+            | Outcome::UnknownUser
+            | Outcome::Unverifiable
+            | Outcome::UnexpectedChallenge
+            | Outcome::Unavailable
+            | Outcome::Misconfigured => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_trims_and_lowercases() {
+        assert_eq!(
+            normalize_identifier("  Alice@Example.COM \t"),
+            "alice@example.com"
+        );
+    }
+
+    #[test]
+    fn redaction_never_shows_the_whole_address() {
+        assert_eq!(redact("alice@example.com"), "a***@example.com");
+        assert_eq!(redact("bob"), "bo***");
+        assert_eq!(redact(""), "***");
+    }
+
+    #[test]
+    fn cognito_usernames_reject_whitespace_empty_and_overlong() {
+        assert!(CognitoUsername::parse("alice@example.com").is_some());
+        assert!(CognitoUsername::parse("Ünïcode+tag").is_some());
+        assert!(CognitoUsername::parse("").is_none());
+        assert!(CognitoUsername::parse(" alice").is_none());
+        assert!(CognitoUsername::parse("a b").is_none());
+        assert!(CognitoUsername::parse("tab\there").is_none());
+        assert!(CognitoUsername::parse(&"x".repeat(128)).is_some());
+        assert!(CognitoUsername::parse(&"x".repeat(129)).is_none());
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in UserState::ALL {
+            assert_eq!(UserState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(UserState::parse("bogus"), None);
+    }
+
+    #[test]
+    fn only_verified_outcomes_match_and_only_unavailable_ones_are_undecided() {
+        assert!(Outcome::Verified.is_match());
+        assert!(Outcome::VerifiedMfaDropped.is_match());
+        assert!(!Outcome::NotAuthorized.is_match());
+        assert!(!Outcome::MfaDenied.is_match());
+        assert!(!Outcome::Unavailable.is_decided());
+        assert!(!Outcome::Misconfigured.is_decided());
+        assert!(Outcome::UnknownUser.is_decided());
+    }
+}

@@ -1,0 +1,175 @@
+//! The store: one row per Cognito user and an append-only attempt log, behind one trait
+//! with a Postgres and a SQLite backend. Nothing secret is ever written here.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{Outcome, UserState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("`database.url` must start with `sqlite:` or `postgres://` / `postgresql://`")]
+    UnsupportedUrl,
+    #[error("the database holds a value this version does not know: {0}")]
+    Corrupt(String),
+}
+
+/// What the hook knows about a caller, for finding their Cognito username.
+#[derive(Debug, Clone, Copy)]
+pub struct UserLookup<'a> {
+    pub identity_id: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    /// The identifier as typed, trimmed.
+    pub identifier: &'a str,
+    /// Trimmed and lower-cased.
+    pub normalized_identifier: &'a str,
+}
+
+/// One hook call's outcome, to be recorded. No password, no token, no body.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// `None` when the identifier could not be a Cognito username.
+    pub cognito_username: Option<String>,
+    pub outcome: Outcome,
+    /// Time spent in Cognito over all calls of this attempt.
+    pub cognito_latency_ms: Option<i64>,
+    pub cognito_calls: i32,
+    /// Kratos's `Ory-Webhook-Request-ID`.
+    pub request_id: Option<String>,
+    /// Kratos's `Ory-Webhook-Trigger-ID`.
+    pub trigger_id: Option<String>,
+    pub identity_id: Option<String>,
+}
+
+impl Attempt {
+    /// Whether this attempt creates or updates the user's row: only when Cognito may know
+    /// the user (not for `UserNotFoundException`, nor when Cognito was never asked).
+    fn touches_user_row(&self) -> bool {
+        self.cognito_username.is_some()
+            && !matches!(self.outcome, Outcome::UnknownUser | Outcome::Unverifiable)
+    }
+
+    fn migrated_via(&self) -> Option<&'static str> {
+        self.outcome.is_match().then_some("hook")
+    }
+}
+
+/// A user's row as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub cognito_username: String,
+    pub state: UserState,
+    pub migrated_via: Option<String>,
+    pub mfa_dropped: bool,
+    pub external_id: Option<String>,
+    pub kratos_identity_id: Option<String>,
+    pub migrated_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// An attempt as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub at: DateTime<Utc>,
+    pub cognito_username: Option<String>,
+    pub outcome: String,
+    pub cognito_latency_ms: Option<i64>,
+    pub cognito_calls: i32,
+    pub request_id: Option<String>,
+}
+
+/// Counts for `report`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Progress {
+    pub total: i64,
+    /// Every state, with 0 for the absent ones.
+    pub states: BTreeMap<&'static str, i64>,
+    pub mfa_dropped: i64,
+    pub attempts: AttemptCounts,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct AttemptCounts {
+    pub total: i64,
+    pub by_outcome: BTreeMap<String, i64>,
+}
+
+impl Progress {
+    fn from_counts(
+        states: Vec<(String, i64)>,
+        mfa_dropped: i64,
+        outcomes: Vec<(String, i64)>,
+    ) -> Result<Self, StoreError> {
+        let mut by_state: BTreeMap<&'static str, i64> = UserState::ALL
+            .iter()
+            .map(|state| (state.as_str(), 0))
+            .collect();
+        for (state, count) in states {
+            let state = UserState::parse(&state).ok_or(StoreError::Corrupt(state))?;
+            by_state.insert(state.as_str(), count);
+        }
+        Ok(Self {
+            total: by_state.values().sum(),
+            states: by_state,
+            mfa_dropped,
+            attempts: AttemptCounts {
+                total: outcomes.iter().map(|(_, count)| count).sum(),
+                by_outcome: outcomes.into_iter().collect(),
+            },
+        })
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Apply pending migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// One cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// The Cognito username of a known user, in DESIGN.md's order: Kratos identity id,
+    /// external id, then the identifier (exact, normalised, e-mail). One round trip.
+    async fn resolve_username(&self, lookup: UserLookup<'_>) -> Result<Option<String>, StoreError>;
+    /// Write the attempt and move the user's row, in one transaction.
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
+    async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The newest attempts first.
+    async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError>;
+    async fn progress(&self) -> Result<Progress, StoreError>;
+}
+
+/// Open the database named by `database.url` (SQLite files are created when missing).
+pub async fn connect(
+    url: &SecretString,
+    max_connections: u32,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let url = url.expose_secret();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+fn state_from_db(raw: String) -> Result<UserState, StoreError> {
+    UserState::parse(&raw).ok_or(StoreError::Corrupt(raw))
+}
