@@ -1,0 +1,5 @@
+//! Integration tests through the real HTTP server: moto as Cognito, a loopback fake for what
+//! moto cannot do, a Kratos double, SQLite and Postgres.
+
+mod helpers;
+mod moto;
