@@ -9,6 +9,7 @@ use aws_sdk_cognitoidentityprovider::{
     Client, error::ProvideErrorMetadata, error::SdkError, types::AuthFlowType,
 };
 use aws_smithy_http_client::{Builder as HttpClientBuilder, tls};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -36,19 +37,13 @@ impl AwsCognito {
         config: &CognitoConfig,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Self {
-        let http_client = HttpClientBuilder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .build_https();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(3)))
             .operation_attempt_timeout(config.timeout)
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
-            .http_client(http_client)
+            .http_client(sdk_http_client())
             .timeout_config(timeouts)
             .retry_config(RetryConfig::disabled());
         if let Some(url) = &config.endpoint_url {
@@ -110,6 +105,16 @@ impl CognitoVerifier for AwsCognito {
             Ok(Err(error)) => answer_for_error(&error),
         }
     }
+}
+
+/// The SDK's HTTP client: hyper with rustls on ring (the trimmed SDK has no default one).
+pub fn sdk_http_client() -> SharedHttpClient {
+    HttpClientBuilder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build_https()
 }
 
 /// The one place that looks inside SDK errors.

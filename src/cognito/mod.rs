@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use aws::{AwsCognito, secret_hash};
+pub use aws::{AwsCognito, sdk_http_client, secret_hash};
 
 use crate::domain::{CognitoUsername, Outcome, Password};
 

@@ -2,4 +2,5 @@
 //! moto cannot do, a Kratos double, SQLite and Postgres.
 
 mod helpers;
+mod hook_moto;
 mod moto;

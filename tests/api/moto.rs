@@ -81,6 +81,7 @@ pub async fn admin_client() -> Client {
         .behavior_version_latest()
         .region(aws_sdk_cognitoidentityprovider::config::Region::new(REGION))
         .credentials_provider(test_credentials())
+        .http_client(cognito_bridge::cognito::sdk_http_client())
         .endpoint_url(endpoint().await)
         .build();
     Client::from_conf(config)
@@ -113,13 +114,23 @@ impl Pool {
             .send()
             .await
             .expect("create app client");
-        let client_id = app.user_pool_client().unwrap().client_id().unwrap().to_owned();
-        Self { id, client_id, client }
+        let client_id = app
+            .user_pool_client()
+            .unwrap()
+            .client_id()
+            .unwrap()
+            .to_owned();
+        Self {
+            id,
+            client_id,
+            client,
+        }
     }
 
     /// A confirmed user with a permanent password.
     pub async fn add_user(&self, username: &str, email: &str, password: &str) {
-        self.add_user_with_temporary_password(username, email, password).await;
+        self.add_user_with_temporary_password(username, email, password)
+            .await;
         self.client
             .admin_set_user_password()
             .user_pool_id(&self.id)
@@ -132,16 +143,31 @@ impl Pool {
     }
 
     /// A user in `FORCE_CHANGE_PASSWORD`, as an admin-created user who never logged in.
-    pub async fn add_user_with_temporary_password(&self, username: &str, email: &str, password: &str) {
+    pub async fn add_user_with_temporary_password(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) {
         self.client
             .admin_create_user()
             .user_pool_id(&self.id)
             .username(username)
             .temporary_password(password)
             .message_action(MessageActionType::Suppress)
-            .user_attributes(AttributeType::builder().name("email").value(email).build().unwrap())
             .user_attributes(
-                AttributeType::builder().name("email_verified").value("true").build().unwrap(),
+                AttributeType::builder()
+                    .name("email")
+                    .value(email)
+                    .build()
+                    .unwrap(),
+            )
+            .user_attributes(
+                AttributeType::builder()
+                    .name("email_verified")
+                    .value("true")
+                    .build()
+                    .unwrap(),
             )
             .send()
             .await
