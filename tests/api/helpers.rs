@@ -37,7 +37,12 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("bridge.db").display());
-                Self { url, backend, schema: None, _dir: Some(dir) }
+                Self {
+                    url,
+                    backend,
+                    schema: None,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let base = postgres_base_url();
@@ -51,15 +56,25 @@ impl TestDatabase {
                     .unwrap();
                 let separator = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-                Self { url, backend, schema: Some(schema), _dir: None }
+                Self {
+                    url,
+                    backend,
+                    schema: Some(schema),
+                    _dir: None,
+                }
             }
         }
     }
 
     /// Path of the SQLite file (and its `-wal`), for byte-level checks.
     pub fn sqlite_files(&self) -> Vec<std::path::PathBuf> {
-        let Some(dir) = &self._dir else { return Vec::new() };
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect()
+        let Some(dir) = &self._dir else {
+            return Vec::new();
+        };
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     /// Every row of every table, as text: for checking that no secret was stored.
@@ -67,14 +82,29 @@ impl TestDatabase {
         match self.backend {
             Backend::Sqlite => {
                 let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let tables: Vec<(String,)> =
+                    sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(&mut connection)
+                        .await
+                        .unwrap();
                 let mut out = String::new();
-                for table in ["users", "attempts", "_sqlx_migrations"] {
-                    let rows: Vec<(String,)> = sqlx::query_as(&format!(
-                        "SELECT json_group_array(json_object(*)) FROM (SELECT * FROM {table})"
-                    ))
-                    .fetch_all(&mut connection)
-                    .await
-                    .unwrap_or_default();
+                for (table,) in tables {
+                    let columns: Vec<(String,)> =
+                        sqlx::query_as("SELECT name FROM pragma_table_info(?1)")
+                            .bind(&table)
+                            .fetch_all(&mut connection)
+                            .await
+                            .unwrap();
+                    let row_text = columns
+                        .iter()
+                        .map(|(column,)| format!("quote(\"{column}\")"))
+                        .collect::<Vec<_>>()
+                        .join(" || '|' || ");
+                    let rows: Vec<(String,)> =
+                        sqlx::query_as(&format!("SELECT {row_text} FROM \"{table}\""))
+                            .fetch_all(&mut connection)
+                            .await
+                            .unwrap();
                     out.push_str(&format!("{table}: {rows:?}\n"));
                 }
                 out
@@ -124,7 +154,12 @@ pub struct AppOptions {
 }
 
 impl AppOptions {
-    pub fn new(backend: Backend, cognito_endpoint: &str, user_pool_id: &str, client_id: &str) -> Self {
+    pub fn new(
+        backend: Backend,
+        cognito_endpoint: &str,
+        user_pool_id: &str,
+        client_id: &str,
+    ) -> Self {
         Self {
             backend,
             cognito_endpoint: cognito_endpoint.to_owned(),
@@ -157,13 +192,34 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let mut environment = vec![
         ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
         ("COGNITO_BRIDGE__DATABASE__URL", database.url.clone()),
-        ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", options.user_pool_id.clone()),
-        ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", options.client_id.clone()),
-        ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", options.cognito_endpoint.clone()),
-        ("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", options.cognito_timeout_ms.to_string()),
-        ("COGNITO_BRIDGE__HOOKS__API_KEYS", format!("rotated-out-key-abcdef,{API_KEY}")),
-        ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", options.deadline_ms.to_string()),
-        ("COGNITO_BRIDGE__HOOKS__MFA_POLICY", options.mfa_policy.to_owned()),
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            options.user_pool_id.clone(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
+            options.client_id.clone(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+            options.cognito_endpoint.clone(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__TIMEOUT_MS",
+            options.cognito_timeout_ms.to_string(),
+        ),
+        (
+            "COGNITO_BRIDGE__HOOKS__API_KEYS",
+            format!("rotated-out-key-abcdef,{API_KEY}"),
+        ),
+        (
+            "COGNITO_BRIDGE__HOOKS__DEADLINE_MS",
+            options.deadline_ms.to_string(),
+        ),
+        (
+            "COGNITO_BRIDGE__HOOKS__MFA_POLICY",
+            options.mfa_policy.to_owned(),
+        ),
         (
             "COGNITO_BRIDGE__HOOKS__TEMPORARY_PASSWORD_POLICY",
             options.temporary_password_policy.to_owned(),
@@ -223,7 +279,10 @@ impl TestApp {
             .client
             .post(self.hook_url())
             .header("Content-Type", "application/json")
-            .header("Ory-Webhook-Request-ID", format!("req-{}", rand::random::<u32>()))
+            .header(
+                "Ory-Webhook-Request-ID",
+                format!("req-{}", rand::random::<u32>()),
+            )
             .body(body);
         if let Some(value) = authorization {
             request = request.header("Authorization", value);
@@ -248,11 +307,17 @@ impl TestApp {
 
     /// Kratos's default body.
     pub async fn login(&self, identifier: &str, password: &str) -> HookAnswer {
-        self.post_hook(&json!({"identifier": identifier, "password": password})).await
+        self.post_hook(&json!({"identifier": identifier, "password": password}))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -261,13 +326,21 @@ impl TestApp {
 /// Assert a 200 `password_match`.
 pub fn assert_match(answer: &HookAnswer) {
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    assert_eq!(answer.body, json!({"status": "password_match"}), "{answer:?}");
+    assert_eq!(
+        answer.body,
+        json!({"status": "password_match"}),
+        "{answer:?}"
+    );
 }
 
 /// Assert a 403 `password_no_match`.
 pub fn assert_no_match(answer: &HookAnswer) {
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
-    assert_eq!(answer.body, json!({"status": "password_no_match"}), "{answer:?}");
+    assert_eq!(
+        answer.body,
+        json!({"status": "password_no_match"}),
+        "{answer:?}"
+    );
 }
 
 /// Log lines of this test process, captured at TRACE level in JSON.
@@ -298,8 +371,12 @@ pub fn capture_logs() -> LogBuffer {
         .get_or_init(|| {
             let buffer = LogBuffer::default();
             let writer = buffer.clone();
-            let settings = LogSettings { format: LogFormat::Json, level: "trace".to_owned() };
-            let subscriber = cognito_bridge::telemetry::subscriber(&settings, move || writer.clone());
+            let settings = LogSettings {
+                format: LogFormat::Json,
+                level: "trace".to_owned(),
+            };
+            let subscriber =
+                cognito_bridge::telemetry::subscriber(&settings, move || writer.clone());
             tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
             buffer
         })

@@ -4,3 +4,4 @@
 mod helpers;
 mod hook_moto;
 mod moto;
+mod radioactivity;
