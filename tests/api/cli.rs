@@ -1,0 +1,212 @@
+//! The binary itself: configuration errors, `migrate`, `report`, and `serve` end to end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{API_KEY, AppOptions, Backend, assert_match, assert_no_match, spawn_app};
+use crate::moto::{self, Pool};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
+
+/// The binary in an empty working directory with only the given environment.
+fn bridge(dir: &tempfile::TempDir, args: &[&str], environment: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (name, value) in environment {
+        command.env(name, value);
+    }
+    command
+}
+
+#[test]
+fn serve_refuses_to_start_without_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+            ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("hooks.api_keys"), "{stderr}");
+}
+
+#[test]
+fn serve_names_missing_cognito_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["serve"], &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "k-123")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
+}
+
+#[test]
+fn invalid_values_and_missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["report"], &[("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "soon")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("deadline_ms"));
+
+    let output = bridge(&dir, &["--config", "missing.toml", "report"], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
+
+    std::fs::write(dir.path().join("cognito-bridge.toml"), "[hooks]\nmfa_policy = \"sometimes\"\n").unwrap();
+    let output = bridge(&dir, &["report"], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "the default file is read when present");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("mfa_policy"));
+}
+
+#[test]
+fn migrate_creates_the_default_sqlite_database_and_report_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["migrate"], &[]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(dir.path().join("cognito-bridge.db").exists());
+
+    let output = bridge(&dir, &["report", "--format", "csv"], &[]).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("state,count\n") && stdout.contains("total,0"), "{stdout}");
+
+    let output = bridge(&dir, &["--help"], &[]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in ["serve", "migrate", "report", "COGNITO_BRIDGE__"] {
+        assert!(help.contains(word), "--help mentions {word}: {help}");
+    }
+}
+
+async fn report_json_counts(backend: Backend) {
+    let pool = Pool::create(false).await;
+    pool.add_user("ann", "ann@example.com", "Pass-word-1").await;
+    pool.add_user("ben", "ben@example.com", "Pass-word-2").await;
+    pool.add_user_with_temporary_password("cid", "cid@example.com", "Temp-word-3").await;
+    let app = spawn_app(AppOptions::for_pool(backend, &pool).await).await;
+    assert_match(&app.login("ann", "Pass-word-1").await);
+    assert_no_match(&app.login("ben", "wrong").await);
+    assert_no_match(&app.login("cid", "Temp-word-3").await);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(
+        &dir,
+        &["report", "--format", "json"],
+        &[("COGNITO_BRIDGE__DATABASE__URL", &app.database.url)],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["total"], 3);
+    assert_eq!(report["states"]["migrated"], 1);
+    assert_eq!(report["states"]["pending"], 1);
+    assert_eq!(report["states"]["needs_recovery"], 1);
+    assert_eq!(report["states"]["inactive"], 0);
+    assert_eq!(report["states"]["skipped"], 0);
+    assert_eq!(report["attempts"]["total"], 3);
+}
+
+#[tokio::test]
+async fn report_json_counts_on_sqlite() {
+    report_json_counts(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn report_json_counts_on_postgres() {
+    report_json_counts(Backend::Postgres).await;
+}
+
+/// `serve` as a user starts it: settings from the environment, AWS credentials from the
+/// standard chain, the default SQLite file created in the working directory.
+#[tokio::test]
+async fn serve_runs_end_to_end_against_moto() {
+    let pool = Pool::create(false).await;
+    pool.add_user("dora", "dora@example.com", "Pass-word-4").await;
+    let endpoint = moto::endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", &pool.id),
+            ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", &pool.client_id),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &endpoint),
+            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .kill_on_drop_guard();
+    let port = serving_port(child.0.stderr.take().unwrap());
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let answer = client
+        .post(format!("{base}/hooks/password-migration"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"identifier": "dora", "password": "Pass-word-4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(dir.path().join("cognito-bridge.db").exists());
+    drop(child);
+}
+
+/// Read JSON log lines until the "serving" line, and return its port.
+fn serving_port(stderr: std::process::ChildStderr) -> u16 {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str::<Value>(&line) {
+                if let Some(port) = json["fields"]["port"].as_u64() {
+                    let _ = sender.send(port as u16);
+                }
+            }
+        }
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("serve logs its port within 20 s")
+}
+
+/// Kills the child when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+trait SpawnGuarded {
+    fn kill_on_drop_guard(&mut self) -> KillOnDrop;
+}
+
+impl SpawnGuarded for Command {
+    fn kill_on_drop_guard(&mut self) -> KillOnDrop {
+        KillOnDrop(self.spawn().expect("the binary starts"))
+    }
+}
