@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use clap::ValueEnum;
 
+use crate::domain::UserState;
 use crate::store::Progress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,7 +21,7 @@ pub fn render(progress: &Progress, format: ReportFormat) -> String {
         }
         ReportFormat::Csv => {
             let mut out = String::from("state,count\n");
-            for (state, count) in &progress.states {
+            for (state, count) in states_in_order(progress) {
                 let _ = writeln!(out, "{state},{count}");
             }
             let _ = writeln!(out, "total,{}", progress.total);
@@ -28,6 +29,14 @@ pub fn render(progress: &Progress, format: ReportFormat) -> String {
         }
         ReportFormat::Table => table(progress),
     }
+}
+
+/// States in migration order (pending first), not alphabetical.
+fn states_in_order(progress: &Progress) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+    UserState::ALL.into_iter().map(|state| {
+        let name = state.as_str();
+        (name, progress.states.get(name).copied().unwrap_or(0))
+    })
 }
 
 fn table(progress: &Progress) -> String {
@@ -40,8 +49,8 @@ fn table(progress: &Progress) -> String {
         }
     };
     let _ = writeln!(out, "{:<16} {:>10} {:>7}", "state", "users", "share");
-    for (state, count) in &progress.states {
-        let _ = writeln!(out, "{state:<16} {count:>10} {:>6.1}%", percent(*count));
+    for (state, count) in states_in_order(progress) {
+        let _ = writeln!(out, "{state:<16} {count:>10} {:>6.1}%", percent(count));
     }
     let _ = writeln!(out, "{:<16} {:>10}", "total", progress.total);
     if progress.mfa_dropped > 0 {
