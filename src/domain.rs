@@ -205,6 +205,13 @@ impl Outcome {
         !matches!(self, Outcome::Unavailable | Outcome::Misconfigured)
     }
 
+    /// Whether Cognito's answer proves the user exists there (a row may be created).
+    /// `NotAuthorizedException` does not: app clients that prevent user-existence errors
+    /// answer it for unknown users too.
+    pub fn proves_user_exists(self) -> bool {
+        self.new_state().is_some() || self == Outcome::UnexpectedChallenge
+    }
+
     /// The state the user's row moves to, if this outcome moves it at all.
     pub fn new_state(self) -> Option<UserState> {
         match self {

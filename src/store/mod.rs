@@ -58,16 +58,28 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// Whether this attempt creates or updates the user's row: only when Cognito may know
-    /// the user (not for `UserNotFoundException`, nor when Cognito was never asked).
-    fn touches_user_row(&self) -> bool {
-        self.cognito_username.is_some()
-            && !matches!(self.outcome, Outcome::UnknownUser | Outcome::Unverifiable)
+    /// What this attempt does to the user's row: create or move it when Cognito proved
+    /// the user exists; otherwise only note the attempt on a row that is already there
+    /// (so typos and guesses never add phantom stragglers).
+    fn row_change(&self) -> Option<(RowChange, &str)> {
+        let username = self.cognito_username.as_deref()?;
+        let change = if self.outcome.proves_user_exists() {
+            RowChange::Upsert
+        } else {
+            RowChange::TouchExisting
+        };
+        Some((change, username))
     }
 
     fn migrated_via(&self) -> Option<&'static str> {
         self.outcome.is_match().then_some("hook")
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowChange {
+    Upsert,
+    TouchExisting,
 }
 
 /// A user's row as stored.

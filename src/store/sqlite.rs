@@ -9,7 +9,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    Attempt, AttemptRecord, Progress, Store, StoreError, UserLookup, UserRecord, state_from_db,
+    Attempt, AttemptRecord, Progress, RowChange, Store, StoreError, UserLookup, UserRecord,
+    state_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -63,6 +64,9 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     updated_at = ?6,
     last_attempt_at = ?6";
 
+const TOUCH_USER: &str =
+    "UPDATE users SET last_attempt_at = ?2, updated_at = ?2 WHERE cognito_username = ?1";
+
 const INSERT_ATTEMPT: &str = "
 INSERT INTO attempts (at, cognito_username, outcome, cognito_latency_ms, cognito_calls,
                       request_id, trigger_id, identity_id)
@@ -92,17 +96,26 @@ impl Store for SqliteStore {
 
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        if attempt.touches_user_row() {
-            let username = attempt.cognito_username.as_deref().unwrap_or_default();
-            sqlx::query(UPSERT_USER)
-                .bind(username)
-                .bind(crate::domain::normalize_identifier(username))
-                .bind(attempt.outcome.new_state().map(|state| state.as_str()))
-                .bind(attempt.migrated_via())
-                .bind(attempt.outcome == crate::domain::Outcome::VerifiedMfaDropped)
-                .bind(attempt.at)
-                .execute(&mut *tx)
-                .await?;
+        match attempt.row_change() {
+            Some((RowChange::Upsert, username)) => {
+                sqlx::query(UPSERT_USER)
+                    .bind(username)
+                    .bind(crate::domain::normalize_identifier(username))
+                    .bind(attempt.outcome.new_state().map(|state| state.as_str()))
+                    .bind(attempt.migrated_via())
+                    .bind(attempt.outcome == crate::domain::Outcome::VerifiedMfaDropped)
+                    .bind(attempt.at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some((RowChange::TouchExisting, username)) => {
+                sqlx::query(TOUCH_USER)
+                    .bind(username)
+                    .bind(attempt.at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
         }
         sqlx::query(INSERT_ATTEMPT)
             .bind(attempt.at)

@@ -81,16 +81,26 @@ fn assert_failed_dependency(answer: &HookAnswer, code: &str) {
     assert_eq!(answer.body["error"], code, "{answer:?}");
     assert!(answer.body_len < 1024, "{answer:?}");
     let text = answer.body.to_string();
-    assert!(!text.contains(PASSWORD) && !text.contains(API_KEY), "{text}");
+    assert!(
+        !text.contains(PASSWORD) && !text.contains(API_KEY),
+        "{text}"
+    );
 }
 
 async fn state_of(app: &TestApp, user: &str) -> Option<UserState> {
-    app.store.user(user).await.unwrap().map(|record| record.state)
+    app.store
+        .user(user)
+        .await
+        .unwrap()
+        .map(|record| record.state)
 }
 
 /// Neither migrated nor sent to recovery: no row, or still `pending`.
 fn assert_undecided(state: Option<UserState>) {
-    assert!(matches!(state, None | Some(UserState::Pending)), "{state:?}");
+    assert!(
+        matches!(state, None | Some(UserState::Pending)),
+        "{state:?}"
+    );
 }
 
 // --- unavailability: retried inside the deadline, then 424 ------------------------------------
@@ -112,7 +122,11 @@ async fn throttling_is_retried_then_answered_424_within_the_deadline() {
         elapsed < Duration::from_millis(SHORT_DEADLINE_MS) + SLACK,
         "{elapsed:?}"
     );
-    assert!(fake.calls("throttled") > 1, "no retry: {}", fake.calls("throttled"));
+    assert!(
+        fake.calls("throttled") > 1,
+        "no retry: {}",
+        fake.calls("throttled")
+    );
     let instants = fake.call_instants("throttled");
     assert!(
         instants.windows(2).all(|pair| pair[1] > pair[0]),
@@ -123,7 +137,11 @@ async fn throttling_is_retried_then_answered_424_within_the_deadline() {
 #[tokio::test]
 async fn internal_errors_and_limit_exceeded_are_unavailable() {
     let fake = start_fake().await;
-    fake.user("internal", PASSWORD, Script::error("InternalErrorException"));
+    fake.user(
+        "internal",
+        PASSWORD,
+        Script::error("InternalErrorException"),
+    );
     fake.user("limited", PASSWORD, Script::error("LimitExceededException"));
     fake.user(
         "bare-503",
@@ -243,7 +261,10 @@ async fn nothing_listening_at_the_endpoint_is_424_within_the_deadline() {
     );
     let attempts = app.store.recent_attempts(1).await.unwrap();
     assert_eq!(attempts[0].outcome, "unavailable");
-    assert!(attempts[0].cognito_calls > 1, "connection errors are retried");
+    assert!(
+        attempts[0].cognito_calls > 1,
+        "connection errors are retried"
+    );
 }
 
 // --- decided refusals: never retried ------------------------------------------------------------
@@ -444,7 +465,11 @@ async fn secret_hash_is_sent_when_the_app_client_has_a_secret() {
         } else {
             assert_no_match(&answer);
         }
-        assert_eq!(fake.calls(user), 1, "{user}: NotAuthorizedException is never retried");
+        assert_eq!(
+            fake.calls(user),
+            1,
+            "{user}: NotAuthorizedException is never retried"
+        );
     }
     assert_eq!(fake.malformed_requests(), 0);
 }
@@ -467,7 +492,11 @@ async fn resource_not_found_is_424_and_readiness_reports_it_until_cognito_decide
     let answer = app.login("misrouted", PASSWORD).await;
 
     assert_failed_dependency(&answer, "cognito_misconfigured");
-    assert_eq!(fake.calls("misrouted"), 1, "configuration errors are not retried");
+    assert_eq!(
+        fake.calls("misrouted"),
+        1,
+        "configuration errors are not retried"
+    );
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "not_ready", "{body}");
@@ -511,7 +540,11 @@ async fn attempt_rows_record_outcome_calls_and_request_id(backend: Backend) {
         PASSWORD,
         Script::fail_times(1, "InternalErrorException", Script::Authenticate),
     );
-    fake.user("throttled", PASSWORD, Script::error("TooManyRequestsException"));
+    fake.user(
+        "throttled",
+        PASSWORD,
+        Script::error("TooManyRequestsException"),
+    );
     let app = spawn_with(&fake, backend, 1000).await;
     let kratos = KratosDouble::new(&app.hook_url(), API_KEY);
 
@@ -556,7 +589,11 @@ async fn attempt_rows_record_outcome_calls_and_request_id(backend: Backend) {
 async fn decided_answers_are_small_json_with_a_status_code() {
     let fake = start_fake().await;
     fake.user("alice", PASSWORD, Script::Authenticate);
-    fake.user("reset", PASSWORD, Script::error("PasswordResetRequiredException"));
+    fake.user(
+        "reset",
+        PASSWORD,
+        Script::error("PasswordResetRequiredException"),
+    );
     let app = spawn_with(&fake, Backend::Sqlite, 5000).await;
 
     for (user, expected) in [

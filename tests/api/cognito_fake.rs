@@ -119,18 +119,19 @@ struct State {
 pub struct CognitoFake {
     /// `http://127.0.0.1:<port>`, for `cognito.endpoint_url`.
     pub endpoint: String,
-    config: Arc<FakeConfig>,
     state: Arc<Mutex<State>>,
 }
 
 impl CognitoFake {
     /// Listen on a free loopback port; the server lives as long as the test's runtime.
     pub async fn start(config: FakeConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let config = Arc::new(config);
+        let server_config = Arc::new(config);
         let state = Arc::new(Mutex::new(State::default()));
-        let (server_config, server_state) = (config.clone(), state.clone());
+        let server_state = state.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -143,11 +144,7 @@ impl CognitoFake {
                 ));
             }
         });
-        Self {
-            endpoint,
-            config,
-            state,
-        }
+        Self { endpoint, state }
     }
 
     /// Add (or replace) a user with their password and how Cognito answers them.
@@ -185,16 +182,18 @@ impl CognitoFake {
 
     /// Calls for every username together.
     pub fn total_calls(&self) -> usize {
-        self.state.lock().unwrap().calls.values().map(Vec::len).sum()
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     /// Requests that were not a well-formed `AdminInitiateAuth` (wrong target, bad JSON).
     pub fn malformed_requests(&self) -> usize {
         self.state.lock().unwrap().malformed
-    }
-
-    pub fn config(&self) -> &FakeConfig {
-        &self.config
     }
 }
 
@@ -222,7 +221,11 @@ fn error_reply(code: &str, status: u16) -> Reply {
 
 /// One request per connection (`Connection: close`), so the client never reuses a socket
 /// the fake has decided to drop.
-async fn serve_connection(mut stream: TcpStream, config: Arc<FakeConfig>, state: Arc<Mutex<State>>) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    config: Arc<FakeConfig>,
+    state: Arc<Mutex<State>>,
+) {
     let Some((headers, body)) = read_request(&mut stream).await else {
         return;
     };

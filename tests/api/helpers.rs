@@ -180,7 +180,6 @@ impl AppOptions {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub store: Arc<dyn Store>,
     pub database: TestDatabase,
     pub client: reqwest::Client,
@@ -250,7 +249,6 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
         store,
         database,
         client: reqwest::Client::builder()

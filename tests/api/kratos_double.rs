@@ -40,8 +40,6 @@ pub struct HookAttempt {
     pub request_id: String,
     /// `None` for a connection error or a timeout.
     pub status: Option<StatusCode>,
-    /// The whole answer body's length, read only for the size assertion.
-    pub body_len: usize,
     /// The answer's first bytes, as Kratos reads them.
     pub body_head: Vec<u8>,
 }
@@ -153,7 +151,6 @@ impl KratosDouble {
             return HookAttempt {
                 request_id,
                 status: None,
-                body_len: 0,
                 body_head: Vec::new(),
             };
         };
@@ -168,7 +165,6 @@ impl KratosDouble {
         HookAttempt {
             request_id,
             status: Some(status),
-            body_len: bytes.len(),
             body_head: bytes[..bytes.len().min(ANSWER_READ_LIMIT)].to_vec(),
         }
     }

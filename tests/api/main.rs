@@ -6,3 +6,8 @@ mod helpers;
 mod hook_moto;
 mod moto;
 mod radioactivity;
+
+mod cognito_errors;
+mod cognito_fake;
+mod kratos_contract;
+mod kratos_double;

@@ -65,10 +65,10 @@ fn start_moto() -> String {
 async fn wait_until_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{url}/moto-api/")).send().await {
-            if response.status().is_success() {
-                return;
-            }
+        if let Ok(response) = client.get(format!("{url}/moto-api/")).send().await
+            && response.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{API_KEY, AppOptions, Backend, assert_match, assert_no_match, capture_logs, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, assert_match, assert_no_match, capture_logs, spawn_app,
+};
 use crate::moto::Pool;
 
 const KNOWN_PASSWORD: &str = "Radioactive-Pa55word-7f3a9c";
@@ -11,8 +13,10 @@ const KNOWN_PASSWORD: &str = "Radioactive-Pa55word-7f3a9c";
 async fn known_password_leaves_no_trace(backend: Backend) {
     let logs = capture_logs();
     let pool = Pool::create(false).await;
-    pool.add_user("rita", "rita@example.com", KNOWN_PASSWORD).await;
-    pool.add_user_with_temporary_password("tim", "tim@example.com", KNOWN_PASSWORD).await;
+    pool.add_user("rita", "rita@example.com", KNOWN_PASSWORD)
+        .await;
+    pool.add_user_with_temporary_password("tim", "tim@example.com", KNOWN_PASSWORD)
+        .await;
     let app = spawn_app(AppOptions::for_pool(backend, &pool).await).await;
     let bearer = format!("Bearer {API_KEY}");
 
@@ -28,27 +32,55 @@ async fn known_password_leaves_no_trace(backend: Backend) {
     assert_match(&app.post_hook(&extended).await);
     // Refused bodies that carry the password.
     let truncated = format!("{{\"identifier\":\"rita\",\"password\":\"{KNOWN_PASSWORD}\"");
-    assert_eq!(app.post_hook_raw(truncated.into_bytes(), Some(&bearer)).await.status, 400);
-    let wrong_type = format!("{{\"identifier\":[\"{KNOWN_PASSWORD}\"],\"password\":{{\"{KNOWN_PASSWORD}\":1}}}}");
-    assert_eq!(app.post_hook_raw(wrong_type.into_bytes(), Some(&bearer)).await.status, 400);
+    assert_eq!(
+        app.post_hook_raw(truncated.into_bytes(), Some(&bearer))
+            .await
+            .status,
+        400
+    );
+    let wrong_type = format!(
+        "{{\"identifier\":[\"{KNOWN_PASSWORD}\"],\"password\":{{\"{KNOWN_PASSWORD}\":1}}}}"
+    );
+    assert_eq!(
+        app.post_hook_raw(wrong_type.into_bytes(), Some(&bearer))
+            .await
+            .status,
+        400
+    );
     let unauthenticated = format!("{{\"identifier\":\"rita\",\"password\":\"{KNOWN_PASSWORD}\"}}");
-    assert_eq!(app.post_hook_raw(unauthenticated.into_bytes(), Some("Bearer wrong")).await.status, 401);
+    assert_eq!(
+        app.post_hook_raw(unauthenticated.into_bytes(), Some("Bearer wrong"))
+            .await
+            .status,
+        401
+    );
 
     let captured = logs.contents();
     assert!(
         captured.contains("password migration hook answered"),
         "the log capture must see the hook's own lines"
     );
-    assert!(!captured.contains(KNOWN_PASSWORD), "the password reached the logs");
+    assert!(
+        !captured.contains(KNOWN_PASSWORD),
+        "the password reached the logs"
+    );
     assert!(!captured.contains(API_KEY), "the API key reached the logs");
-    assert!(!captured.contains("rita@example.com"), "a full e-mail address reached the logs");
+    assert!(
+        !captured.contains("rita@example.com"),
+        "a full e-mail address reached the logs"
+    );
 
     let dump = app.database.dump().await;
     assert!(dump.contains("rita"), "the dump must see the rows: {dump}");
-    assert!(!dump.contains(KNOWN_PASSWORD), "the password reached the database: {dump}");
+    assert!(
+        !dump.contains(KNOWN_PASSWORD),
+        "the password reached the database: {dump}"
+    );
     for file in app.database.sqlite_files() {
         let bytes = std::fs::read(&file).unwrap();
-        let found = bytes.windows(KNOWN_PASSWORD.len()).any(|w| w == KNOWN_PASSWORD.as_bytes());
+        let found = bytes
+            .windows(KNOWN_PASSWORD.len())
+            .any(|w| w == KNOWN_PASSWORD.as_bytes());
         assert!(!found, "the password is in {}", file.display());
     }
 }
