@@ -47,26 +47,45 @@ ORDER BY CASE
     ELSE 4 END
 LIMIT 1";
 
-const UPSERT_USER: &str = "
-INSERT INTO users (cognito_username, username_normalized, state, migrated_via, mfa_dropped,
-                   created_at, updated_at, migrated_at, last_attempt_at)
-VALUES ($1, $2, COALESCE($3, 'pending'), $4, $5, $6, $6, CASE WHEN $4 IS NULL THEN NULL ELSE $6 END, $6)
-ON CONFLICT (cognito_username) DO UPDATE SET
-    state = CASE WHEN users.state = 'migrated' THEN users.state ELSE COALESCE($3, users.state) END,
-    migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
-                        ELSE COALESCE($4, users.migrated_via) END,
-    migrated_at = CASE WHEN users.state = 'migrated' OR $4 IS NULL THEN users.migrated_at ELSE $6 END,
-    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $5 END,
-    updated_at = $6,
-    last_attempt_at = $6";
-
-const TOUCH_USER: &str =
-    "UPDATE users SET last_attempt_at = $2, updated_at = $2 WHERE cognito_username = $1";
-
-const INSERT_ATTEMPT: &str = "
+// Recording is one statement, so one round trip and atomic without an explicit transaction:
+// the user-row change runs as a data-modifying CTE beside the attempt insert.
+// $1..$8 are the attempt's columns; $9.. the user row's.
+macro_rules! log_attempt {
+    () => {
+        "
 INSERT INTO attempts (at, cognito_username, outcome, cognito_latency_ms, cognito_calls,
                       request_id, trigger_id, identity_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    };
+}
+
+const LOG_ATTEMPT: &str = log_attempt!();
+
+const UPSERT_USER_AND_LOG: &str = concat!(
+    "
+WITH user_row AS (
+INSERT INTO users (cognito_username, username_normalized, state, migrated_via, mfa_dropped,
+                   created_at, updated_at, migrated_at, last_attempt_at)
+VALUES ($2, $9, COALESCE($10, 'pending'), $11, $12, $1, $1, CASE WHEN $11 IS NULL THEN NULL ELSE $1 END, $1)
+ON CONFLICT (cognito_username) DO UPDATE SET
+    state = CASE WHEN users.state = 'migrated' THEN users.state ELSE COALESCE($10, users.state) END,
+    migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
+                        ELSE COALESCE($11, users.migrated_via) END,
+    migrated_at = CASE WHEN users.state = 'migrated' OR $11 IS NULL THEN users.migrated_at ELSE $1 END,
+    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $12 END,
+    updated_at = $1,
+    last_attempt_at = $1
+)",
+    log_attempt!()
+);
+
+const TOUCH_USER_AND_LOG: &str = concat!(
+    "
+WITH user_row AS (
+    UPDATE users SET last_attempt_at = $1, updated_at = $1 WHERE cognito_username = $2
+)",
+    log_attempt!()
+);
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -91,29 +110,12 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        match attempt.row_change() {
-            Some((RowChange::Upsert, username)) => {
-                sqlx::query(UPSERT_USER)
-                    .bind(username)
-                    .bind(crate::domain::normalize_identifier(username))
-                    .bind(attempt.outcome.new_state().map(|state| state.as_str()))
-                    .bind(attempt.migrated_via())
-                    .bind(attempt.outcome == crate::domain::Outcome::VerifiedMfaDropped)
-                    .bind(attempt.at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Some((RowChange::TouchExisting, username)) => {
-                sqlx::query(TOUCH_USER)
-                    .bind(username)
-                    .bind(attempt.at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {}
-        }
-        sqlx::query(INSERT_ATTEMPT)
+        let statement = match attempt.row_change() {
+            Some((RowChange::Upsert, _)) => UPSERT_USER_AND_LOG,
+            Some((RowChange::TouchExisting, _)) => TOUCH_USER_AND_LOG,
+            None => LOG_ATTEMPT,
+        };
+        let mut query = sqlx::query(statement)
             .bind(attempt.at)
             .bind(attempt.cognito_username.as_deref())
             .bind(attempt.outcome.as_str())
@@ -121,10 +123,15 @@ impl Store for PostgresStore {
             .bind(attempt.cognito_calls)
             .bind(attempt.request_id.as_deref())
             .bind(attempt.trigger_id.as_deref())
-            .bind(attempt.identity_id.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(attempt.identity_id.as_deref());
+        if let Some((RowChange::Upsert, username)) = attempt.row_change() {
+            query = query
+                .bind(crate::domain::normalize_identifier(username))
+                .bind(attempt.outcome.new_state().map(|state| state.as_str()))
+                .bind(attempt.migrated_via())
+                .bind(attempt.outcome == crate::domain::Outcome::VerifiedMfaDropped);
+        }
+        query.execute(&self.pool).await?;
         Ok(())
     }
 

@@ -19,25 +19,6 @@ const SHORT_DEADLINE_MS: u64 = 1500;
 /// Slack for the HTTP round trip on top of the hook's own deadline.
 const SLACK: Duration = Duration::from_millis(100);
 
-/// Generate `sqlite` and `postgres` tests from `async fn name(backend: Backend)`.
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            use crate::helpers::Backend;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
 on_both_backends!(
     unconfirmed_user_is_refused_and_needs_recovery,
     reset_required_user_is_refused_and_needs_recovery,

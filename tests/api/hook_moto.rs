@@ -9,22 +9,6 @@ use crate::moto::Pool;
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
 
-/// Generate one test per backend for each async fn taking a `Backend`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     verdicts_and_rows,
     temporary_password_allowed_by_policy,

@@ -1,6 +1,23 @@
 //! Integration tests through the real HTTP server: moto as Cognito, a loopback fake for what
 //! moto cannot do, a Kratos double, SQLite and Postgres.
 
+/// Generate `sqlite` and `postgres` tests from each `async fn name(backend: Backend)`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+
 mod cli;
 mod helpers;
 mod hook_moto;

@@ -25,8 +25,8 @@ pub fn test_credentials() -> SharedCredentialsProvider {
 pub async fn endpoint() -> String {
     MOTO.get_or_init(|| async {
         let url = match std::env::var(MOTO_URL_ENV) {
-            Ok(url) => url,
-            Err(_) => start_moto(),
+            Ok(url) if !url.is_empty() => url,
+            _ => start_moto(),
         };
         wait_until_ready(&url).await;
         url
