@@ -76,8 +76,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let store = store::connect(&settings.database.url, settings.database.max_connections)
                 .await
                 .context("opening the database named by `database.url`")?;
-            store.migrate().await?;
-            let progress = store.progress().await?;
+            let progress = store.progress().await.context(
+                "reading progress (a new database needs `cognito-bridge migrate` or `serve` first)",
+            )?;
             print!("{}", report::render(&progress, format));
         }
     }

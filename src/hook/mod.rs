@@ -136,7 +136,7 @@ impl HookService {
     /// Decide one hook call. Always returns within the deadline; store trouble is logged
     /// and never changes the verdict.
     #[tracing::instrument(name = "password_migration", skip_all, fields(
-        request_id = meta.request_id.as_deref().unwrap_or(""),
+        ory_request_id = meta.request_id.as_deref().unwrap_or(""),
         user = tracing::field::Empty,
         outcome = tracing::field::Empty,
         cognito_calls = tracing::field::Empty,

@@ -95,6 +95,10 @@ fn invalid_values_and_missing_files_are_named() {
 #[test]
 fn migrate_creates_the_default_sqlite_database_and_report_reads_it() {
     let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["report"], &[]).output().unwrap();
+    assert!(!output.status.success(), "report does not create tables");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cognito-bridge migrate"));
+
     let output = bridge(&dir, &["migrate"], &[]).output().unwrap();
     assert!(
         output.status.success(),
