@@ -43,6 +43,22 @@ impl Dependencies {
     /// Open and migrate the database, build the AWS client once.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let cognito = CognitoConfig::from_settings(&settings.cognito)?;
+        if cognito.timeout >= settings.hooks.deadline() {
+            tracing::warn!(
+                "cognito.timeout_ms is not below hooks.deadline_ms: a slow Cognito call gets no retry"
+            );
+        }
+        tracing::info!(
+            user_pool_id = %cognito.user_pool_id,
+            region = %cognito.region,
+            endpoint = cognito.endpoint_url.as_ref().map_or("AWS", |url| url.as_str()),
+            secret_hash = cognito.client_secret.is_some(),
+            mfa_policy = ?settings.hooks.mfa_policy,
+            temporary_password_policy = ?settings.hooks.temporary_password_policy,
+            deadline_ms = settings.hooks.deadline_ms,
+            api_keys = settings.hooks.api_keys.len(),
+            "starting"
+        );
         let store = store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .context("opening the database named by `database.url`")?;
