@@ -13,6 +13,8 @@ use crate::cognito::{Policies, Policy};
 
 pub const DEFAULT_CONFIG_FILE: &str = "cognito-bridge.toml";
 pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
+/// Kratos waits 30 s per hook attempt; answering later makes it retry.
+pub const MAX_DEADLINE_MS: u64 = 25_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -332,6 +334,21 @@ impl Settings {
         if settings.hooks.deadline_ms == 0 {
             return Err(invalid("hooks.deadline_ms", "must be greater than 0"));
         }
+        if settings.hooks.deadline_ms > MAX_DEADLINE_MS {
+            return Err(invalid(
+                "hooks.deadline_ms",
+                format!(
+                    "must be at most {MAX_DEADLINE_MS}: Kratos gives up on an attempt after 30 s \
+                     and retries it, which would be one more Cognito attempt"
+                ),
+            ));
+        }
+        if let Err(error) = crate::telemetry::filter(&settings.log.level) {
+            return Err(invalid(
+                "log.level",
+                format!("not a tracing filter: {error}"),
+            ));
+        }
         if settings.database.max_connections == 0 {
             return Err(invalid(
                 "database.max_connections",
@@ -417,6 +434,12 @@ mod tests {
                 "hooks.deadline_ms",
             ),
             ("COGNITO_BRIDGE__HOOKS__API_KEY", "typo", "api_key"),
+            (
+                "COGNITO_BRIDGE__HOOKS__DEADLINE_MS",
+                "30000",
+                "hooks.deadline_ms",
+            ),
+            ("COGNITO_BRIDGE__LOG__LEVEL", "info,[", "log.level"),
         ];
         for (name, value, key) in cases {
             let error = Settings::load_from(None, env(&[(name, value)]))

@@ -6,16 +6,31 @@ use tracing_subscriber::{EnvFilter, layer::SubscriberExt};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// A subscriber writing to `writer`; tests pass a buffer to inspect what was logged.
-pub fn subscriber<W>(settings: &LogSettings, writer: W) -> Box<dyn Subscriber + Send + Sync>
+/// Targets whose TRACE output could carry a request body, capped whatever the filter says:
+/// the AWS SDK's orchestrator logs each outgoing request (today with the body boxed, but a
+/// buffered body would print, and `AdminInitiateAuth` bodies hold the password).
+const CAPPED_TARGETS: [&str; 1] = ["aws_smithy_runtime::client::orchestrator=debug"];
+
+/// `filter` (a `tracing` directive list such as `info,sqlx=warn`) with the caps added.
+pub fn filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let mut filter = EnvFilter::try_new(directives)?;
+    for cap in CAPPED_TARGETS {
+        filter = filter.add_directive(cap.parse().expect("the caps are valid directives"));
+    }
+    Ok(filter)
+}
+
+/// A subscriber with `format` and `directives`, writing to `writer` (tests pass a buffer).
+pub fn subscriber<W>(
+    format: LogFormat,
+    directives: &str,
+    writer: W,
+) -> Result<Box<dyn Subscriber + Send + Sync>, tracing_subscriber::filter::ParseError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    match settings.format {
+    let registry = tracing_subscriber::registry().with(filter(directives)?);
+    Ok(match format {
         LogFormat::Json => Box::new(
             registry.with(
                 tracing_subscriber::fmt::layer()
@@ -32,10 +47,32 @@ where
                     .with_writer(writer),
             ),
         ),
-    }
+    })
 }
 
 /// Install the process-wide subscriber, logging to stderr (stdout is for command output).
+/// `RUST_LOG`, when set and valid, wins over `log.level` (checked at load).
 pub fn init(settings: &LogSettings) {
-    let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stderr));
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| filter(value).is_ok())
+        .unwrap_or_else(|| settings.level.clone());
+    if let Ok(subscriber) = subscriber(settings.format, &directives, std::io::stderr) {
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_request_log_stays_capped_even_at_trace() {
+        let filter = filter("trace").unwrap().to_string();
+        assert!(
+            filter.contains("aws_smithy_runtime::client::orchestrator=debug"),
+            "{filter}"
+        );
+        assert!(super::filter("info,,=nonsense[").is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Cognito: the verifier boundary, and Contract 2's verdict table in one function.
 
 mod aws;
+mod health;
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 pub use aws::{AwsCognito, sdk_http_client, secret_hash};
+pub use health::{CognitoHealth, OBSERVATION_TTL};
 
 use crate::domain::{CognitoUsername, Outcome, Password};
 
@@ -64,10 +66,16 @@ const MFA_CHALLENGES: [&str; 4] = [
     "SELECT_MFA_TYPE",
 ];
 /// Error codes that mean "Cognito could not decide now": retried while the deadline allows.
-const UNAVAILABLE_CODES: [&str; 3] = [
+/// Contract 2 names the first three; the rest are AWS-wide throttling and transient codes
+/// that arrive with a 4xx status and would otherwise read as configuration errors.
+const UNAVAILABLE_CODES: [&str; 7] = [
     "TooManyRequestsException",
     "LimitExceededException",
     "InternalErrorException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "RequestTimeoutException",
+    "ServiceUnavailableException",
 ];
 
 /// Contract 2's verdict table. Matches on codes, never on messages.

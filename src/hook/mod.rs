@@ -3,7 +3,7 @@
 
 mod request;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 pub use request::{HookBodyError, HookRequest};
 
-use crate::cognito::{CognitoAnswer, CognitoVerifier, Policies, verdict};
+use crate::cognito::{CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict};
 use crate::domain::{CognitoUsername, Outcome};
 use crate::store::{Attempt, Store, UserLookup};
 
@@ -20,59 +20,6 @@ use crate::store::{Attempt, Store, UserLookup};
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub trigger_id: Option<String>,
-}
-
-/// The last configuration error Cognito reported, for `/health/ready`.
-#[derive(Debug, Default)]
-pub struct CognitoHealth {
-    last_configuration_error: Mutex<Option<String>>,
-}
-
-impl CognitoHealth {
-    pub fn with_problem(problem: Option<String>) -> Self {
-        Self {
-            last_configuration_error: Mutex::new(problem),
-        }
-    }
-
-    pub fn problem(&self) -> Option<String> {
-        self.last_configuration_error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    fn observe(&self, outcome: Outcome, answer: Option<&CognitoAnswer>) {
-        let mut slot = self
-            .last_configuration_error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match (outcome, answer) {
-            (Outcome::Misconfigured, Some(answer)) => {
-                *slot = Some(describe_configuration_error(answer))
-            }
-            (outcome, _) if outcome.is_decided() => *slot = None,
-            _ => {}
-        }
-    }
-}
-
-fn describe_configuration_error(answer: &CognitoAnswer) -> String {
-    match answer {
-        CognitoAnswer::Error {
-            code: Some(code),
-            status,
-        } => {
-            format!(
-                "Cognito refused our call: {code} (HTTP {status}); check the cognito settings and IAM permissions"
-            )
-        }
-        CognitoAnswer::Error { code: None, status } => {
-            format!("Cognito refused our call with HTTP {status}; check the cognito settings")
-        }
-        _ => "the Cognito request could not be sent; check AWS credentials and cognito settings"
-            .to_owned(),
-    }
 }
 
 /// Timing knobs of the hook; the defaults come from `hooks.deadline_ms`.
@@ -129,8 +76,12 @@ impl HookService {
         }
     }
 
-    pub fn health(&self) -> &Arc<CognitoHealth> {
-        &self.health
+    /// The Cognito problem `/health/ready` should report, if any: the last observation when
+    /// recent, else a fresh probe.
+    pub async fn cognito_problem(&self) -> Option<String> {
+        self.health
+            .current_problem(self.verifier.as_ref(), self.policies)
+            .await
     }
 
     /// Decide one hook call. Always returns within the deadline; store trouble is logged
@@ -250,7 +201,7 @@ impl HookService {
             calls += 1;
             latency += call_started.elapsed();
             let outcome = verdict(&answer, self.policies);
-            self.health.observe(outcome, Some(&answer));
+            self.health.observe(outcome, &answer);
             match (outcome, &answer) {
                 (Outcome::Unavailable, _) => {
                     tracing::warn!(?answer, attempt = calls, "Cognito unavailable");

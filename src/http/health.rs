@@ -11,22 +11,25 @@ pub async fn alive() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "alive"}))
 }
 
-/// Ready when the database answers and Cognito has not reported a configuration error.
+/// Ready when the database answers and the Cognito settings are usable: Cognito decided the
+/// last hook call or probe (at most 30 s ago), rather than refusing our call itself.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: database does not answer");
-            Some("database does not answer")
-        }
-        Err(_) => Some("database did not answer within 2 s"),
+    let database_problem =
+        match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "readiness: database does not answer");
+                Some("database does not answer".to_owned())
+            }
+            Err(_) => Some("database did not answer within 2 s".to_owned()),
+        };
+    let problem = match database_problem {
+        Some(problem) => Some(problem),
+        None => state.hooks.cognito_problem().await,
     };
-    let cognito = state.hooks.health().problem();
-    match (database, cognito) {
-        (None, None) => HttpResponse::Ok().json(json!({"status": "ready"})),
-        (Some(reason), _) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "reason": reason})),
-        (None, Some(reason)) => HttpResponse::ServiceUnavailable()
+    match problem {
+        None => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Some(reason) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "not_ready", "reason": reason})),
     }
 }

@@ -15,9 +15,9 @@ use tracing_actix_web::TracingLogger;
 
 pub use error::ApiError;
 
-use crate::cognito::{AwsCognito, CognitoVerifier};
+use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{CognitoConfig, Settings};
-use crate::hook::{CognitoHealth, HookService, HookTiming};
+use crate::hook::{HookService, HookTiming};
 use crate::store::{self, Store};
 
 pub const HOOK_PATH: &str = "/hooks/password-migration";
@@ -35,7 +35,7 @@ pub struct Dependencies {
     pub store: Arc<dyn Store>,
     pub verifier: Arc<dyn CognitoVerifier>,
     /// A Cognito problem found at startup (no credentials), shown by `/health/ready`
-    /// until Cognito decides a hook call.
+    /// until Cognito decides a hook call or a readiness probe.
     pub cognito_problem: Option<String>,
 }
 
@@ -103,7 +103,7 @@ impl Application {
             dependencies.verifier,
             settings.hooks.policies(),
             HookTiming::for_deadline(settings.hooks.deadline()),
-            Arc::new(CognitoHealth::with_problem(dependencies.cognito_problem)),
+            Arc::new(CognitoHealth::new(dependencies.cognito_problem)),
         );
         let state = web::Data::new(AppState {
             hooks,

@@ -511,6 +511,42 @@ async fn a_wrong_user_pool_is_424_misconfigured() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
+#[tokio::test]
+async fn readiness_probes_cognito_when_no_hook_call_told_it_anything() {
+    // Correct settings: the probe's unknown user is a decided answer, so ready; the
+    // probe result stands for a while, so a second check does not call Cognito again.
+    let fake = start_fake().await;
+    let app = spawn_with(&fake, Backend::Sqlite, 5000).await;
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(fake.total_calls(), 1, "one probe");
+    let (status, _) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fake.total_calls(), 1, "the probe result is reused");
+    assert!(
+        app.store.recent_attempts(10).await.unwrap().is_empty(),
+        "probes are not attempts"
+    );
+
+    // A wrong pool: not ready before any user logs in.
+    let fake = start_fake().await;
+    let app = spawn_app(AppOptions::new(
+        Backend::Sqlite,
+        &fake.endpoint,
+        "us-east-1_otherpool",
+        cognito_fake::CLIENT_ID,
+    ))
+    .await;
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ResourceNotFoundException")),
+        "{body}"
+    );
+}
+
 // --- the attempt log --------------------------------------------------------------------------
 
 async fn attempt_rows_record_outcome_calls_and_request_id(backend: Backend) {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cognito_bridge::cognito::AwsCognito;
-use cognito_bridge::config::{CognitoConfig, LogFormat, LogSettings, Settings};
+use cognito_bridge::config::{CognitoConfig, LogFormat, Settings};
 use cognito_bridge::http::{Application, Dependencies, HOOK_PATH};
 use cognito_bridge::store::{self, Store};
 use reqwest::StatusCode;
@@ -369,12 +369,12 @@ pub fn capture_logs() -> LogBuffer {
         .get_or_init(|| {
             let buffer = LogBuffer::default();
             let writer = buffer.clone();
-            let settings = LogSettings {
-                format: LogFormat::Json,
-                level: "trace".to_owned(),
-            };
+            // Everything at TRACE whatever RUST_LOG says: the most an operator could log.
             let subscriber =
-                cognito_bridge::telemetry::subscriber(&settings, move || writer.clone());
+                cognito_bridge::telemetry::subscriber(LogFormat::Json, "trace", move || {
+                    writer.clone()
+                })
+                .expect("a valid filter");
             tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
             buffer
         })

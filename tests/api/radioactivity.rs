@@ -61,6 +61,10 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         "the log capture must see the hook's own lines"
     );
     assert!(
+        captured.contains(r#""level":"TRACE""#),
+        "the log capture must run at TRACE"
+    );
+    assert!(
         !captured.contains(KNOWN_PASSWORD),
         "the password reached the logs"
     );
