@@ -226,14 +226,13 @@ impl HookSettings {
                 ),
             ));
         }
-        if self.api_keys.iter().any(|key| {
-            key.expose_secret().trim().is_empty()
-                || key.expose_secret().contains(char::is_whitespace)
-        }) {
-            return Err(invalid(
-                "hooks.api_keys",
-                "keys must be non-empty and contain no whitespace",
-            ));
+        // Blank entries were dropped at load; a key with inner blanks cannot travel in a header.
+        if self
+            .api_keys
+            .iter()
+            .any(|key| key.expose_secret().contains(char::is_whitespace))
+        {
+            return Err(invalid("hooks.api_keys", "keys must contain no whitespace"));
         }
         if self.deadline_ms < 100 {
             return Err(invalid("hooks.deadline_ms", "must be at least 100"));

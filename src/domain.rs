@@ -19,43 +19,9 @@ impl Password {
         &self.0
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Cognito accepts passwords of at most 256 characters; a longer one cannot match.
     pub fn could_be_cognito_password(&self) -> bool {
         !self.0.is_empty() && self.0.chars().count() <= 256
-    }
-}
-
-/// The identifier exactly as the user typed it into Kratos.
-#[derive(Clone)]
-pub struct Identifier(String);
-
-impl Identifier {
-    pub fn new(raw: String) -> Self {
-        Self(raw)
-    }
-
-    pub fn as_typed(&self) -> &str {
-        &self.0
-    }
-
-    /// Trimmed and lower-cased: the form our store keeps for lookups.
-    pub fn normalized(&self) -> String {
-        normalize_identifier(&self.0)
-    }
-
-    /// A form safe for logs: never a full e-mail address.
-    pub fn redacted(&self) -> String {
-        redact(&self.0)
-    }
-}
-
-impl fmt::Debug for Identifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Identifier({})", self.redacted())
     }
 }
 

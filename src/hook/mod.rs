@@ -12,7 +12,7 @@ use tokio::time::Instant;
 pub use request::{HookBodyError, HookRequest};
 
 use crate::cognito::{CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict};
-use crate::domain::{CognitoUsername, Outcome};
+use crate::domain::{CognitoUsername, Outcome, normalize_identifier};
 use crate::store::{Attempt, Store, UserLookup};
 
 /// Kratos's correlation headers, for the span and the attempt log.
@@ -147,7 +147,7 @@ impl HookService {
         cognito_deadline: Instant,
     ) -> Option<CognitoUsername> {
         let identifier = request.identifier().trim();
-        let normalized = request.identifier_value().normalized();
+        let normalized = normalize_identifier(identifier);
         let lookup = UserLookup {
             identity_id: request.identity_id(),
             external_id: request.external_id(),

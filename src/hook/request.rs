@@ -3,12 +3,13 @@
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::domain::{Identifier, Password};
+use crate::domain::Password;
 
 /// A parsed password-migration request. The password is only reachable through
 /// [`HookRequest::password`], which hands out the zeroising [`Password`].
 pub struct HookRequest {
-    identifier: Identifier,
+    /// As the user typed it, not normalised.
+    identifier: String,
     password: Password,
     identity_id: Option<String>,
     external_id: Option<String>,
@@ -67,7 +68,7 @@ impl HookRequest {
             .map(|identity| (identity.id, identity.external_id))
             .unwrap_or_default();
         Ok(Self {
-            identifier: Identifier::new(identifier),
+            identifier,
             password: Password::new(password),
             identity_id: non_empty(raw.identity_id.or(nested_id)),
             external_id: non_empty(raw.external_id.or(nested_external_id)),
@@ -77,10 +78,6 @@ impl HookRequest {
     }
 
     pub fn identifier(&self) -> &str {
-        self.identifier.as_typed()
-    }
-
-    pub fn identifier_value(&self) -> &Identifier {
         &self.identifier
     }
 

@@ -89,12 +89,16 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.hooks.check_for_serving()?;
         let dependencies = Dependencies::from_settings(&settings).await?;
-        Self::build_with(settings, dependencies)
+        Self::bind(settings, dependencies)
     }
 
     /// Bind `server.listen` (port 0 picks a free one) and route with the given parts.
     pub fn build_with(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
         settings.hooks.check_for_serving()?;
+        Self::bind(settings, dependencies)
+    }
+
+    fn bind(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding `server.listen` = {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();

@@ -2,6 +2,7 @@
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -61,14 +62,13 @@ impl Attempt {
     /// What this attempt does to the user's row: create or move it when Cognito proved
     /// the user exists; otherwise only note the attempt on a row that is already there
     /// (so typos and guesses never add phantom stragglers).
-    fn row_change(&self) -> Option<(RowChange, &str)> {
-        let username = self.cognito_username.as_deref()?;
-        let change = if self.outcome.proves_user_exists() {
+    fn row_change(&self) -> Option<RowChange> {
+        self.cognito_username.as_ref()?;
+        Some(if self.outcome.proves_user_exists() {
             RowChange::Upsert
         } else {
             RowChange::TouchExisting
-        };
-        Some((change, username))
+        })
     }
 
     fn migrated_via(&self) -> Option<&'static str> {

@@ -4,13 +4,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::sql::{self, bind_attempt};
 use super::{
     Attempt, AttemptRecord, Progress, RowChange, Store, StoreError, UserLookup, UserRecord,
-    state_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -33,49 +32,33 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
-
-    pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool }
-    }
 }
-
-const RESOLVE: &str = "
-SELECT cognito_username FROM users
-WHERE kratos_identity_id = ?1 OR external_id = ?2 OR cognito_username = ?3
-   OR username_normalized = ?4 OR email_normalized = ?4
-ORDER BY CASE
-    WHEN kratos_identity_id = ?1 THEN 0
-    WHEN external_id = ?2 THEN 1
-    WHEN cognito_username = ?3 THEN 2
-    WHEN username_normalized = ?4 THEN 3
-    ELSE 4 END
-LIMIT 1";
-
-const UPSERT_USER: &str = "
-INSERT INTO users (cognito_username, username_normalized, state, migrated_via, mfa_dropped,
-                   created_at, updated_at, migrated_at, last_attempt_at)
-VALUES (?1, ?2, COALESCE(?3, 'pending'), ?4, ?5, ?6, ?6, CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END, ?6)
-ON CONFLICT (cognito_username) DO UPDATE SET
-    state = CASE WHEN users.state = 'migrated' THEN users.state ELSE COALESCE(?3, users.state) END,
-    migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
-                        ELSE COALESCE(?4, users.migrated_via) END,
-    migrated_at = CASE WHEN users.state = 'migrated' OR ?4 IS NULL THEN users.migrated_at ELSE ?6 END,
-    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE ?5 END,
-    updated_at = ?6,
-    last_attempt_at = ?6";
-
-const TOUCH_USER: &str =
-    "UPDATE users SET last_attempt_at = ?2, updated_at = ?2 WHERE cognito_username = ?1";
-
-const INSERT_ATTEMPT: &str = "
-INSERT INTO attempts (at, cognito_username, outcome, cognito_latency_ms, cognito_calls,
-                      request_id, trigger_id, identity_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// SQLite has no data-modifying CTEs: the row change and the attempt share a transaction
+    /// (in-process, so the extra statements cost no round trips).
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row_statement = match attempt.row_change() {
+            Some(RowChange::Upsert) => Some((sql::UPSERT_USER, true)),
+            Some(RowChange::TouchExisting) => Some((sql::TOUCH_USER, false)),
+            None => None,
+        };
+        if let Some((statement, with_user_row)) = row_statement {
+            bind_attempt!(sqlx::query(statement), attempt, with_user_row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        bind_attempt!(sqlx::query(sql::LOG_ATTEMPT), attempt, false)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -85,7 +68,7 @@ impl Store for SqliteStore {
     }
 
     async fn resolve_username(&self, lookup: UserLookup<'_>) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(RESOLVE)
+        Ok(sqlx::query_scalar(sql::RESOLVE)
             .bind(lookup.identity_id)
             .bind(lookup.external_id)
             .bind(lookup.identifier)
@@ -94,119 +77,33 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        match attempt.row_change() {
-            Some((RowChange::Upsert, username)) => {
-                sqlx::query(UPSERT_USER)
-                    .bind(username)
-                    .bind(crate::domain::normalize_identifier(username))
-                    .bind(attempt.outcome.new_state().map(|state| state.as_str()))
-                    .bind(attempt.migrated_via())
-                    .bind(attempt.outcome == crate::domain::Outcome::VerifiedMfaDropped)
-                    .bind(attempt.at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Some((RowChange::TouchExisting, username)) => {
-                sqlx::query(TOUCH_USER)
-                    .bind(username)
-                    .bind(attempt.at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {}
-        }
-        sqlx::query(INSERT_ATTEMPT)
-            .bind(attempt.at)
-            .bind(attempt.cognito_username.as_deref())
-            .bind(attempt.outcome.as_str())
-            .bind(attempt.cognito_latency_ms)
-            .bind(attempt.cognito_calls)
-            .bind(attempt.request_id.as_deref())
-            .bind(attempt.trigger_id.as_deref())
-            .bind(attempt.identity_id.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            bool,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT cognito_username, state, migrated_via, mfa_dropped, external_id,
-                    kratos_identity_id, migrated_at, last_attempt_at
-             FROM users WHERE cognito_username = ?1",
-        )
-        .bind(cognito_username)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(UserRecord {
-                cognito_username: r.0,
-                state: state_from_db(r.1)?,
-                migrated_via: r.2,
-                mfa_dropped: r.3,
-                external_id: r.4,
-                kratos_identity_id: r.5,
-                migrated_at: r.6,
-                last_attempt_at: r.7,
-            })
-        })
-        .transpose()
+        sqlx::query_as(sql::SELECT_USER)
+            .bind(cognito_username)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(sql::user_from_row)
+            .transpose()
     }
 
     async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError> {
-        type Row = (
-            DateTime<Utc>,
-            Option<String>,
-            String,
-            Option<i64>,
-            i32,
-            Option<String>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT at, cognito_username, outcome, cognito_latency_ms, cognito_calls, request_id
-             FROM attempts ORDER BY id DESC LIMIT ?1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AttemptRecord {
-                at: r.0,
-                cognito_username: r.1,
-                outcome: r.2,
-                cognito_latency_ms: r.3,
-                cognito_calls: r.4,
-                request_id: r.5,
-            })
-            .collect())
+        let rows: Vec<sql::AttemptRow> = sqlx::query_as(sql::RECENT_ATTEMPTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(sql::attempt_from_row).collect())
     }
 
     async fn progress(&self) -> Result<Progress, StoreError> {
-        let states: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM users GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?;
-        let mfa_dropped: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE mfa_dropped")
+        let states = sqlx::query_as(sql::STATE_COUNTS)
+            .fetch_all(&self.pool)
+            .await?;
+        let mfa_dropped = sqlx::query_scalar(sql::MFA_DROPPED_COUNT)
             .fetch_one(&self.pool)
             .await?;
-        let outcomes: Vec<(String, i64)> =
-            sqlx::query_as("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome")
-                .fetch_all(&self.pool)
-                .await?;
+        let outcomes = sqlx::query_as(sql::OUTCOME_COUNTS)
+            .fetch_all(&self.pool)
+            .await?;
         Progress::from_counts(states, mfa_dropped, outcomes)
     }
 }
