@@ -64,7 +64,8 @@ fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<(), ApiError>
     }
 }
 
-/// Read at most `limit` bytes into a buffer that is wiped when dropped.
+/// Read at most `limit` bytes into a buffer that is wiped when dropped. (actix's own
+/// network buffers are outside our reach and are not wiped.)
 async fn read_body(
     headers: &HeaderMap,
     mut payload: web::Payload,
@@ -77,7 +78,9 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(512).min(limit)));
+    // Allocated once at full size: a growing Vec would leave unwiped copies of the
+    // password behind each reallocation.
+    let mut body = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(limit).min(limit)));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::BodyUnreadable)?;
         if body.len() + chunk.len() > limit {
