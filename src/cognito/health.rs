@@ -84,6 +84,16 @@ impl CognitoHealth {
                 "Cognito readiness probe"
             );
             self.observe(outcome, &answer);
+            if outcome == Outcome::Unavailable {
+                // Says nothing about the settings, but counts as asked: an unavailable
+                // Cognito is probed once per TTL, not on every readiness check.
+                let mut last = self.lock();
+                let problem = last.take().and_then(|observation| observation.problem);
+                *last = Some(Observation {
+                    at: Instant::now(),
+                    problem,
+                });
+            }
         }
         self.lock()
             .as_ref()

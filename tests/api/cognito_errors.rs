@@ -528,6 +528,21 @@ async fn readiness_probes_cognito_when_no_hook_call_told_it_anything() {
         "probes are not attempts"
     );
 
+    // An unavailable Cognito says nothing about the settings: still ready, and probed once
+    // per 30 s rather than on every readiness check.
+    let fake = start_fake().await;
+    fake.user(
+        "cognito-bridge-readiness-probe",
+        PASSWORD,
+        Script::error("TooManyRequestsException"),
+    );
+    let app = spawn_with(&fake, Backend::Sqlite, 5000).await;
+    for _ in 0..3 {
+        let (status, body) = app.get("/health/ready").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(fake.calls("cognito-bridge-readiness-probe"), 1);
+
     // A wrong pool: not ready before any user logs in.
     let fake = start_fake().await;
     let app = spawn_app(AppOptions::new(
