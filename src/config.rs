@@ -1,6 +1,7 @@
 //! Settings: one TOML file plus `COGNITO_BRIDGE__SECTION__KEY` environment variables,
 //! parsed into real types at load; errors name the key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cognito: CognitoSettings,
     pub hooks: HookSettings,
+    pub kratos: KratosSettings,
+    pub import: ImportSettings,
     pub log: LogSettings,
 }
 
@@ -104,19 +107,15 @@ impl Default for CognitoSettings {
     }
 }
 
-/// Cognito settings checked and typed: what the verifier needs.
+/// Where the user pool is: what listing users needs (no app client).
 #[derive(Debug, Clone)]
-pub struct CognitoConfig {
+pub struct CognitoPool {
     pub region: String,
     pub user_pool_id: String,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
     pub endpoint_url: Option<Url>,
-    /// Time budget of one `AdminInitiateAuth` attempt.
-    pub timeout: Duration,
 }
 
-impl CognitoConfig {
+impl CognitoPool {
     pub fn from_settings(settings: &CognitoSettings) -> Result<Self, ConfigError> {
         let user_pool_id = required(&settings.user_pool_id, "cognito.user_pool_id")?;
         let pool_region = user_pool_id
@@ -133,7 +132,6 @@ impl CognitoConfig {
             Some(region) if !region.trim().is_empty() => region.trim().to_owned(),
             _ => pool_region,
         };
-        let client_id = required(&settings.client_id, "cognito.client_id")?;
         let endpoint_url = settings
             .endpoint_url
             .as_deref()
@@ -143,6 +141,34 @@ impl CognitoConfig {
                     .map_err(|error| invalid("cognito.endpoint_url", error.to_string()))
             })
             .transpose()?;
+        Ok(Self {
+            region,
+            user_pool_id,
+            endpoint_url,
+        })
+    }
+}
+
+/// Cognito settings checked and typed: what the verifier needs.
+#[derive(Debug, Clone)]
+pub struct CognitoConfig {
+    pub region: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub endpoint_url: Option<Url>,
+    /// Time budget of one `AdminInitiateAuth` attempt.
+    pub timeout: Duration,
+}
+
+impl CognitoConfig {
+    pub fn from_settings(settings: &CognitoSettings) -> Result<Self, ConfigError> {
+        let CognitoPool {
+            region,
+            user_pool_id,
+            endpoint_url,
+        } = CognitoPool::from_settings(settings)?;
+        let client_id = required(&settings.client_id, "cognito.client_id")?;
         if settings.timeout_ms == 0 {
             return Err(invalid("cognito.timeout_ms", "must be greater than 0"));
         }
@@ -268,6 +294,105 @@ fn string_or_list<'de, D: Deserializer<'de>>(
         .collect())
 }
 
+/// The `[kratos]` section: where `import` creates identities.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KratosSettings {
+    /// Kratos's admin API (`kratos.admin_url`, default port 4434).
+    pub admin_url: Url,
+    /// Sent as `Authorization: Bearer <token>` when set (`kratos.admin_token`).
+    pub admin_token: Option<SecretString>,
+    /// Kratos's public API, for `GET /schemas/{id}` (`kratos.public_url`, default port 4433).
+    pub public_url: Url,
+    /// The identity schema of imported identities (`kratos.schema_id`).
+    pub schema_id: String,
+    /// Time budget of one admin API request (`kratos.timeout_ms`).
+    pub timeout_ms: u64,
+}
+
+impl Default for KratosSettings {
+    fn default() -> Self {
+        Self {
+            admin_url: Url::parse("http://127.0.0.1:4434").expect("a valid URL"),
+            admin_token: None,
+            public_url: Url::parse("http://127.0.0.1:4433").expect("a valid URL"),
+            schema_id: "default".to_owned(),
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl KratosSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The token, when one is set and not blank.
+    pub fn admin_token(&self) -> Option<&SecretString> {
+        self.admin_token
+            .as_ref()
+            .filter(|token| !token.expose_secret().trim().is_empty())
+    }
+}
+
+/// Kratos takes at most this many identities per `PATCH /admin/identities`.
+pub const MAX_BATCH_SIZE: usize = 1000;
+/// Cognito's `ListUsers` quota: 30 requests/s per account and region, shared with live apps.
+pub const LIST_USERS_QUOTA: f64 = 30.0;
+
+/// The `[import]` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportSettings {
+    /// `ListUsers` requests per second (`import.list_rate`). Above 30 (the quota) Cognito
+    /// throttles and the import backs off.
+    pub list_rate: f64,
+    /// Identities per `PATCH /admin/identities` (`import.batch_size`, at most 1000).
+    pub batch_size: usize,
+    /// Kratos trait path → Cognito attribute (`import.traits`); a dotted path nests.
+    pub traits: BTreeMap<String, String>,
+    /// Trait path that receives the user's Cognito groups (`import.groups_trait`).
+    pub groups_trait: Option<String>,
+    /// The identity schema for `--dry-run`, instead of fetching it from Kratos
+    /// (`import.schema_file`).
+    pub schema_file: Option<PathBuf>,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            list_rate: 10.0,
+            batch_size: 500,
+            traits: BTreeMap::from([("email".to_owned(), "email".to_owned())]),
+            groups_trait: None,
+            schema_file: None,
+        }
+    }
+}
+
+impl ImportSettings {
+    /// The trait path for groups, when one is set and not blank.
+    pub fn groups_trait(&self) -> Option<&str> {
+        self.groups_trait
+            .as_deref()
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(self.list_rate.is_finite() && self.list_rate > 0.0) {
+            return Err(invalid("import.list_rate", "must be a number above 0"));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(invalid(
+                "import.batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE} (Kratos's limit per request)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -347,6 +472,10 @@ impl Settings {
                 "log.level",
                 format!("not a tracing filter: {error}"),
             ));
+        }
+        settings.import.check()?;
+        if settings.kratos.timeout_ms == 0 {
+            return Err(invalid("kratos.timeout_ms", "must be greater than 0"));
         }
         if settings.database.max_connections == 0 {
             return Err(invalid(

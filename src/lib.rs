@@ -1,5 +1,5 @@
-//! cognito-bridge: moves an AWS Cognito user pool into Ory Kratos by verifying each password
-//! against Cognito when Kratos's password migration hook calls us.
+//! cognito-bridge: moves an AWS Cognito user pool into Ory Kratos: `import` creates the
+//! identities, and the password migration hook verifies each password against Cognito.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -8,6 +8,8 @@ pub mod config;
 pub mod domain;
 pub mod hook;
 pub mod http;
+pub mod import;
+pub mod kratos;
 pub mod report;
 pub mod store;
 pub mod telemetry;

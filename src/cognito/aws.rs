@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_cognitoidentityprovider::{
     Client, error::ProvideErrorMetadata, error::SdkError, types::AuthFlowType,
@@ -14,6 +14,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use url::Url;
 use zeroize::Zeroizing;
 
 use super::{CognitoAnswer, CognitoVerifier};
@@ -37,22 +38,13 @@ impl AwsCognito {
         config: &CognitoConfig,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Self {
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
-            .operation_attempt_timeout(config.timeout)
-            .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .http_client(sdk_http_client())
-            .timeout_config(timeouts)
-            .retry_config(RetryConfig::disabled());
-        if let Some(url) = &config.endpoint_url {
-            loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
-        }
-        if let Some(credentials) = credentials {
-            loader = loader.credentials_provider(credentials);
-        }
-        let sdk_config = loader.load().await;
+        let sdk_config = sdk_config(
+            &config.region,
+            config.endpoint_url.as_ref(),
+            config.timeout,
+            credentials,
+        )
+        .await;
         Self {
             credentials: sdk_config.credentials_provider(),
             client: Client::new(&sdk_config),
@@ -107,6 +99,33 @@ impl CognitoVerifier for AwsCognito {
     }
 }
 
+/// The SDK's configuration for one region and endpoint: our HTTP client, `attempt_timeout`
+/// per request, and no SDK retries (callers retry by their own rules). `credentials`
+/// overrides the standard AWS chain.
+pub async fn sdk_config(
+    region: &str,
+    endpoint_url: Option<&Url>,
+    attempt_timeout: Duration,
+    credentials: Option<SharedCredentialsProvider>,
+) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(attempt_timeout.min(Duration::from_secs(3)))
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .http_client(sdk_http_client())
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::disabled());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
+    }
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
+    }
+    loader.load().await
+}
+
 /// The SDK's HTTP client: hyper with rustls on ring (the trimmed SDK has no default one).
 pub fn sdk_http_client() -> SharedHttpClient {
     HttpClientBuilder::new()
@@ -118,7 +137,7 @@ pub fn sdk_http_client() -> SharedHttpClient {
 }
 
 /// The one place that looks inside SDK errors.
-fn answer_for_error<E: ProvideErrorMetadata, R>(
+pub(crate) fn answer_for_error<E: ProvideErrorMetadata, R>(
     error: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>,
 ) -> CognitoAnswer {
     match error {

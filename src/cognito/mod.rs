@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use aws::{AwsCognito, sdk_http_client, secret_hash};
+pub(crate) use aws::answer_for_error;
+pub use aws::{AwsCognito, sdk_config, sdk_http_client, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 
 use crate::domain::{CognitoUsername, Outcome, Password};
@@ -68,7 +69,7 @@ const MFA_CHALLENGES: [&str; 4] = [
 /// Error codes that mean "Cognito could not decide now": retried while the deadline allows.
 /// Contract 2 names the first three; the rest are AWS-wide throttling and transient codes
 /// that arrive with a 4xx status and would otherwise read as configuration errors.
-const UNAVAILABLE_CODES: [&str; 7] = [
+pub(crate) const UNAVAILABLE_CODES: [&str; 7] = [
     "TooManyRequestsException",
     "LimitExceededException",
     "InternalErrorException",

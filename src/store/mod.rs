@@ -1,6 +1,7 @@
 //! The store: one row per Cognito user and an append-only attempt log, behind one trait
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
+mod import_runs;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -13,6 +14,9 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+pub use import_runs::{
+    ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -149,7 +153,7 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ImportStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.
@@ -163,6 +167,48 @@ pub trait Store: Send + Sync {
     /// The newest attempts first.
     async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn progress(&self) -> Result<Progress, StoreError>;
+}
+
+/// What `import` reads and writes; part of every [`Store`].
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Which of these Cognito `sub`s an earlier import already linked. One round trip.
+    async fn imported_external_ids(
+        &self,
+        external_ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// A new run in state `running`; its id.
+    async fn start_import_run(
+        &self,
+        dry_run: bool,
+        at: DateTime<Utc>,
+        estimated_users: Option<i64>,
+    ) -> Result<i64, StoreError>;
+    /// The newest run that was not a dry run (the one `--resume` may continue).
+    async fn latest_real_import_run(&self) -> Result<Option<ImportRun>, StoreError>;
+    /// The newest runs first.
+    async fn import_runs(&self, limit: i64) -> Result<Vec<ImportRun>, StoreError>;
+    async fn import_failures(
+        &self,
+        run_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ImportFailure>, StoreError>;
+    /// User rows, failures and the run's progress, in one transaction.
+    async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError>;
+    /// The run's status and totals (its end, or a resumed run's restart).
+    async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError>;
+}
+
+/// A run's new status and totals; `next_token` is kept as the last commit left it.
+#[derive(Debug)]
+pub struct RunUpdate<'a> {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub at: DateTime<Utc>,
+    pub next_token: Option<&'a str>,
+    pub counters: ImportCounters,
+    pub duration_ms: i64,
+    pub error: Option<&'a str>,
 }
 
 /// Open the database named by `database.url` (SQLite files are created when missing).

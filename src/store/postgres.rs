@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::sql::{self, bind_attempt};
+use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, Progress, RowChange, Store, StoreError, UserLookup, UserRecord,
+    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, RowChange, RunStatus,
+    RunUpdate, Store, StoreError, UserLookup, UserRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -95,3 +96,5 @@ impl Store for PostgresStore {
         Progress::from_counts(states, mfa_dropped, outcomes)
     }
 }
+
+import_methods!(PostgresStore);

@@ -6,7 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AttemptRecord, StoreError, UserRecord, state_from_db};
+use super::{
+    AttemptRecord, ImportCounters, ImportFailure, ImportRun, RunStatus, StoreError, UserRecord,
+    state_from_db,
+};
 
 /// Username lookup in DESIGN.md's order. `$1` Kratos identity id, `$2` external id,
 /// `$3` identifier as typed (trimmed), `$4` normalised identifier.
@@ -160,3 +163,318 @@ macro_rules! bind_attempt {
 }
 
 pub(crate) use bind_attempt;
+
+// ---- import ----------------------------------------------------------------------------
+
+/// Rows per statement when import writes users: 500 rows × 6 values stays far below
+/// SQLite's and Postgres's bind limits.
+pub const IMPORT_ROWS_PER_STATEMENT: usize = 500;
+
+/// `$1, $2, …, $n`
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which of `count` external ids (`$1..$count`) already have a row.
+pub fn imported_external_ids(count: usize) -> String {
+    format!(
+        "SELECT external_id FROM users WHERE external_id IN ({})",
+        placeholders(1, count)
+    )
+}
+
+/// Create or link `rows` user rows; `$1` is the time, then six values per row. A row the
+/// hook has already moved to `migrated` or `needs_recovery` keeps its state.
+pub fn upsert_imported_users(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let first = 2 + row * 6;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
+                first,
+                first + 1,
+                first + 2,
+                first + 3,
+                first + 4,
+                first + 5
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n");
+    format!(
+        "
+INSERT INTO users (cognito_username, username_normalized, email_normalized, external_id,
+                   kratos_identity_id, state, created_at, updated_at)
+VALUES {values}
+ON CONFLICT (cognito_username) DO UPDATE SET
+    email_normalized = COALESCE(excluded.email_normalized, users.email_normalized),
+    external_id = excluded.external_id,
+    kratos_identity_id = excluded.kratos_identity_id,
+    state = CASE WHEN users.state IN ('migrated', 'needs_recovery') THEN users.state
+                 ELSE excluded.state END,
+    updated_at = excluded.updated_at"
+    )
+}
+
+/// `$1` run id, `$2` time, then four values per failure.
+pub fn insert_import_failures(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let first = 3 + row * 4;
+            format!(
+                "($1, $2, ${}, ${}, ${}, ${})",
+                first,
+                first + 1,
+                first + 2,
+                first + 3
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason) \
+         VALUES {values}"
+    )
+}
+
+/// `$1` dry run, `$2` time, `$3` estimated users.
+pub const START_IMPORT_RUN: &str = "
+INSERT INTO import_runs (dry_run, status, started_at, updated_at, estimated_users)
+VALUES ($1, 'running', $2, $2, $3) RETURNING id";
+
+/// Everything a run's row says after a commit or at its end. `$1` id, `$2` status,
+/// `$3` next token, `$4..$10` counters, `$11` duration, `$12` time, `$13` finished at,
+/// `$14` error.
+pub const UPDATE_IMPORT_RUN: &str = "
+UPDATE import_runs SET status = $2, next_token = $3, pages = $4, seen = $5, created = $6,
+    linked = $7, skipped = $8, failed = $9, invalid = $10, duration_ms = $11,
+    updated_at = $12, finished_at = $13, error = $14
+WHERE id = $1";
+
+const IMPORT_RUN_COLUMNS: &str = "id, dry_run, status, started_at, finished_at, next_token, \
+     pages, seen, created, linked, skipped, failed, invalid, estimated_users, duration_ms, error";
+
+pub fn import_runs() -> String {
+    format!("SELECT {IMPORT_RUN_COLUMNS} FROM import_runs ORDER BY id DESC LIMIT $1")
+}
+
+pub fn latest_real_import_run() -> String {
+    format!(
+        "SELECT {IMPORT_RUN_COLUMNS} FROM import_runs WHERE NOT dry_run ORDER BY id DESC LIMIT 1"
+    )
+}
+
+pub const IMPORT_FAILURES: &str = "
+SELECT cognito_username, external_id, status, reason FROM import_failures
+WHERE run_id = $1 ORDER BY id LIMIT $2";
+
+/// An `import_runs` row.
+pub type ImportRunRow = (
+    i64,
+    bool,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<String>,
+);
+
+pub fn import_run_from_row(row: ImportRunRow) -> Result<ImportRun, StoreError> {
+    Ok(ImportRun {
+        id: row.0,
+        dry_run: row.1,
+        status: RunStatus::parse(row.2)?,
+        started_at: row.3,
+        finished_at: row.4,
+        next_token: row.5,
+        counters: ImportCounters {
+            pages: row.6,
+            seen: row.7,
+            created: row.8,
+            linked: row.9,
+            skipped: row.10,
+            failed: row.11,
+            invalid: row.12,
+        },
+        estimated_users: row.13,
+        duration_ms: row.14,
+        error: row.15,
+    })
+}
+
+pub type ImportFailureRow = (String, Option<String>, Option<i32>, String);
+
+pub fn import_failure_from_row(row: ImportFailureRow) -> ImportFailure {
+    ImportFailure {
+        cognito_username: row.0,
+        external_id: row.1,
+        status: row.2,
+        reason: row.3,
+    }
+}
+
+/// The import half of `impl Store`, the same for both backends (only the pool type differs).
+macro_rules! import_methods {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::ImportStore for $store {
+            async fn imported_external_ids(
+                &self,
+                external_ids: &[&str],
+            ) -> Result<std::collections::HashSet<String>, StoreError> {
+                if external_ids.is_empty() {
+                    return Ok(Default::default());
+                }
+                let statement = sql::imported_external_ids(external_ids.len());
+                let mut query = sqlx::query_scalar(&statement);
+                for id in external_ids {
+                    query = query.bind(*id);
+                }
+                Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
+            }
+
+            async fn start_import_run(
+                &self,
+                dry_run: bool,
+                at: chrono::DateTime<chrono::Utc>,
+                estimated_users: Option<i64>,
+            ) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(sql::START_IMPORT_RUN)
+                    .bind(dry_run)
+                    .bind(at)
+                    .bind(estimated_users)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn latest_real_import_run(&self) -> Result<Option<ImportRun>, StoreError> {
+                sqlx::query_as(&sql::latest_real_import_run())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(sql::import_run_from_row)
+                    .transpose()
+            }
+
+            async fn import_runs(&self, limit: i64) -> Result<Vec<ImportRun>, StoreError> {
+                let rows: Vec<sql::ImportRunRow> = sqlx::query_as(&sql::import_runs())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(sql::import_run_from_row).collect()
+            }
+
+            async fn import_failures(
+                &self,
+                run_id: i64,
+                limit: i64,
+            ) -> Result<Vec<ImportFailure>, StoreError> {
+                let rows: Vec<sql::ImportFailureRow> = sqlx::query_as(sql::IMPORT_FAILURES)
+                    .bind(run_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(sql::import_failure_from_row).collect())
+            }
+
+            async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::upsert_imported_users(rows.len());
+                    let mut query = sqlx::query(&statement).bind(commit.at);
+                    for row in rows {
+                        query = query
+                            .bind(row.cognito_username.as_str())
+                            .bind($crate::domain::normalize_identifier(&row.cognito_username))
+                            .bind(row.email_normalized.as_deref())
+                            .bind(row.external_id.as_str())
+                            .bind(row.kratos_identity_id.as_str())
+                            .bind(row.state.as_str());
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                for rows in commit.failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::insert_import_failures(rows.len());
+                    let mut query = sqlx::query(&statement).bind(commit.run_id).bind(commit.at);
+                    for row in rows {
+                        query = query
+                            .bind(row.cognito_username.as_str())
+                            .bind(row.external_id.as_deref())
+                            .bind(row.status)
+                            .bind(row.reason.as_str());
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                sql::bind_run_update!(
+                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                    commit.run_id,
+                    RunStatus::Running,
+                    commit.next_token,
+                    commit.counters,
+                    commit.duration_ms,
+                    commit.at,
+                    None::<chrono::DateTime<chrono::Utc>>,
+                    None::<&str>
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError> {
+                let finished_at = (update.status != RunStatus::Running).then_some(update.at);
+                sql::bind_run_update!(
+                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                    update.run_id,
+                    update.status,
+                    update.next_token,
+                    update.counters,
+                    update.duration_ms,
+                    update.at,
+                    finished_at,
+                    update.error
+                )
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+macro_rules! bind_run_update {
+    ($query:expr, $id:expr, $status:expr, $token:expr, $counters:expr, $duration:expr, $at:expr,
+     $finished:expr, $error:expr) => {{
+        let counters: $crate::store::ImportCounters = $counters;
+        $query
+            .bind($id)
+            .bind($status.as_str())
+            .bind($token)
+            .bind(counters.pages)
+            .bind(counters.seen)
+            .bind(counters.created)
+            .bind(counters.linked)
+            .bind(counters.skipped)
+            .bind(counters.failed)
+            .bind(counters.invalid)
+            .bind($duration)
+            .bind($at)
+            .bind($finished)
+            .bind($error)
+    }};
+}
+
+pub(crate) use bind_run_update;
+pub(crate) use import_methods;

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::sql::{self, bind_attempt};
+use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, Progress, RowChange, Store, StoreError, UserLookup, UserRecord,
+    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, RowChange, RunStatus,
+    RunUpdate, Store, StoreError, UserLookup, UserRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -107,3 +108,5 @@ impl Store for SqliteStore {
         Progress::from_counts(states, mfa_dropped, outcomes)
     }
 }
+
+import_methods!(SqliteStore);

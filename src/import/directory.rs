@@ -1,0 +1,417 @@
+//! Cognito as a user directory: `ListUsers` pages, group memberships and the pool's size,
+//! all under one token bucket (`import.list_rate`) that slows down further when Cognito
+//! throttles.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::types::UserType;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+
+use crate::cognito::{CognitoAnswer, UNAVAILABLE_CODES, answer_for_error, sdk_config};
+use crate::config::CognitoPool;
+
+/// Cognito's largest `ListUsers` page.
+pub const PAGE_SIZE: i32 = 60;
+/// Time budget of one listing request (a page of 60 users is far below it).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Codes that mean "too fast": wait longer, slow down, try again.
+const THROTTLING_CODES: [&str; 4] = [
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+
+/// How the directory waits when Cognito throttles or is briefly unavailable.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first wait; it doubles per consecutive failure, up to `max`.
+    pub base: Duration,
+    pub max: Duration,
+    /// Consecutive throttled answers before the import gives up.
+    pub max_throttled: u32,
+    /// Consecutive unavailable answers (5xx, timeouts, broken connections) before giving up.
+    pub max_unavailable: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            max_throttled: 15,
+            max_unavailable: 6,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures, with jitter (half to all of it).
+    fn wait(&self, failures: u32) -> Duration {
+        let doubled = self
+            .base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let full = doubled.min(self.max);
+        full.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("Cognito refused {operation} ({code}): {message}")]
+    Refused {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "Cognito kept throttling {operation} ({attempts} answers in a row); try a lower `import.list_rate` or a quieter hour"
+    )]
+    Throttled {
+        operation: &'static str,
+        attempts: u32,
+    },
+    #[error("Cognito was unavailable for {operation} ({attempts} attempts): {last}")]
+    Unavailable {
+        operation: &'static str,
+        attempts: u32,
+        last: String,
+    },
+}
+
+/// A Cognito user as listed: no secret is ever part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CognitoUser {
+    pub username: String,
+    pub enabled: bool,
+    /// `UserStatus`: `CONFIRMED`, `FORCE_CHANGE_PASSWORD`, `EXTERNAL_PROVIDER`, …
+    pub status: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl CognitoUser {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn from_sdk(user: &UserType) -> Option<Self> {
+        Some(Self {
+            username: user.username()?.to_owned(),
+            enabled: user.enabled(),
+            status: user
+                .user_status()
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default(),
+            attributes: user
+                .attributes()
+                .iter()
+                .filter_map(|attribute| {
+                    Some((attribute.name().to_owned(), attribute.value()?.to_owned()))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// One `ListUsers` answer.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub users: Vec<CognitoUser>,
+    /// Where the next page starts; `None` after the last page.
+    pub next_token: Option<String>,
+}
+
+pub struct Directory {
+    client: Client,
+    user_pool_id: String,
+    limiter: DefaultDirectRateLimiter,
+    /// Extra spacing added after throttling: doubled per throttled answer, shrunk by a
+    /// tenth per success, so the import settles below what Cognito lets through.
+    slowdown: Mutex<Duration>,
+    backoff: Backoff,
+}
+
+impl Directory {
+    /// `list_rate` requests per second, no burst: the quota is shared with the live apps.
+    pub async fn new(
+        pool: &CognitoPool,
+        list_rate: f64,
+        backoff: Backoff,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        let config = sdk_config(
+            &pool.region,
+            pool.endpoint_url.as_ref(),
+            ATTEMPT_TIMEOUT,
+            credentials,
+        )
+        .await;
+        let period = Duration::from_secs_f64(1.0 / list_rate).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .expect("a positive period")
+            .allow_burst(NonZeroU32::MIN);
+        Self {
+            client: Client::new(&config),
+            user_pool_id: pool.user_pool_id.clone(),
+            limiter: RateLimiter::direct(quota),
+            slowdown: Mutex::new(Duration::ZERO),
+            backoff,
+        }
+    }
+
+    /// One page of at most `limit` users (1..=60).
+    pub async fn list_users(
+        &self,
+        token: Option<&str>,
+        limit: i32,
+    ) -> Result<Page, DirectoryError> {
+        let output = self
+            .call("ListUsers", || {
+                self.client
+                    .list_users()
+                    .user_pool_id(&self.user_pool_id)
+                    .limit(limit.clamp(1, PAGE_SIZE))
+                    .set_pagination_token(token.map(str::to_owned))
+                    .send()
+            })
+            .await?;
+        Ok(Page {
+            users: output
+                .users()
+                .iter()
+                .filter_map(CognitoUser::from_sdk)
+                .collect(),
+            next_token: output
+                .pagination_token()
+                .filter(|token| !token.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    /// Every user's groups, sorted: `ListGroups`, then `ListUsersInGroup` per group (never
+    /// one call per user).
+    pub async fn group_memberships(&self) -> Result<HashMap<String, Vec<String>>, DirectoryError> {
+        let mut groups = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let output = self
+                .call("ListGroups", || {
+                    self.client
+                        .list_groups()
+                        .user_pool_id(&self.user_pool_id)
+                        .limit(PAGE_SIZE)
+                        .set_next_token(next.clone())
+                        .send()
+                })
+                .await?;
+            groups.extend(
+                output
+                    .groups()
+                    .iter()
+                    .filter_map(|group| group.group_name().map(str::to_owned)),
+            );
+            next = output
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        let mut memberships: HashMap<String, Vec<String>> = HashMap::new();
+        for group in &groups {
+            let mut next: Option<String> = None;
+            loop {
+                let output = self
+                    .call("ListUsersInGroup", || {
+                        self.client
+                            .list_users_in_group()
+                            .user_pool_id(&self.user_pool_id)
+                            .group_name(group)
+                            .limit(PAGE_SIZE)
+                            .set_next_token(next.clone())
+                            .send()
+                    })
+                    .await?;
+                for user in output.users() {
+                    if let Some(username) = user.username() {
+                        memberships
+                            .entry(username.to_owned())
+                            .or_default()
+                            .push(group.clone());
+                    }
+                }
+                next = output
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned);
+                if next.is_none() {
+                    break;
+                }
+            }
+        }
+        for groups in memberships.values_mut() {
+            groups.sort();
+            groups.dedup();
+        }
+        Ok(memberships)
+    }
+
+    /// `DescribeUserPool`'s `EstimatedNumberOfUsers` (for the progress bar's ETA).
+    pub async fn estimated_users(&self) -> Result<i64, DirectoryError> {
+        let output = self
+            .call("DescribeUserPool", || {
+                self.client
+                    .describe_user_pool()
+                    .user_pool_id(&self.user_pool_id)
+                    .send()
+            })
+            .await?;
+        Ok(output
+            .user_pool()
+            .map_or(0, |pool| i64::from(pool.estimated_number_of_users())))
+    }
+
+    /// Send under the rate limit; wait and retry when throttled or unavailable.
+    async fn call<T, E, R, F, Fut>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> Result<T, DirectoryError>
+    where
+        E: ProvideErrorMetadata,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response<R>>>>,
+    {
+        let mut throttled = 0;
+        let mut unavailable = 0;
+        loop {
+            let slowdown = *self.slowdown.lock().expect("slowdown lock");
+            if !slowdown.is_zero() {
+                tokio::time::sleep(slowdown).await;
+            }
+            self.limiter.until_ready().await;
+            let error = match send().await {
+                Ok(output) => {
+                    let mut slowdown = self.slowdown.lock().expect("slowdown lock");
+                    *slowdown = slowdown.mul_f64(0.9);
+                    if *slowdown < Duration::from_millis(1) {
+                        *slowdown = Duration::ZERO;
+                    }
+                    return Ok(output);
+                }
+                Err(error) => error,
+            };
+            let code = error.code().map(str::to_owned);
+            match (answer_for_error(&error), code.as_deref()) {
+                (_, Some(code)) if THROTTLING_CODES.contains(&code) => {
+                    throttled += 1;
+                    if throttled >= self.backoff.max_throttled {
+                        return Err(DirectoryError::Throttled {
+                            operation,
+                            attempts: throttled,
+                        });
+                    }
+                    {
+                        let mut slowdown = self.slowdown.lock().expect("slowdown lock");
+                        *slowdown = (*slowdown * 2)
+                            .max(Duration::from_millis(50))
+                            .min(Duration::from_secs(5));
+                    }
+                    tracing::warn!(
+                        operation,
+                        code,
+                        throttled,
+                        "Cognito throttled the import; slowing down"
+                    );
+                    tokio::time::sleep(self.backoff.wait(throttled)).await;
+                }
+                (answer, code) if is_unavailable(&answer, code) => {
+                    unavailable += 1;
+                    let last = describe(&answer, error.message());
+                    if unavailable >= self.backoff.max_unavailable {
+                        return Err(DirectoryError::Unavailable {
+                            operation,
+                            attempts: unavailable,
+                            last,
+                        });
+                    }
+                    tracing::warn!(operation, error = %last, "Cognito unavailable; retrying");
+                    tokio::time::sleep(self.backoff.wait(unavailable)).await;
+                }
+                (answer, code) => {
+                    return Err(DirectoryError::Refused {
+                        operation,
+                        code: code.map_or_else(|| describe(&answer, None), str::to_owned),
+                        message: error
+                            .message()
+                            .map_or_else(|| describe(&answer, None), str::to_owned),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_unavailable(answer: &CognitoAnswer, code: Option<&str>) -> bool {
+    match answer {
+        CognitoAnswer::Timeout | CognitoAnswer::Connection => true,
+        CognitoAnswer::Error { status, .. } if *status >= 500 => true,
+        _ => code.is_some_and(|code| UNAVAILABLE_CODES.contains(&code)),
+    }
+}
+
+fn describe(answer: &CognitoAnswer, message: Option<&str>) -> String {
+    match (answer, message) {
+        (_, Some(message)) => message.to_owned(),
+        (CognitoAnswer::Timeout, None) => "timed out".to_owned(),
+        (CognitoAnswer::Connection, None) => "connection failed".to_owned(),
+        (CognitoAnswer::NotSent, None) => {
+            "the request could not be signed (are AWS credentials available?)".to_owned()
+        }
+        (CognitoAnswer::Error { code, status }, None) => {
+            format!("HTTP {status} {}", code.as_deref().unwrap_or(""))
+        }
+        (other, None) => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_with_jitter() {
+        let backoff = Backoff::default();
+        for failures in 1..=20 {
+            let full = (backoff.base * 2u32.pow((failures - 1).min(16))).min(backoff.max);
+            let wait = backoff.wait(failures);
+            assert!(wait <= full && wait >= full / 2, "{failures}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn unavailable_is_timeouts_5xx_and_transient_codes() {
+        let error = |status| CognitoAnswer::Error { code: None, status };
+        assert!(is_unavailable(&CognitoAnswer::Timeout, None));
+        assert!(is_unavailable(&CognitoAnswer::Connection, None));
+        assert!(is_unavailable(&error(503), None));
+        assert!(is_unavailable(&error(400), Some("InternalErrorException")));
+        assert!(!is_unavailable(
+            &error(400),
+            Some("ResourceNotFoundException")
+        ));
+        assert!(!is_unavailable(&CognitoAnswer::NotSent, None));
+    }
+}

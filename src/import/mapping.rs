@@ -1,0 +1,416 @@
+//! From a Cognito user to a Kratos create-identity body (DESIGN.md step 1), and the state
+//! the user's row starts in.
+
+use serde_json::{Map, Value, json};
+
+use super::directory::CognitoUser;
+use crate::config::{ConfigError, ImportSettings};
+use crate::domain::{UserState, normalize_identifier};
+
+/// Federated users: Cognito holds no password for them.
+const EXTERNAL_PROVIDER: &str = "EXTERNAL_PROVIDER";
+/// Cognito would refuse these users' passwords today (reset required, never confirmed,
+/// or flagged as compromised): they count as needing recovery until a login proves
+/// otherwise.
+const RECOVERY_STATUSES: [&str; 3] = ["RESET_REQUIRED", "UNCONFIRMED", "COMPROMISED"];
+
+/// A dotted trait path, split: `name.first` → `["name", "first"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TraitPath(Vec<String>);
+
+impl TraitPath {
+    fn parse(key: &'static str, raw: &str) -> Result<Self, ConfigError> {
+        let segments: Vec<String> = raw.trim().split('.').map(str::to_owned).collect();
+        if segments.iter().any(|segment| segment.trim().is_empty()) {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: format!("`{raw}` is not a trait path (`email`, `name.first`, …)"),
+            });
+        }
+        Ok(Self(segments))
+    }
+
+    /// Whether one path would overwrite the other (`name` and `name.first`).
+    fn overlaps(&self, other: &TraitPath) -> bool {
+        let shorter = self.0.len().min(other.0.len());
+        self.0[..shorter] == other.0[..shorter]
+    }
+
+    fn set(&self, traits: &mut Map<String, Value>, value: Value) {
+        let (last, parents) = self.0.split_last().expect("a path has a segment");
+        let mut object = traits;
+        for segment in parents {
+            let entry = object
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            object = match entry {
+                Value::Object(map) => map,
+                _ => unreachable!("paths were checked not to overlap"),
+            };
+        }
+        object.insert(last.clone(), value);
+    }
+}
+
+/// The mapping from `import.traits`, `import.groups_trait` and `kratos.schema_id`.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    schema_id: String,
+    traits: Vec<(TraitPath, String)>,
+    groups: Option<TraitPath>,
+}
+
+/// A user ready for Kratos, and what the row will say.
+#[derive(Debug, Clone)]
+pub struct MappedUser {
+    pub username: String,
+    /// Cognito's `sub`: the identity's `external_id`.
+    pub external_id: String,
+    pub email_normalized: Option<String>,
+    pub state: UserState,
+    /// The create-identity body.
+    pub identity: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("Cognito lists no `sub` attribute for this user")]
+    NoSub,
+}
+
+impl Mapping {
+    pub fn new(settings: &ImportSettings, schema_id: &str) -> Result<Self, ConfigError> {
+        if settings.traits.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "import.traits",
+                reason: "map at least one trait, e.g. `email = \"email\"`".to_owned(),
+            });
+        }
+        let mut traits = Vec::new();
+        for (path, attribute) in &settings.traits {
+            if attribute.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "import.traits",
+                    reason: format!("trait `{path}` maps to an empty Cognito attribute name"),
+                });
+            }
+            traits.push((
+                TraitPath::parse("import.traits", path)?,
+                attribute.trim().to_owned(),
+            ));
+        }
+        let groups = settings
+            .groups_trait()
+            .map(|path| TraitPath::parse("import.groups_trait", path))
+            .transpose()?;
+        let mut paths: Vec<(&TraitPath, &str)> = traits
+            .iter()
+            .map(|(path, _)| (path, "import.traits"))
+            .collect();
+        if let Some(path) = &groups {
+            paths.push((path, "import.groups_trait"));
+        }
+        for (i, (a, _)) in paths.iter().enumerate() {
+            for (b, key) in &paths[i + 1..] {
+                if a.overlaps(b) {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        reason: format!(
+                            "trait paths `{}` and `{}` overlap: one would overwrite the other",
+                            a.0.join("."),
+                            b.0.join(".")
+                        ),
+                    });
+                }
+            }
+        }
+        if schema_id.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "kratos.schema_id",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        Ok(Self {
+            schema_id: schema_id.trim().to_owned(),
+            traits,
+            groups,
+        })
+    }
+
+    pub fn wants_groups(&self) -> bool {
+        self.groups.is_some()
+    }
+
+    /// The create body and the row's starting state. Attributes the user lacks are left
+    /// out of the traits (the identity schema decides whether that is acceptable).
+    pub fn map(
+        &self,
+        user: &CognitoUser,
+        groups: Option<&[String]>,
+    ) -> Result<MappedUser, MappingError> {
+        let external_id = user
+            .attribute("sub")
+            .filter(|sub| !sub.is_empty())
+            .ok_or(MappingError::NoSub)?
+            .to_owned();
+
+        let mut traits = Map::new();
+        for (path, attribute) in &self.traits {
+            if let Some(value) = user.attribute(attribute) {
+                path.set(&mut traits, Value::String(value.to_owned()));
+            }
+        }
+        if let Some(path) = &self.groups {
+            let groups = groups.unwrap_or_default();
+            path.set(&mut traits, json!(groups));
+        }
+
+        let federated = user.status == EXTERNAL_PROVIDER;
+        let state = if !user.enabled {
+            UserState::Inactive
+        } else if federated {
+            UserState::Skipped
+        } else if RECOVERY_STATUSES.contains(&user.status.as_str()) {
+            UserState::NeedsRecovery
+        } else {
+            UserState::Pending
+        };
+
+        let mut identity = Map::new();
+        identity.insert("schema_id".into(), json!(self.schema_id));
+        identity.insert("traits".into(), Value::Object(traits));
+        identity.insert("external_id".into(), json!(external_id));
+        identity.insert(
+            "state".into(),
+            json!(if user.enabled { "active" } else { "inactive" }),
+        );
+        let email = user
+            .attribute("email")
+            .map(normalize_identifier)
+            .filter(|email| !email.is_empty());
+        if let Some(email) = &email {
+            let verified = user.attribute("email_verified") == Some("true");
+            identity.insert(
+                "verifiable_addresses".into(),
+                json!([{
+                    "value": email,
+                    "verified": verified,
+                    "via": "email",
+                    "status": if verified { "completed" } else { "pending" },
+                }]),
+            );
+            identity.insert(
+                "recovery_addresses".into(),
+                json!([{"value": email, "via": "email"}]),
+            );
+        }
+        identity.insert(
+            "metadata_admin".into(),
+            json!({"cognito": {
+                "username": user.username,
+                "user_status": user.status,
+                "enabled": user.enabled,
+            }}),
+        );
+        if !federated {
+            identity.insert(
+                "credentials".into(),
+                json!({"password": {"config": {"use_password_migration_hook": true}}}),
+            );
+        }
+        Ok(MappedUser {
+            username: user.username.clone(),
+            external_id,
+            email_normalized: email,
+            state,
+            identity: Value::Object(identity),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(traits: &[(&str, &str)], groups: Option<&str>) -> ImportSettings {
+        ImportSettings {
+            traits: traits
+                .iter()
+                .map(|(path, attribute)| (path.to_string(), attribute.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            groups_trait: groups.map(str::to_owned),
+            ..ImportSettings::default()
+        }
+    }
+
+    fn user(status: &str, enabled: bool) -> CognitoUser {
+        CognitoUser {
+            username: "8f1c-uuid".into(),
+            enabled,
+            status: status.into(),
+            attributes: vec![
+                ("sub".into(), "sub-1".into()),
+                ("email".into(), " Alice@Example.COM ".into()),
+                ("email_verified".into(), "true".into()),
+                ("given_name".into(), "Alice".into()),
+                ("custom:tenant".into(), "acme".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_confirmed_user_becomes_a_flagged_identity_with_nested_traits() {
+        let mapping = Mapping::new(
+            &settings(
+                &[
+                    ("email", "email"),
+                    ("name.first", "given_name"),
+                    ("tenant", "custom:tenant"),
+                    ("name.last", "family_name"),
+                ],
+                Some("groups"),
+            ),
+            "customer",
+        )
+        .unwrap();
+        let groups = vec!["admins".to_owned(), "beta".to_owned()];
+        let mapped = mapping
+            .map(&user("CONFIRMED", true), Some(&groups))
+            .unwrap();
+        assert_eq!(mapped.state, UserState::Pending);
+        assert_eq!(mapped.external_id, "sub-1");
+        assert_eq!(
+            mapped.email_normalized.as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            mapped.identity,
+            json!({
+                "schema_id": "customer",
+                "traits": {
+                    "email": " Alice@Example.COM ",
+                    "name": {"first": "Alice"},
+                    "tenant": "acme",
+                    "groups": ["admins", "beta"],
+                },
+                "external_id": "sub-1",
+                "state": "active",
+                "verifiable_addresses": [{"value": "alice@example.com", "verified": true, "via": "email", "status": "completed"}],
+                "recovery_addresses": [{"value": "alice@example.com", "via": "email"}],
+                "metadata_admin": {"cognito": {"username": "8f1c-uuid", "user_status": "CONFIRMED", "enabled": true}},
+                "credentials": {"password": {"config": {"use_password_migration_hook": true}}},
+            })
+        );
+    }
+
+    #[test]
+    fn states_follow_cognito_status_and_enabled() {
+        let mapping = Mapping::new(&ImportSettings::default(), "default").unwrap();
+        let cases = [
+            ("CONFIRMED", true, UserState::Pending, true, "active"),
+            (
+                "FORCE_CHANGE_PASSWORD",
+                true,
+                UserState::Pending,
+                true,
+                "active",
+            ),
+            ("CONFIRMED", false, UserState::Inactive, true, "inactive"),
+            (
+                "EXTERNAL_PROVIDER",
+                true,
+                UserState::Skipped,
+                false,
+                "active",
+            ),
+            (
+                "EXTERNAL_PROVIDER",
+                false,
+                UserState::Inactive,
+                false,
+                "inactive",
+            ),
+            (
+                "RESET_REQUIRED",
+                true,
+                UserState::NeedsRecovery,
+                true,
+                "active",
+            ),
+            (
+                "UNCONFIRMED",
+                true,
+                UserState::NeedsRecovery,
+                true,
+                "active",
+            ),
+        ];
+        for (status, enabled, state, flagged, kratos_state) in cases {
+            let mapped = mapping.map(&user(status, enabled), None).unwrap();
+            assert_eq!(mapped.state, state, "{status} {enabled}");
+            assert_eq!(
+                mapped
+                    .identity
+                    .pointer("/credentials/password/config/use_password_migration_hook")
+                    == Some(&json!(true)),
+                flagged,
+                "{status} {enabled}"
+            );
+            assert_eq!(mapped.identity["state"], kratos_state, "{status} {enabled}");
+        }
+    }
+
+    #[test]
+    fn unverified_and_missing_emails() {
+        let mapping = Mapping::new(&ImportSettings::default(), "default").unwrap();
+        let mut unverified = user("UNCONFIRMED", true);
+        unverified.attributes[2].1 = "false".into();
+        let mapped = mapping.map(&unverified, None).unwrap();
+        assert_eq!(
+            mapped.identity["verifiable_addresses"][0]["verified"],
+            false
+        );
+        assert_eq!(
+            mapped.identity["verifiable_addresses"][0]["status"],
+            "pending"
+        );
+
+        let mut phone_only = user("CONFIRMED", true);
+        phone_only.attributes.retain(|(name, _)| name == "sub");
+        let mapped = mapping.map(&phone_only, None).unwrap();
+        assert!(mapped.identity.get("verifiable_addresses").is_none());
+        assert!(mapped.email_normalized.is_none());
+        assert_eq!(mapped.identity["traits"], json!({}));
+
+        let mut no_sub = user("CONFIRMED", true);
+        no_sub.attributes.retain(|(name, _)| name != "sub");
+        assert_eq!(mapping.map(&no_sub, None).unwrap_err(), MappingError::NoSub);
+    }
+
+    #[test]
+    fn bad_trait_paths_are_refused_with_their_key() {
+        let cases = [
+            (
+                settings(&[("name", "name"), ("name.first", "given_name")], None),
+                "import.traits",
+            ),
+            (
+                settings(&[("email", "email")], Some("email")),
+                "import.groups_trait",
+            ),
+            (
+                settings(&[("name..first", "given_name")], None),
+                "import.traits",
+            ),
+            (settings(&[("email", " ")], None), "import.traits"),
+            (settings(&[], None), "import.traits"),
+        ];
+        for (settings, key) in cases {
+            let error = Mapping::new(&settings, "default").unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+        }
+        assert!(Mapping::new(&ImportSettings::default(), " ").is_err());
+    }
+}

@@ -1,0 +1,505 @@
+//! Kratos's admin API as `import` uses it (DESIGN.md's Contract 3): batch create, lookup by
+//! external id, and the identity schema from the public API. One client, built once.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::config::KratosSettings;
+
+/// Kratos refuses `PATCH /admin/identities` bodies above 5 MB.
+pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KratosError {
+    #[error("Kratos at {url} could not be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Kratos answered {method} {path} with {status}: {message}")]
+    Status {
+        method: &'static str,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("Kratos's answer to {path} could not be read: {reason}")]
+    Malformed { path: String, reason: String },
+}
+
+impl KratosError {
+    /// Worth another try: Kratos restarting, overloaded or briefly unreachable.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KratosError::Unreachable { .. } => true,
+            KratosError::Status { status, .. } => *status == 429 || *status >= 500,
+            KratosError::Malformed { .. } => false,
+        }
+    }
+}
+
+/// What Kratos did with one identity of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemResult {
+    Created {
+        identity_id: String,
+    },
+    /// An identity with this external id (or another unique value) exists already.
+    Conflict,
+    Failed {
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+pub struct KratosAdmin {
+    client: reqwest::Client,
+    admin_url: Url,
+    public_url: Url,
+    token: Option<SecretString>,
+}
+
+static CRYPTO_PROVIDER: Once = Once::new();
+
+impl KratosAdmin {
+    pub fn new(settings: &KratosSettings) -> Result<Self, KratosError> {
+        // reqwest is built without a crypto provider; use ring, like the AWS SDK client.
+        CRYPTO_PROVIDER.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.timeout().min(Duration::from_secs(5)))
+            .timeout(settings.timeout())
+            .pool_idle_timeout(Duration::from_secs(50))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| KratosError::Unreachable {
+                url: settings.admin_url.to_string(),
+                reason: format!("cannot build an HTTP client: {error}"),
+            })?;
+        Ok(Self {
+            client,
+            admin_url: settings.admin_url.clone(),
+            public_url: settings.public_url.clone(),
+            token: settings.admin_token().cloned(),
+        })
+    }
+
+    /// `PATCH /admin/identities` with a body built by [`BatchBody`]; one result per item,
+    /// in the order they were added.
+    pub async fn batch_create(&self, batch: &BatchBody) -> Result<Vec<ItemResult>, KratosError> {
+        let url = endpoint(&self.admin_url, &["admin", "identities"]);
+        let request = self
+            .authorized(self.client.patch(url.clone()))
+            .header("Content-Type", "application/json")
+            .body(batch.body.clone());
+        let (status, body) = self.send(request, &url).await?;
+        let path = url.path().to_owned();
+        match status {
+            200 => {
+                let answer: BatchAnswer =
+                    serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
+                        path: path.clone(),
+                        reason: error.to_string(),
+                    })?;
+                batch.results_from(answer, &path)
+            }
+            // Every item failed: Kratos answers with the first failure for the whole batch.
+            409 => Ok(vec![ItemResult::Conflict; batch.len()]),
+            400 | 422 => {
+                let message = error_message(&body);
+                Ok(vec![
+                    ItemResult::Failed {
+                        status: Some(status),
+                        message,
+                    };
+                    batch.len()
+                ])
+            }
+            _ => Err(KratosError::Status {
+                method: "PATCH",
+                path,
+                status,
+                message: error_message(&body),
+            }),
+        }
+    }
+
+    /// `GET /admin/identities/by/external/{external_id}`: the identity's id, if any.
+    pub async fn identity_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<String>, KratosError> {
+        let url = endpoint(
+            &self.admin_url,
+            &["admin", "identities", "by", "external", external_id],
+        );
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        match status {
+            200 => {
+                let identity: IdentityId =
+                    serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
+                        path: url.path().to_owned(),
+                        reason: error.to_string(),
+                    })?;
+                Ok(Some(identity.id))
+            }
+            404 => Ok(None),
+            _ => Err(KratosError::Status {
+                method: "GET",
+                path: url.path().to_owned(),
+                status,
+                message: error_message(&body),
+            }),
+        }
+    }
+
+    /// The identity schema `id` from the public API (`GET /schemas/{id}`).
+    pub async fn identity_schema(&self, id: &str) -> Result<Value, KratosError> {
+        let url = endpoint(&self.public_url, &["schemas", id]);
+        let (status, body) = self.send(self.client.get(url.clone()), &url).await?;
+        if status != 200 {
+            return Err(KratosError::Status {
+                method: "GET",
+                path: url.path().to_owned(),
+                status,
+                message: error_message(&body),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
+            path: url.path().to_owned(),
+            reason: error.to_string(),
+        })
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token.expose_secret()),
+            None => request,
+        }
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<(u16, bytes::Bytes), KratosError> {
+        let unreachable = |error: reqwest::Error| KratosError::Unreachable {
+            url: without_query(url),
+            reason: describe(&error),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(unreachable)?;
+        Ok((status, body))
+    }
+}
+
+/// A `PATCH /admin/identities` body, serialised once (its size decides the batch split).
+#[derive(Debug, Clone)]
+pub struct BatchBody {
+    body: Vec<u8>,
+    patch_ids: Vec<String>,
+}
+
+impl Default for BatchBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBody {
+    const OPEN: &'static [u8] = br#"{"identities":["#;
+    const CLOSE: &'static [u8] = b"]}";
+
+    pub fn new() -> Self {
+        Self {
+            body: Self::OPEN.to_vec(),
+            patch_ids: Vec::new(),
+        }
+    }
+
+    /// The body's size if `create` (an already serialised create body) were added.
+    pub fn size_with(&self, create: &[u8]) -> usize {
+        // `,{"patch_id":"<36>","create":…}` plus the closing brackets.
+        self.body.len() + create.len() + 64 + Self::CLOSE.len()
+    }
+
+    pub fn push(&mut self, create: &[u8]) {
+        let patch_id = uuid_v4();
+        if !self.patch_ids.is_empty() {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(br#"{"patch_id":""#);
+        self.body.extend_from_slice(patch_id.as_bytes());
+        self.body.extend_from_slice(br#"","create":"#);
+        self.body.extend_from_slice(create);
+        self.body.push(b'}');
+        self.patch_ids.push(patch_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.patch_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patch_ids.is_empty()
+    }
+
+    /// The finished body (the closing brackets are added on the way out).
+    pub fn finish(mut self) -> Self {
+        self.body.extend_from_slice(Self::CLOSE);
+        self
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Kratos's per-item answers, matched by `patch_id` (falling back to position).
+    fn results_from(
+        &self,
+        answer: BatchAnswer,
+        path: &str,
+    ) -> Result<Vec<ItemResult>, KratosError> {
+        if answer.identities.len() != self.patch_ids.len() {
+            return Err(KratosError::Malformed {
+                path: path.to_owned(),
+                reason: format!(
+                    "{} results for {} identities",
+                    answer.identities.len(),
+                    self.patch_ids.len()
+                ),
+            });
+        }
+        let mut results = vec![None; self.patch_ids.len()];
+        for (position, item) in answer.identities.into_iter().enumerate() {
+            let index = item
+                .patch_id
+                .as_deref()
+                .and_then(|id| self.patch_ids.iter().position(|sent| sent == id))
+                .unwrap_or(position);
+            let result = match (item.action.as_deref(), item.identity, item.error) {
+                (Some("create"), Some(identity_id), _) => ItemResult::Created { identity_id },
+                (_, _, Some(error)) if error.code == Some(409) => ItemResult::Conflict,
+                (_, _, error) => ItemResult::Failed {
+                    status: error.as_ref().and_then(|error| error.code),
+                    message: error.map(ErrorBody::text).unwrap_or_else(|| {
+                        "Kratos reported neither an identity nor an error".into()
+                    }),
+                },
+            };
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.ok_or_else(|| KratosError::Malformed {
+                    path: path.to_owned(),
+                    reason: "two results for one patch_id".to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(default)]
+    identities: Vec<ItemAnswer>,
+}
+
+#[derive(Deserialize)]
+struct ItemAnswer {
+    action: Option<String>,
+    identity: Option<String>,
+    patch_id: Option<String>,
+    error: Option<ErrorBody>,
+}
+
+/// Kratos's error object (herodot's `DefaultError`), alone or under `"error"`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<u16>,
+    reason: Option<String>,
+    message: Option<String>,
+}
+
+impl ErrorBody {
+    fn text(self) -> String {
+        match (self.message, self.reason) {
+            (Some(message), Some(reason)) if !reason.is_empty() => format!("{message}: {reason}"),
+            (Some(message), _) => message,
+            (None, Some(reason)) => reason,
+            (None, None) => "no message".to_owned(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct IdentityId {
+    id: String,
+}
+
+/// The message of an `errorGeneric` body, or the start of whatever came back.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
+        return envelope.error.text();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    if text.trim().is_empty() {
+        "no body".to_owned()
+    } else {
+        text.trim().to_owned()
+    }
+}
+
+/// `base` with path segments appended, each percent-encoded.
+fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+fn without_query(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
+/// The error and its causes, without the URL again.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A random UUID v4 in its text form (Kratos's `patch_id` is `format: uuid`).
+fn uuid_v4() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_encode_external_ids() {
+        let base = Url::parse("http://kratos:4434/").unwrap();
+        let url = endpoint(&base, &["admin", "identities", "by", "external", "a/b c"]);
+        assert_eq!(
+            url.as_str(),
+            "http://kratos:4434/admin/identities/by/external/a%2Fb%20c"
+        );
+        let prefixed = Url::parse("http://gateway/kratos").unwrap();
+        assert_eq!(
+            endpoint(&prefixed, &["schemas", "default"]).as_str(),
+            "http://gateway/kratos/schemas/default"
+        );
+    }
+
+    #[test]
+    fn batch_bodies_are_json_with_a_patch_id_per_item() {
+        let mut batch = BatchBody::new();
+        batch.push(br#"{"schema_id":"default","traits":{}}"#);
+        batch.push(br#"{"schema_id":"default","traits":{"a":1}}"#);
+        let batch = batch.finish();
+        let body: Value = serde_json::from_slice(batch.bytes()).unwrap();
+        let items = body["identities"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1]["create"]["traits"]["a"], 1);
+        let id = items[0]["patch_id"].as_str().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(batch.size_with(b"{}") > batch.bytes().len());
+    }
+
+    #[test]
+    fn per_item_answers_are_matched_by_patch_id() {
+        let mut batch = BatchBody::new();
+        batch.push(b"{}");
+        batch.push(b"{}");
+        batch.push(b"{}");
+        let ids = batch.patch_ids.clone();
+        let answer: BatchAnswer = serde_json::from_value(serde_json::json!({"identities": [
+            {"action": "error", "patch_id": ids[2], "error": {"code": 400, "message": "bad traits", "reason": "email missing"}},
+            {"action": "create", "patch_id": ids[0], "identity": "id-0"},
+            {"action": "error", "patch_id": ids[1], "error": {"code": 409, "message": "exists"}},
+        ]}))
+        .unwrap();
+        let results = batch.results_from(answer, "/admin/identities").unwrap();
+        assert_eq!(
+            results,
+            [
+                ItemResult::Created {
+                    identity_id: "id-0".into()
+                },
+                ItemResult::Conflict,
+                ItemResult::Failed {
+                    status: Some(400),
+                    message: "bad traits: email missing".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn error_messages_come_from_error_generic_or_the_raw_body() {
+        assert_eq!(
+            error_message(
+                br#"{"error":{"code":401,"status":"Unauthorized","message":"no token"}}"#
+            ),
+            "no token"
+        );
+        assert_eq!(error_message(b"upstream down"), "upstream down");
+        assert_eq!(error_message(b""), "no body");
+    }
+
+    #[test]
+    fn transient_errors_are_5xx_429_and_unreachable() {
+        let status = |status| KratosError::Status {
+            method: "PATCH",
+            path: "/admin/identities".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(status(500).is_transient());
+        assert!(status(503).is_transient());
+        assert!(status(429).is_transient());
+        assert!(!status(401).is_transient());
+        assert!(!status(413).is_transient());
+    }
+}
