@@ -1,12 +1,15 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|report>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report>`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::http::Application;
+use crate::import::{self, ImportOptions};
 use crate::report::{self, ReportFormat};
 use crate::store;
 
@@ -45,7 +48,38 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print migration progress: users per state and hook outcomes.
+    /// Create a Kratos identity for every Cognito user, flagged for the password migration
+    /// hook (no password), and record each user as `pending`. A rerun is the delta sync:
+    /// users imported before are skipped without any Kratos call.
+    #[command(
+        long_about = "Create a Kratos identity for every Cognito user, flagged for the \
+        password migration hook (no password), and record each user as `pending`.\n\n\
+        Pages through Cognito ListUsers at `import.list_rate` requests/s (default 10; the quota \
+        is 30/s and shared with your live apps) and sends batches of `import.batch_size` \
+        identities to `PATCH /admin/identities` at `kratos.admin_url`. An identity that already \
+        exists (same external_id = Cognito sub) is linked, not duplicated. Progress is \
+        committed after every batch: an interrupted run continues with --resume. A rerun \
+        without --resume is the delta sync: users imported before cost no Kratos call.\n\n\
+        Exit status: 0 when every user is imported, 3 when the run completed but some users \
+        failed (listed; a rerun retries them), 1 when the run was interrupted, 2 for a \
+        configuration error."
+    )]
+    Import {
+        /// Map every user and check it against the identity schema (from `kratos.public_url`
+        /// or `import.schema_file`); write nothing to Kratos.
+        #[arg(long, conflicts_with = "resume")]
+        dry_run: bool,
+        /// Continue the newest interrupted run from its last committed page.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after N users; `--resume` continues from there.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Draw no progress bar (it is only drawn on a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Print migration progress: users per state, hook outcomes and import runs.
     Report {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
@@ -53,8 +87,11 @@ pub enum Command {
     },
 }
 
+/// Exit status of an import that completed with users Kratos refused.
+pub const EXIT_IMPORT_FAILURES: u8 = 3;
+
 /// Run one command with loaded settings.
-pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
             let listen = settings.server.listen;
@@ -72,6 +109,33 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.migrate().await?;
             println!("database migrations applied");
         }
+        Command::Import {
+            dry_run,
+            resume,
+            limit,
+            no_progress,
+        } => {
+            if settings.import.list_rate > crate::config::LIST_USERS_QUOTA {
+                eprintln!(
+                    "warning: import.list_rate = {} is above Cognito's ListUsers quota (30/s per \
+                     account and region, shared with your live apps); expect throttling",
+                    settings.import.list_rate
+                );
+            }
+            let options = ImportOptions {
+                dry_run,
+                resume,
+                limit,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                stop_on_ctrl_c: true,
+                ..ImportOptions::default()
+            };
+            let summary = import::run(&settings, options, None).await?;
+            print!("{}", summary.render());
+            if summary.counters.failed > 0 {
+                return Ok(ExitCode::from(EXIT_IMPORT_FAILURES));
+            }
+        }
         Command::Report { format } => {
             let store = store::connect(&settings.database.url, settings.database.max_connections)
                 .await
@@ -79,8 +143,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let progress = store.progress().await.context(
                 "reading progress (a new database needs `cognito-bridge migrate` or `serve` first)",
             )?;
-            print!("{}", report::render(&progress, format));
+            let runs = store.import_runs(report::IMPORT_RUNS_SHOWN).await?;
+            print!("{}", report::render(&progress, &runs, format));
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

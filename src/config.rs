@@ -662,3 +662,33 @@ mod tests {
         assert!(!debug.contains("very-secret"), "{debug}");
     }
 }
+
+#[cfg(test)]
+mod import_settings_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(contents: &str) -> Result<Settings, ConfigError> {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        Settings::load_from(Some(file.path()), Vec::new())
+    }
+
+    #[test]
+    fn trait_paths_keep_dots_and_case() {
+        let settings = load(
+            "[import.traits]\nemail = \"email\"\n\"name.first\" = \"given_name\"\ntenantId = \"custom:tenant\"\n",
+        )
+        .unwrap();
+        let traits: Vec<_> = settings
+            .import
+            .traits
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            traits,
+            ["email=email", "name.first=given_name", "tenantId=custom:tenant"]
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! Kratos's admin API as `import` uses it (DESIGN.md's Contract 3): batch create, lookup by
 //! external id, and the identity schema from the public API. One client, built once.
 
-use std::sync::Once;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -61,14 +60,8 @@ pub struct KratosAdmin {
     token: Option<SecretString>,
 }
 
-static CRYPTO_PROVIDER: Once = Once::new();
-
 impl KratosAdmin {
     pub fn new(settings: &KratosSettings) -> Result<Self, KratosError> {
-        // reqwest is built without a crypto provider; use ring, like the AWS SDK client.
-        CRYPTO_PROVIDER.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout().min(Duration::from_secs(5)))
             .timeout(settings.timeout())

@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&settings.log);
     match cli::run(cli.command, settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("cognito-bridge: {error:#}");
             ExitCode::FAILURE

@@ -1,11 +1,24 @@
-//! `report`: migration progress as a table, JSON or CSV.
+//! `report`: migration progress and import runs as a table, JSON or CSV.
 
 use std::fmt::Write;
 
 use clap::ValueEnum;
 
+use serde::Serialize;
+
 use crate::domain::UserState;
-use crate::store::Progress;
+use crate::store::{ImportRun, Progress};
+
+/// The newest import runs `report` lists.
+pub const IMPORT_RUNS_SHOWN: i64 = 20;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    progress: &'a Progress,
+    /// Newest first.
+    imports: &'a [ImportRun],
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -14,10 +27,11 @@ pub enum ReportFormat {
     Csv,
 }
 
-pub fn render(progress: &Progress, format: ReportFormat) -> String {
+pub fn render(progress: &Progress, imports: &[ImportRun], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => {
-            serde_json::to_string_pretty(progress).expect("progress serializes") + "\n"
+            serde_json::to_string_pretty(&Report { progress, imports }).expect("report serializes")
+                + "\n"
         }
         ReportFormat::Csv => {
             let mut out = String::from("state,count\n");
@@ -25,10 +39,79 @@ pub fn render(progress: &Progress, format: ReportFormat) -> String {
                 let _ = writeln!(out, "{state},{count}");
             }
             let _ = writeln!(out, "total,{}", progress.total);
+            if !imports.is_empty() {
+                out.push_str(
+                    "\nimport_run,started_at,status,dry_run,seen,created,linked,skipped,failed,invalid,duration_ms\n",
+                );
+                for run in imports {
+                    let c = &run.counters;
+                    let _ = writeln!(
+                        out,
+                        "{},{},{},{},{},{},{},{},{},{},{}",
+                        run.id,
+                        run.started_at.to_rfc3339(),
+                        run.status.as_str(),
+                        run.dry_run,
+                        c.seen,
+                        c.created,
+                        c.linked,
+                        c.skipped,
+                        c.failed,
+                        c.invalid,
+                        run.duration_ms
+                    );
+                }
+            }
             out
         }
-        ReportFormat::Table => table(progress),
+        ReportFormat::Table => table(progress) + &imports_table(imports),
     }
+}
+
+fn imports_table(imports: &[ImportRun]) -> String {
+    let mut out = String::from("\nimport runs (newest first):\n");
+    if imports.is_empty() {
+        out.push_str("  none yet: `cognito-bridge import` creates the Kratos identities\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>4} {:<20} {:<12} {:>9} {:>9} {:>8} {:>9} {:>7} {:>9}",
+        "run",
+        "started (UTC)",
+        "status",
+        "seen",
+        "created",
+        "linked",
+        "skipped",
+        "failed",
+        "duration"
+    );
+    for run in imports {
+        let c = &run.counters;
+        let status = if run.dry_run {
+            format!("{} (dry)", run.status.as_str())
+        } else {
+            run.status.as_str().to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "  {:>4} {:<20} {:<12} {:>9} {:>9} {:>8} {:>9} {:>7} {:>8.1}s",
+            run.id,
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            status,
+            c.seen,
+            c.created,
+            c.linked,
+            c.skipped,
+            c.failed,
+            run.duration_ms as f64 / 1000.0
+        );
+        if let Some(error) = &run.error {
+            let _ = writeln!(out, "       {error}");
+        }
+    }
+    out
 }
 
 /// States in migration order (pending first), not alphabetical.
@@ -70,7 +153,30 @@ fn table(progress: &Progress) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AttemptCounts;
+    use crate::store::{AttemptCounts, ImportCounters, RunStatus};
+
+    fn run() -> ImportRun {
+        ImportRun {
+            id: 7,
+            dry_run: false,
+            status: RunStatus::Interrupted,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            next_token: Some("secret-ish-token".into()),
+            counters: ImportCounters {
+                pages: 1,
+                seen: 60,
+                created: 40,
+                linked: 10,
+                skipped: 5,
+                failed: 5,
+                invalid: 0,
+            },
+            estimated_users: Some(100),
+            duration_ms: 1500,
+            error: Some("Kratos down".into()),
+        }
+    }
 
     fn progress() -> Progress {
         Progress {
@@ -97,25 +203,36 @@ mod tests {
     #[test]
     fn json_has_the_documented_shape() {
         let json: serde_json::Value =
-            serde_json::from_str(&render(&progress(), ReportFormat::Json)).unwrap();
+            serde_json::from_str(&render(&progress(), &[run()], ReportFormat::Json)).unwrap();
         assert_eq!(json["total"], 4);
         assert_eq!(json["states"]["migrated"], 3);
         assert_eq!(json["states"]["pending"], 1);
         assert_eq!(json["states"]["needs_recovery"], 0);
         assert_eq!(json["attempts"]["by_outcome"]["not_authorized"], 2);
+        assert_eq!(json["imports"][0]["id"], 7);
+        assert_eq!(json["imports"][0]["status"], "interrupted");
+        assert_eq!(json["imports"][0]["created"], 40);
+        assert!(json["imports"][0].get("next_token").is_none());
     }
 
     #[test]
     fn table_and_csv_show_every_state() {
-        let table = render(&progress(), ReportFormat::Table);
+        let table = render(&progress(), &[run()], ReportFormat::Table);
         assert!(
             table.contains("migrated") && table.contains("75.0%"),
             "{table}"
         );
-        let csv = render(&progress(), ReportFormat::Csv);
+        assert!(
+            table.contains("interrupted") && table.contains("Kratos down"),
+            "{table}"
+        );
+        let csv = render(&progress(), &[run()], ReportFormat::Csv);
         assert!(
             csv.contains("migrated,3\n") && csv.contains("total,4\n"),
             "{csv}"
         );
+        assert!(csv.contains(",interrupted,false,60,40,"), "{csv}");
+        let empty = render(&progress(), &[], ReportFormat::Table);
+        assert!(empty.contains("none yet"), "{empty}");
     }
 }

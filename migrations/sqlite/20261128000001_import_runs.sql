@@ -33,3 +33,6 @@ CREATE TABLE import_failures (
     reason           TEXT NOT NULL
 );
 CREATE INDEX import_failures_run ON import_failures (run_id);
+
+-- The run that last created or linked the user's identity.
+ALTER TABLE users ADD COLUMN import_run_id INTEGER;

@@ -5,11 +5,12 @@
 //! batches to Kratos and commits rows, failures and the next page token together.
 
 mod directory;
+mod ledger;
 mod mapping;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use chrono::Utc;
@@ -25,9 +26,9 @@ use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::domain::redact;
 use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, MAX_BATCH_BODY_BYTES};
 use crate::store::{
-    self, ImportCommit, ImportCounters, ImportFailure, ImportedUser, RunStatus, RunUpdate, Store,
-    StoreError,
+    self, ImportCommit, ImportCounters, ImportFailure, ImportedUser, RunStatus, Store, StoreError,
 };
+use ledger::Ledger;
 
 /// Attempts per Kratos request when Kratos is briefly unavailable (5xx, 429, no answer).
 const KRATOS_ATTEMPTS: u32 = 3;
@@ -130,8 +131,8 @@ pub async fn run(
         .await,
     );
 
-    let run = if options.resume {
-        Run::resume(store.as_ref()).await?
+    let ledger = if options.resume {
+        Ledger::resume(store.as_ref()).await?
     } else {
         let estimated = match directory.estimated_users().await {
             Ok(estimate) => Some(estimate),
@@ -140,10 +141,10 @@ pub async fn run(
                 None
             }
         };
-        Run::start(store.as_ref(), options.dry_run, estimated).await?
+        Ledger::start(store.as_ref(), options.dry_run, estimated).await?
     };
     tracing::info!(
-        run_id = run.id,
+        run_id = ledger.id,
         dry_run = options.dry_run,
         resume = options.resume,
         user_pool_id = %pool.user_pool_id,
@@ -158,9 +159,13 @@ pub async fn run(
         mapping,
         schema,
         batch_size: settings.import.batch_size,
-        progress: progress_bar(options.progress, run.estimated_users, run.counters.seen),
+        progress: progress_bar(
+            options.progress,
+            ledger.estimated_users,
+            ledger.listing.seen,
+        ),
     };
-    importer.execute(run, directory, &options).await
+    importer.execute(ledger, directory, &options).await
 }
 
 /// The identity schema from `import.schema_file`, or from Kratos's public API.
@@ -212,110 +217,22 @@ fn progress_bar(enabled: bool, estimated: Option<i64>, already: i64) -> Progress
     bar
 }
 
-/// The run's row as this process advances it.
-struct Run {
-    id: i64,
-    dry_run: bool,
-    /// Totals as this process counts them (ahead of `committed` until the next commit).
-    counters: ImportCounters,
-    /// Totals as of the last commit: what an interrupted run's row keeps.
-    committed: ImportCounters,
-    /// The committed page token: where `--resume` would start.
-    next_token: Option<String>,
-    listing_complete: bool,
-    estimated_users: Option<i64>,
-    /// Time spent by earlier invocations of this run.
-    earlier: Duration,
-    started: Instant,
-}
-
-impl Run {
-    async fn start(
-        store: &dyn Store,
-        dry_run: bool,
-        estimated_users: Option<i64>,
-    ) -> Result<Self, ImportError> {
-        let id = store
-            .start_import_run(dry_run, Utc::now(), estimated_users)
-            .await?;
-        Ok(Self {
-            id,
-            dry_run,
-            counters: ImportCounters::default(),
-            committed: ImportCounters::default(),
-            next_token: None,
-            listing_complete: false,
-            estimated_users,
-            earlier: Duration::ZERO,
-            started: Instant::now(),
-        })
-    }
-
-    async fn resume(store: &dyn Store) -> Result<Self, ImportError> {
-        let Some(last) = store.latest_real_import_run().await? else {
-            return Err(ImportError::NothingToResume(
-                "no import has run yet; start one without --resume".to_owned(),
-            ));
-        };
-        if last.status == RunStatus::Completed {
-            return Err(ImportError::NothingToResume(format!(
-                "the last import (run {}) completed; run `cognito-bridge import` without \
-                 --resume for a delta sync",
-                last.id
-            )));
-        }
-        let run = Self {
-            id: last.id,
-            dry_run: false,
-            counters: last.counters,
-            committed: last.counters,
-            listing_complete: last.listing_complete(),
-            next_token: last.next_token.clone(),
-            estimated_users: last.estimated_users,
-            earlier: Duration::from_millis(last.duration_ms.max(0) as u64),
-            started: Instant::now(),
-        };
-        run.update(store, RunStatus::Running, None).await?;
-        Ok(run)
-    }
-
-    fn duration(&self) -> Duration {
-        self.earlier + self.started.elapsed()
-    }
-
-    fn duration_ms(&self) -> i64 {
-        i64::try_from(self.duration().as_millis()).unwrap_or(i64::MAX)
-    }
-
-    async fn update(
-        &self,
-        store: &dyn Store,
-        status: RunStatus,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        store
-            .update_import_run(&RunUpdate {
-                run_id: self.id,
-                status,
-                at: Utc::now(),
-                next_token: self.next_token.as_deref(),
-                // A dry run commits nothing; a real run's row only ever says what is committed.
-                counters: if self.dry_run {
-                    self.counters
-                } else {
-                    self.committed
-                },
-                duration_ms: self.duration_ms(),
-                error,
-            })
-            .await
-    }
-}
-
 /// What the lister hands the importer.
 enum Listed {
     Page(Page),
     Failed(DirectoryError),
+}
+
+/// Why the listing stopped without an error.
+enum Stop {
+    ListingDone,
+    Limit,
+}
+
+/// A mapped user waiting to be sent, its create body serialised once.
+struct Queued {
+    user: MappedUser,
+    body: Vec<u8>,
 }
 
 struct Importer {
@@ -327,101 +244,82 @@ struct Importer {
     progress: ProgressBar,
 }
 
-/// Users mapped but not yet sent, and failures not yet committed.
-#[derive(Default)]
-struct Pending {
-    users: Vec<MappedUser>,
-    failures: Vec<ImportFailure>,
-}
-
 impl Importer {
     async fn execute(
         &self,
-        mut run: Run,
+        mut ledger: Ledger,
         directory: Arc<Directory>,
         options: &ImportOptions,
     ) -> Result<ImportSummary, ImportError> {
         let mut invalid = Vec::new();
         let outcome = self
-            .import_pages(&mut run, directory, options, &mut invalid)
+            .import_pages(&mut ledger, directory, options, &mut invalid)
             .await;
         self.progress.finish_and_clear();
         let (status, error) = match &outcome {
             Ok(Stop::ListingDone) => (RunStatus::Completed, None),
+            // A dry run is never resumed: it ends as completed, whatever stopped it.
+            Ok(Stop::Limit) if ledger.dry_run => (RunStatus::Completed, None),
             Ok(Stop::Limit) => (
                 RunStatus::Interrupted,
                 Some("stopped at --limit".to_owned()),
             ),
+            Err(reason) if ledger.dry_run => (RunStatus::Completed, Some(reason.clone())),
             Err(reason) => (RunStatus::Interrupted, Some(reason.clone())),
         };
-        if run.dry_run {
-            // A dry run is never resumed: it ends as completed, whatever stopped it.
-            run.update(self.store.as_ref(), RunStatus::Completed, error.as_deref())
-                .await?;
-        } else {
-            run.update(self.store.as_ref(), status, error.as_deref())
-                .await?;
-        }
+        ledger
+            .update(self.store.as_ref(), status, error.as_deref())
+            .await?;
+        let counters = ledger.committed_counters();
         tracing::info!(
-            run_id = run.id,
+            run_id = ledger.id,
             status = status.as_str(),
-            seen = run.counters.seen,
-            created = run.counters.created,
-            linked = run.counters.linked,
-            skipped = run.counters.skipped,
-            failed = run.counters.failed,
-            invalid = run.counters.invalid,
+            seen = counters.seen,
+            created = counters.created,
+            linked = counters.linked,
+            skipped = counters.skipped,
+            failed = counters.failed,
+            invalid = counters.invalid,
             "import finished"
         );
         let stopped_at_limit = matches!(outcome, Ok(Stop::Limit));
         if let Err(reason) = outcome {
             return Err(ImportError::Interrupted {
-                run_id: run.id,
-                seen: run.counters.seen,
+                run_id: ledger.id,
+                seen: counters.seen,
                 reason,
             });
         }
-        let failures = if run.dry_run {
+        let failures = if ledger.dry_run {
             Vec::new()
         } else {
             self.store
-                .import_failures(run.id, SUMMARY_EXAMPLES as i64)
+                .import_failures(ledger.id, SUMMARY_EXAMPLES as i64)
                 .await?
         };
         Ok(ImportSummary {
-            run_id: run.id,
-            dry_run: run.dry_run,
-            status: if run.dry_run {
-                RunStatus::Completed
-            } else {
-                status
-            },
-            counters: run.counters,
-            duration: run.duration(),
+            run_id: ledger.id,
+            dry_run: ledger.dry_run,
+            status,
+            counters,
+            duration: ledger.duration(),
             stopped_at_limit,
             failures,
             invalid,
         })
     }
-}
 
-/// Why the listing stopped without an error.
-enum Stop {
-    ListingDone,
-    Limit,
-}
-
-impl Importer {
     /// List, map, send and commit until the listing ends; `Err` carries the reason a run
-    /// was interrupted (everything taken before it is committed, except after Ctrl-C).
+    /// was interrupted (everything taken before it is sent and committed, except after
+    /// Ctrl-C or when Kratos or the database is the problem).
     async fn import_pages(
         &self,
-        run: &mut Run,
+        ledger: &mut Ledger,
         directory: Arc<Directory>,
         options: &ImportOptions,
         invalid: &mut Vec<InvalidExample>,
     ) -> Result<Stop, String> {
-        if run.listing_complete {
+        if ledger.listing_complete {
             return Ok(Stop::ListingDone);
         }
         let groups = if self.mapping.wants_groups() {
@@ -437,12 +335,12 @@ impl Importer {
         let (sender, mut receiver) = mpsc::channel(capacity);
         let lister = tokio::spawn(list_pages(
             directory,
-            run.next_token.clone(),
+            ledger.token.clone(),
             options.limit,
             sender,
         ));
-        let mut pending = Pending::default();
-        let mut taken_token = run.next_token.clone();
+        let mut queue = VecDeque::new();
+        let mut last_token = ledger.token.clone();
         let mut stopped_by_signal = false;
         let listed: Result<(), String> = loop {
             let next = if options.stop_on_ctrl_c {
@@ -456,54 +354,64 @@ impl Importer {
             } else {
                 receiver.recv().await
             };
-            match next {
+            let page = match next {
                 None => break Ok(()),
                 Some(Listed::Failed(error)) => break Err(error.to_string()),
-                Some(Listed::Page(page)) => {
-                    let token = page.next_token.clone();
-                    if let Err(error) = self
-                        .take_page(run, page, &groups, &mut pending, invalid)
-                        .await
-                    {
-                        break Err(error.to_string());
-                    }
-                    taken_token = token;
-                    let full = pending.users.len() >= self.batch_size;
-                    // With nothing waiting, committing the token alone keeps --resume close.
-                    if !run.dry_run
-                        && (full || pending.users.is_empty())
-                        && let Err(error) = self.flush(run, &mut pending, taken_token.clone()).await
-                    {
-                        lister.abort();
-                        return Err(error);
-                    }
+                Some(Listed::Page(page)) => page,
+            };
+            last_token = page.next_token.clone();
+            if let Err(error) = self
+                .take_page(ledger, page, &groups, &mut queue, invalid)
+                .await
+            {
+                break Err(error.to_string());
+            }
+            if ledger.dry_run {
+                continue;
+            }
+            let sent = async {
+                while queue.len() >= self.batch_size {
+                    self.send_and_commit(ledger, &mut queue).await?;
                 }
+                if queue.is_empty() {
+                    // Nothing waits: commit the token alone, so --resume starts close.
+                    self.commit(ledger, Vec::new(), Vec::new()).await?;
+                }
+                Ok::<_, String>(())
+            };
+            if let Err(error) = sent.await {
+                lister.abort();
+                return Err(error);
             }
         };
         lister.abort();
-        if !run.dry_run && !stopped_by_signal {
-            self.flush(run, &mut pending, taken_token.clone()).await?;
+        if !ledger.dry_run && !stopped_by_signal {
+            // Send what was taken even when the listing failed, so --resume redoes less.
+            while !queue.is_empty() {
+                self.send_and_commit(ledger, &mut queue).await?;
+            }
+            self.commit(ledger, Vec::new(), Vec::new()).await?;
         }
         listed?;
-        Ok(if taken_token.is_none() {
+        Ok(if last_token.is_none() {
             Stop::ListingDone
         } else {
             Stop::Limit
         })
     }
 
-    /// Map a page's users, skip those an earlier run imported, and queue the rest (in a dry
-    /// run: check them against the identity schema).
+    /// Map a page's users, skip those already imported, and queue the rest (in a dry run:
+    /// check them against the identity schema instead).
     async fn take_page(
         &self,
-        run: &mut Run,
+        ledger: &mut Ledger,
         page: Page,
         groups: &HashMap<String, Vec<String>>,
-        pending: &mut Pending,
+        queue: &mut VecDeque<Queued>,
         invalid: &mut Vec<InvalidExample>,
     ) -> Result<(), StoreError> {
-        run.counters.pages += 1;
-        run.counters.seen += page.users.len() as i64;
+        ledger.listing.pages += 1;
+        ledger.listing.seen += page.users.len() as i64;
         self.progress.inc(page.users.len() as u64);
         let subs: Vec<&str> = page
             .users
@@ -511,6 +419,8 @@ impl Importer {
             .filter_map(|user| user.attribute("sub"))
             .collect();
         let known = self.store.imported_external_ids(&subs).await?;
+        let mut queued = 0;
+        let mut failures = Vec::new();
         for user in &page.users {
             let groups = self.mapping.wants_groups().then(|| {
                 groups
@@ -518,11 +428,11 @@ impl Importer {
                     .map(Vec::as_slice)
                     .unwrap_or_default()
             });
-            let mapped = match self.mapping.map(user, groups) {
+            let mut mapped = match self.mapping.map(user, groups) {
                 Ok(mapped) => mapped,
                 Err(error) => {
-                    run.counters.failed += 1;
-                    pending.failures.push(ImportFailure {
+                    ledger.listing.unmappable += 1;
+                    failures.push(ImportFailure {
                         cognito_username: user.username.clone(),
                         external_id: None,
                         status: None,
@@ -531,92 +441,109 @@ impl Importer {
                     continue;
                 }
             };
-            if known.contains(&mapped.external_id) {
-                run.counters.skipped += 1;
-                continue;
+            match known.get(&mapped.external_id) {
+                // Sent by this run before it was interrupted, and counted then.
+                Some(Some(run)) if *run == ledger.id => continue,
+                Some(_) => {
+                    ledger.listing.skipped += 1;
+                    continue;
+                }
+                None => {}
             }
-            match &self.schema {
-                Some(schema) => {
-                    let reasons = schema_problems(schema, &mapped.identity);
-                    if reasons.is_empty() {
-                        run.counters.created += 1;
-                    } else {
-                        run.counters.invalid += 1;
-                        if invalid.len() < SUMMARY_EXAMPLES {
-                            invalid.push(InvalidExample {
-                                cognito_username: mapped.username,
-                                reasons,
-                            });
-                        }
+            if let Some(schema) = &self.schema {
+                let reasons = schema_problems(schema, &mapped.identity);
+                if reasons.is_empty() {
+                    ledger.listing.would_create += 1;
+                } else {
+                    ledger.listing.invalid += 1;
+                    if invalid.len() < SUMMARY_EXAMPLES {
+                        invalid.push(InvalidExample {
+                            cognito_username: mapped.username,
+                            reasons,
+                        });
                     }
                 }
-                None => pending.users.push(mapped),
+                continue;
             }
-        }
-        Ok(())
-    }
-
-    /// Send what is pending in batches, then commit rows, failures, totals and `token`
-    /// (where the listing continues) in one transaction.
-    async fn flush(
-        &self,
-        run: &mut Run,
-        pending: &mut Pending,
-        token: Option<String>,
-    ) -> Result<(), String> {
-        let users = std::mem::take(&mut pending.users);
-        let mut failures = std::mem::take(&mut pending.failures);
-        let mut rows = Vec::with_capacity(users.len());
-        let mut batch = BatchBody::new();
-        let mut members: Vec<&MappedUser> = Vec::new();
-        for user in &users {
-            let body = serde_json::to_vec(&user.identity).expect("JSON values serialize");
+            let body = serde_json::to_vec(&mapped.identity).expect("JSON values serialize");
+            mapped.identity = Value::Null;
             if BatchBody::new().size_with(&body) > MAX_BATCH_BODY_BYTES {
-                run.counters.failed += 1;
+                ledger.listing.unmappable += 1;
                 failures.push(failure(
-                    user,
+                    &mapped,
                     None,
                     "the identity is larger than Kratos's 5 MB request cap".to_owned(),
                 ));
                 continue;
             }
-            if members.len() == self.batch_size || batch.size_with(&body) > MAX_BATCH_BODY_BYTES {
-                let full = std::mem::take(&mut batch).finish();
-                self.send_batch(run, &full, &members, &mut rows, &mut failures)
-                    .await?;
-                members.clear();
+            queue.push_back(Queued { user: mapped, body });
+            queued += 1;
+        }
+        ledger.page_taken(queued, page.next_token, failures);
+        Ok(())
+    }
+
+    /// One batch from the front of the queue (at most `batch_size` identities and 5 MB),
+    /// sent and committed.
+    async fn send_and_commit(
+        &self,
+        ledger: &mut Ledger,
+        queue: &mut VecDeque<Queued>,
+    ) -> Result<(), String> {
+        let mut batch = BatchBody::new();
+        let mut members = Vec::new();
+        while let Some(next) = queue.front() {
+            let full = members.len() == self.batch_size
+                || (!members.is_empty() && batch.size_with(&next.body) > MAX_BATCH_BODY_BYTES);
+            if full {
+                break;
             }
-            batch.push(&body);
-            members.push(user);
+            let next = queue.pop_front().expect("a front entry");
+            batch.push(&next.body);
+            members.push(next.user);
         }
-        if !members.is_empty() {
-            let last = batch.finish();
-            self.send_batch(run, &last, &members, &mut rows, &mut failures)
-                .await?;
+        let batch = batch.finish();
+        let mut rows = Vec::with_capacity(members.len());
+        let mut failures = Vec::new();
+        self.send_batch(ledger, &batch, &members, &mut rows, &mut failures)
+            .await?;
+        ledger.sent(members.len());
+        self.commit(ledger, rows, failures).await
+    }
+
+    /// Rows, failures, totals and the page token (moved past every fully sent page) in one
+    /// transaction. Without rows or failures, only when the token moved.
+    async fn commit(
+        &self,
+        ledger: &mut Ledger,
+        rows: Vec<ImportedUser>,
+        mut failures: Vec<ImportFailure>,
+    ) -> Result<(), String> {
+        let covered = ledger.cover();
+        if rows.is_empty() && failures.is_empty() && !covered.moved {
+            return Ok(());
         }
+        failures.extend(covered.failures);
         self.store
             .commit_import(&ImportCommit {
-                run_id: run.id,
+                run_id: ledger.id,
                 at: Utc::now(),
                 users: &rows,
                 failures: &failures,
-                next_token: token.as_deref(),
-                counters: run.counters,
-                duration_ms: run.duration_ms(),
+                next_token: ledger.token.as_deref(),
+                counters: ledger.committed_counters(),
+                duration_ms: ledger.duration_ms(),
             })
             .await
-            .map_err(|error| error.to_string())?;
-        run.committed = run.counters;
-        run.next_token = token;
-        Ok(())
+            .map_err(|error| error.to_string())
     }
 
     /// One `PATCH /admin/identities`; conflicts are looked up by external id and linked.
     async fn send_batch(
         &self,
-        run: &mut Run,
+        ledger: &mut Ledger,
         batch: &BatchBody,
-        members: &[&MappedUser],
+        members: &[MappedUser],
         rows: &mut Vec<ImportedUser>,
         failures: &mut Vec<ImportFailure>,
     ) -> Result<(), String> {
@@ -629,12 +556,12 @@ impl Importer {
         for (user, result) in members.iter().zip(results) {
             match result {
                 ItemResult::Created { identity_id } => {
-                    run.counters.created += 1;
+                    ledger.sending.created += 1;
                     rows.push(imported(user, identity_id));
                 }
-                ItemResult::Conflict => conflicts.push(*user),
+                ItemResult::Conflict => conflicts.push(user),
                 ItemResult::Failed { status, message } => {
-                    run.counters.failed += 1;
+                    ledger.sending.failed += 1;
                     tracing::warn!(user = %redact(&user.username), status, %message, "Kratos refused an identity");
                     failures.push(failure(user, status, message));
                 }
@@ -654,11 +581,11 @@ impl Importer {
         for (user, found) in lookups {
             match found.map_err(|error| error.to_string())? {
                 Some(identity_id) => {
-                    run.counters.linked += 1;
+                    ledger.sending.linked += 1;
                     rows.push(imported(user, identity_id));
                 }
                 None => {
-                    run.counters.failed += 1;
+                    ledger.sending.failed += 1;
                     failures.push(failure(
                         user,
                         Some(409),
@@ -761,4 +688,73 @@ fn schema_problems(schema: &jsonschema::Validator, identity: &Value) -> Vec<Stri
             format!("{path}: {}", error.masked())
         })
         .collect()
+}
+
+impl ImportSummary {
+    /// The summary as printed at the end of `import`.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let mut out = String::new();
+        let seconds = self.duration.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            c.seen as f64 / seconds
+        } else {
+            0.0
+        };
+        if self.dry_run {
+            let _ = writeln!(
+                out,
+                "dry run {} ({} users in {seconds:.1} s): {} would be created, {} invalid for the \
+                 identity schema, {} already imported, {} not mappable; nothing was written to Kratos",
+                self.run_id, c.seen, c.created, c.invalid, c.skipped, c.failed
+            );
+            for example in &self.invalid {
+                let _ = writeln!(
+                    out,
+                    "  invalid: {}: {}",
+                    example.cognito_username,
+                    example.reasons.join("; ")
+                );
+            }
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "import run {} {} in {seconds:.1} s ({rate:.0} users/s): {} users listed, {} created, \
+             {} linked to existing identities, {} skipped (imported before), {} failed",
+            self.run_id,
+            self.status.as_str(),
+            c.seen,
+            c.created,
+            c.linked,
+            c.skipped,
+            c.failed
+        );
+        if self.stopped_at_limit {
+            let _ = writeln!(
+                out,
+                "stopped at --limit; `cognito-bridge import --resume` continues"
+            );
+        }
+        if c.failed > 0 {
+            let _ = writeln!(
+                out,
+                "{} user(s) failed (first ones below; all are in `report`'s run and the \
+                 import_failures table); a rerun retries them:",
+                c.failed
+            );
+            for failure in &self.failures {
+                let status = failure
+                    .status
+                    .map_or_else(String::new, |status| format!(" [{status}]"));
+                let _ = writeln!(
+                    out,
+                    "  {}{status}: {}",
+                    failure.cognito_username, failure.reason
+                );
+            }
+        }
+        out
+    }
 }

@@ -172,11 +172,12 @@ pub trait Store: ImportStore + Send + Sync {
 /// What `import` reads and writes; part of every [`Store`].
 #[async_trait]
 pub trait ImportStore: Send + Sync {
-    /// Which of these Cognito `sub`s an earlier import already linked. One round trip.
+    /// Which of these Cognito `sub`s an import already linked, and by which run. One
+    /// round trip.
     async fn imported_external_ids(
         &self,
         external_ids: &[&str],
-    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    ) -> Result<std::collections::HashMap<String, Option<i64>>, StoreError>;
     /// A new run in state `running`; its id.
     async fn start_import_run(
         &self,

@@ -11,8 +11,11 @@ use super::{
     state_from_db,
 };
 
-/// Username lookup in DESIGN.md's order. `$1` Kratos identity id, `$2` external id,
-/// `$3` identifier as typed (trimmed), `$4` normalised identifier.
+/// Username lookup in DESIGN.md's order, imported rows first: Kratos identity id, external
+/// id, then an imported row's e-mail (pools whose username is not the e-mail), then the
+/// identifier as a username (exact, normalised) and any row's e-mail.
+/// `$1` Kratos identity id, `$2` external id, `$3` identifier as typed (trimmed),
+/// `$4` normalised identifier.
 pub const RESOLVE: &str = "
 SELECT cognito_username FROM users
 WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
@@ -20,9 +23,10 @@ WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
 ORDER BY CASE
     WHEN kratos_identity_id = $1 THEN 0
     WHEN external_id = $2 THEN 1
-    WHEN cognito_username = $3 THEN 2
-    WHEN username_normalized = $4 THEN 3
-    ELSE 4 END
+    WHEN external_id IS NOT NULL AND email_normalized = $4 THEN 2
+    WHEN cognito_username = $3 THEN 3
+    WHEN username_normalized = $4 THEN 4
+    ELSE 5 END
 LIMIT 1";
 
 /// The statements are macros so that Postgres can `concat!` them into one statement.
@@ -178,22 +182,23 @@ fn placeholders(from: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// Which of `count` external ids (`$1..$count`) already have a row.
+/// Which of `count` external ids (`$1..$count`) already have a row, and the run that
+/// imported each.
 pub fn imported_external_ids(count: usize) -> String {
     format!(
-        "SELECT external_id FROM users WHERE external_id IN ({})",
+        "SELECT external_id, import_run_id FROM users WHERE external_id IN ({})",
         placeholders(1, count)
     )
 }
 
-/// Create or link `rows` user rows; `$1` is the time, then six values per row. A row the
-/// hook has already moved to `migrated` or `needs_recovery` keeps its state.
+/// Create or link `rows` user rows; `$1` is the time, `$2` the run, then six values per row.
+/// A row the hook has already moved to `migrated` or `needs_recovery` keeps its state.
 pub fn upsert_imported_users(rows: usize) -> String {
     let values = (0..rows)
         .map(|row| {
-            let first = 2 + row * 6;
+            let first = 3 + row * 6;
             format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
+                "(${}, ${}, ${}, ${}, ${}, ${}, $2, $1, $1)",
                 first,
                 first + 1,
                 first + 2,
@@ -207,12 +212,13 @@ pub fn upsert_imported_users(rows: usize) -> String {
     format!(
         "
 INSERT INTO users (cognito_username, username_normalized, email_normalized, external_id,
-                   kratos_identity_id, state, created_at, updated_at)
+                   kratos_identity_id, state, import_run_id, created_at, updated_at)
 VALUES {values}
 ON CONFLICT (cognito_username) DO UPDATE SET
     email_normalized = COALESCE(excluded.email_normalized, users.email_normalized),
     external_id = excluded.external_id,
     kratos_identity_id = excluded.kratos_identity_id,
+    import_run_id = excluded.import_run_id,
     state = CASE WHEN users.state IN ('migrated', 'needs_recovery') THEN users.state
                  ELSE excluded.state END,
     updated_at = excluded.updated_at"
@@ -333,12 +339,12 @@ macro_rules! import_methods {
             async fn imported_external_ids(
                 &self,
                 external_ids: &[&str],
-            ) -> Result<std::collections::HashSet<String>, StoreError> {
+            ) -> Result<std::collections::HashMap<String, Option<i64>>, StoreError> {
                 if external_ids.is_empty() {
                     return Ok(Default::default());
                 }
                 let statement = sql::imported_external_ids(external_ids.len());
-                let mut query = sqlx::query_scalar(&statement);
+                let mut query = sqlx::query_as::<_, (String, Option<i64>)>(&statement);
                 for id in external_ids {
                     query = query.bind(*id);
                 }
@@ -392,7 +398,7 @@ macro_rules! import_methods {
                 let mut tx = self.pool.begin().await?;
                 for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
                     let statement = sql::upsert_imported_users(rows.len());
-                    let mut query = sqlx::query(&statement).bind(commit.at);
+                    let mut query = sqlx::query(&statement).bind(commit.at).bind(commit.run_id);
                     for row in rows {
                         query = query
                             .bind(row.cognito_username.as_str())
