@@ -688,7 +688,11 @@ mod import_settings_tests {
             .collect();
         assert_eq!(
             traits,
-            ["email=email", "name.first=given_name", "tenantId=custom:tenant"]
+            [
+                "email=email",
+                "name.first=given_name",
+                "tenantId=custom:tenant"
+            ]
         );
     }
 }

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cognito_bridge::cli::{self, Cli};
-use cognito_bridge::config::Settings;
+use cognito_bridge::config::{ConfigError, Settings};
+use cognito_bridge::import::ImportError;
 use cognito_bridge::telemetry;
 
 #[actix_web::main]
@@ -22,7 +23,23 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("cognito-bridge: {error:#}");
-            ExitCode::FAILURE
+            if is_config_error(&error) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// Settings that load but do not suit the command (a missing pool id, say) exit like
+/// settings that do not load.
+fn is_config_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<ConfigError>()
+            || matches!(
+                cause.downcast_ref::<ImportError>(),
+                Some(ImportError::Config(_))
+            )
+    })
 }
