@@ -167,6 +167,11 @@ impl Ledger {
         }
     }
 
+    /// Pages as committed.
+    pub fn committed_pages(&self) -> i64 {
+        self.committed_listing.pages
+    }
+
     /// A page was taken: `queued` more users wait to be sent.
     pub fn page_taken(
         &mut self,

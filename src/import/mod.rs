@@ -356,7 +356,7 @@ impl Importer {
             };
             let page = match next {
                 None => break Ok(()),
-                Some(Listed::Failed(error)) => break Err(error.to_string()),
+                Some(Listed::Failed(error)) => break Err(explain_listing_failure(&error, ledger)),
                 Some(Listed::Page(page)) => page,
             };
             last_token = page.next_token.clone();
@@ -630,6 +630,24 @@ async fn list_pages(
                 return;
             }
         }
+    }
+}
+
+/// The listing's error; a refused stored page token gets the way out.
+fn explain_listing_failure(error: &DirectoryError, ledger: &Ledger) -> String {
+    let resumed_from_token =
+        ledger.token.is_some() && ledger.listing.pages == ledger.committed_pages();
+    match error {
+        DirectoryError::Refused { code, .. }
+            if resumed_from_token && code == "InvalidParameterException" =>
+        {
+            format!(
+                "{error}; the stored page token may have expired: run `cognito-bridge import` \
+                 without --resume (the delta sync skips every user imported so far without \
+                 Kratos calls)"
+            )
+        }
+        _ => error.to_string(),
     }
 }
 
