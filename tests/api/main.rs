@@ -21,10 +21,15 @@ macro_rules! on_both_backends {
 mod cli;
 mod helpers;
 mod hook_moto;
+mod import;
+mod import_cli;
 mod moto;
+mod moto_seed;
 mod radioactivity;
 
+mod cognito_directory_fake;
 mod cognito_errors;
 mod cognito_fake;
+mod kratos_admin_double;
 mod kratos_contract;
 mod kratos_double;

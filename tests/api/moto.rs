@@ -8,7 +8,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, ExplicitAuthFlowsType, MessageActionType, UsernameAttributeType,
+    AttributeDataType, AttributeType, ExplicitAuthFlowsType, MessageActionType,
+    SchemaAttributeType, UsernameAttributeType,
 };
 use tokio::sync::OnceCell;
 
@@ -182,5 +183,153 @@ impl Pool {
             .send()
             .await
             .expect("disable user");
+    }
+
+    /// Like [`Pool::create`], plus a custom string attribute `tenant`, so users can carry
+    /// `custom:tenant`. Added with `AddCustomAttributes` after creation: moto 5.2.5 drops the
+    /// whole standard schema (email, given_name, …) from a pool whose `CreateUserPool` names a
+    /// `Schema`, which real Cognito never does.
+    pub async fn create_with_custom_attributes(email_as_username: bool) -> Self {
+        let pool = Self::create(email_as_username).await;
+        pool.client
+            .add_custom_attributes()
+            .user_pool_id(&pool.id)
+            .custom_attributes(
+                SchemaAttributeType::builder()
+                    .name("tenant")
+                    .attribute_data_type(AttributeDataType::String)
+                    .mutable(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("add custom attribute tenant");
+        pool
+    }
+
+    /// `AdminCreateUser` with `email`, `email_verified`, `given_name` and (when set)
+    /// `custom:tenant`; then, with a password, `AdminSetUserPassword` makes it permanent
+    /// (`CONFIRMED`), else the user stays in `FORCE_CHANGE_PASSWORD`.
+    ///
+    /// In an e-mail-as-username pool `user.username` must be the e-mail address; moto (like
+    /// Cognito) then stores the `sub` as the username, and finds the user by e-mail too.
+    pub async fn add_seed_user(&self, user: &SeedUser) {
+        let attribute = |name: &str, value: &str| {
+            AttributeType::builder()
+                .name(name)
+                .value(value)
+                .build()
+                .unwrap()
+        };
+        let mut request = self
+            .client
+            .admin_create_user()
+            .user_pool_id(&self.id)
+            .username(&user.username)
+            .temporary_password(SEED_TEMPORARY_PASSWORD)
+            .message_action(MessageActionType::Suppress)
+            .user_attributes(attribute("email", &user.email))
+            .user_attributes(attribute(
+                "email_verified",
+                if user.email_verified { "true" } else { "false" },
+            ))
+            .user_attributes(attribute("given_name", &user.given_name));
+        if let Some(tenant) = &user.tenant {
+            request = request.user_attributes(attribute("custom:tenant", tenant));
+        }
+        request.send().await.expect("create seed user");
+        if let Some(password) = &user.password {
+            self.client
+                .admin_set_user_password()
+                .user_pool_id(&self.id)
+                .username(&user.username)
+                .password(password)
+                .permanent(true)
+                .send()
+                .await
+                .expect("set the seed user's permanent password");
+        }
+    }
+
+    pub async fn create_group(&self, name: &str) {
+        self.client
+            .create_group()
+            .user_pool_id(&self.id)
+            .group_name(name)
+            .send()
+            .await
+            .expect("create group");
+    }
+
+    pub async fn add_to_group(&self, username: &str, group: &str) {
+        self.client
+            .admin_add_user_to_group()
+            .user_pool_id(&self.id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await
+            .expect("add user to group");
+    }
+
+    pub async fn enable(&self, username: &str) {
+        self.client
+            .admin_enable_user()
+            .user_pool_id(&self.id)
+            .username(username)
+            .send()
+            .await
+            .expect("enable user");
+    }
+
+    /// The user's `sub` attribute, from `AdminGetUser`.
+    pub async fn sub_of(&self, username: &str) -> String {
+        let user = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.id)
+            .username(username)
+            .send()
+            .await
+            .expect("get user");
+        user.user_attributes()
+            .iter()
+            .find(|attribute| attribute.name() == "sub")
+            .and_then(|attribute| attribute.value())
+            .expect("the user has a sub")
+            .to_owned()
+    }
+}
+
+/// The temporary password of seed users created without a permanent one.
+pub const SEED_TEMPORARY_PASSWORD: &str = "Temporary-Passw0rd!";
+
+/// A user for [`Pool::add_seed_user`].
+#[derive(Debug, Clone)]
+pub struct SeedUser {
+    pub username: String,
+    pub email: String,
+    pub given_name: String,
+    /// `custom:tenant` (the pool needs [`Pool::create_with_custom_attributes`]).
+    pub tenant: Option<String>,
+    pub email_verified: bool,
+    /// A permanent password (`CONFIRMED`); `None`: `FORCE_CHANGE_PASSWORD` with
+    /// [`SEED_TEMPORARY_PASSWORD`].
+    pub password: Option<String>,
+}
+
+impl SeedUser {
+    /// Seed user `i`: username `seed-{i:04}` (not the e-mail), e-mail `Seed.{i}@Example.com`,
+    /// tenant `tenant-{i % 3}` except every fifth user (none), e-mail verified for even `i`,
+    /// permanent password `Passw0rd!{i}` except every fourth user (temporary password).
+    pub fn numbered(i: usize) -> Self {
+        Self {
+            username: format!("seed-{i:04}"),
+            email: format!("Seed.{i}@Example.com"),
+            given_name: format!("Seed{i}"),
+            tenant: (i % 5 != 4).then(|| format!("tenant-{}", i % 3)),
+            email_verified: i.is_multiple_of(2),
+            password: (i % 4 != 3).then(|| format!("Passw0rd!{i}")),
+        }
     }
 }

@@ -1,0 +1,911 @@
+//! `import`: moto or the fast directory fake as Cognito, the Kratos admin double as Kratos,
+//! SQLite and Postgres as the store.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use cognito_bridge::config::Settings;
+use cognito_bridge::domain::UserState;
+use cognito_bridge::import::{self, Backoff, ImportError, ImportOptions, ImportSummary};
+use cognito_bridge::store::{self, RunStatus, Store};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::cognito_directory_fake::{
+    CognitoDirectoryFake, DirectoryOptions, synthetic_sub, synthetic_tenant, synthetic_username,
+};
+use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
+use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
+use crate::moto::{self, Pool, SeedUser};
+
+/// Settings for an import from `cognito_endpoint`'s pool into `kratos_url`; `extra` is a
+/// TOML file's text (an `[import]` section with `list_rate = 30` when it has none).
+pub fn import_settings(
+    database_url: &str,
+    cognito_endpoint: &str,
+    pool_id: &str,
+    kratos_url: &str,
+    extra: &str,
+) -> Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cognito-bridge.toml");
+    let extra = if extra.contains("[import]") {
+        extra.to_owned()
+    } else {
+        format!("{extra}\n[import]\nlist_rate = 30\n")
+    };
+    std::fs::write(&path, extra).unwrap();
+    let environment = [
+        ("DATABASE__URL", database_url),
+        ("COGNITO__USER_POOL_ID", pool_id),
+        ("COGNITO__ENDPOINT_URL", cognito_endpoint),
+        ("KRATOS__ADMIN_URL", kratos_url),
+        ("KRATOS__PUBLIC_URL", kratos_url),
+    ]
+    .map(|(key, value)| (format!("COGNITO_BRIDGE__{key}"), value.to_owned()));
+    Settings::load_from(Some(&path), environment).expect("import settings load")
+}
+
+pub async fn run_import(
+    settings: &Settings,
+    options: ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    import::run(settings, options, Some(moto::test_credentials())).await
+}
+
+async fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn Store> {
+    store::connect(&database.url.clone().into(), 2)
+        .await
+        .unwrap()
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        ..Backoff::default()
+    }
+}
+
+fn assert_no_contract_violations(kratos: &KratosAdminDouble) {
+    let violations = kratos.contract_violations();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+const SEEDED: usize = 260;
+
+fn disabled(i: usize) -> bool {
+    i % 50 == 7
+}
+
+/// A moto pool of 260 users (five pages): usernames that are not the e-mail, custom
+/// attributes, groups, some disabled, some in FORCE_CHANGE_PASSWORD.
+async fn seeded_pool() -> Pool {
+    let pool = Pool::create_with_custom_attributes(false).await;
+    pool.create_group("admins").await;
+    pool.create_group("beta").await;
+    let pool_ref = &pool;
+    futures_util::stream::iter(0..SEEDED)
+        .map(|i| async move {
+            let user = SeedUser::numbered(i);
+            pool_ref.add_seed_user(&user).await;
+            if i % 10 == 0 {
+                pool_ref.add_to_group(&user.username, "admins").await;
+            }
+            if i % 3 == 0 {
+                pool_ref.add_to_group(&user.username, "beta").await;
+            }
+            if disabled(i) {
+                pool_ref.disable(&user.username).await;
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    pool
+}
+
+const MAPPED_TRAITS: &str = "[import]\nlist_rate = 30\nbatch_size = 100\ngroups_trait = \"groups\"\n\
+     [import.traits]\nemail = \"email\"\n\"name.first\" = \"given_name\"\ntenant = \"custom:tenant\"\n";
+
+on_both_backends!(
+    a_full_import_creates_every_user_once_and_a_rerun_is_a_delta_sync,
+    the_hook_finds_imported_users_by_email_when_the_username_differs,
+);
+
+async fn a_full_import_creates_every_user_once_and_a_rerun_is_a_delta_sync(backend: Backend) {
+    let pool = seeded_pool().await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let database = TestDatabase::new(backend).await;
+    let settings = import_settings(
+        &database.url,
+        &moto::endpoint().await,
+        &pool.id,
+        &kratos.url,
+        MAPPED_TRAITS,
+    );
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(summary.counters.seen, SEEDED as i64);
+    assert_eq!(summary.counters.created, SEEDED as i64);
+    assert_eq!(
+        (
+            summary.counters.linked,
+            summary.counters.skipped,
+            summary.counters.failed
+        ),
+        (0, 0, 0)
+    );
+    assert!(summary.counters.pages >= 5, "{summary:?}");
+    assert_no_contract_violations(&kratos);
+    assert!(kratos.batch_sizes().iter().all(|size| *size <= 100));
+
+    // Every user exactly once, flagged, linked by sub, traits and state mapped.
+    let identities = kratos.identities();
+    assert_eq!(identities.len(), SEEDED);
+    let by_username: HashMap<String, &Value> = identities
+        .iter()
+        .map(|identity| {
+            let username = identity["metadata_admin"]["cognito"]["username"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (username, identity)
+        })
+        .collect();
+    assert_eq!(by_username.len(), SEEDED, "one identity per Cognito user");
+    let external_ids: HashSet<&str> = identities
+        .iter()
+        .map(|identity| identity["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(external_ids.len(), SEEDED);
+
+    let store = open_store(&database).await;
+    for i in [0, 3, 4, 7, 30, 57, 259] {
+        let seed = SeedUser::numbered(i);
+        let identity = by_username[&seed.username];
+        assert_eq!(identity["external_id"], pool.sub_of(&seed.username).await);
+        assert_eq!(
+            identity["credentials"]["password"]["config"]["use_password_migration_hook"],
+            true
+        );
+        assert_eq!(identity["traits"]["email"], seed.email);
+        assert_eq!(identity["traits"]["name"]["first"], seed.given_name);
+        assert_eq!(
+            identity["traits"].get("tenant").and_then(Value::as_str),
+            seed.tenant.as_deref(),
+            "{i}"
+        );
+        let mut groups = Vec::new();
+        if i % 10 == 0 {
+            groups.push("admins");
+        }
+        if i % 3 == 0 {
+            groups.push("beta");
+        }
+        assert_eq!(identity["traits"]["groups"], json!(groups), "{i}");
+        assert_eq!(
+            identity["state"],
+            if disabled(i) { "inactive" } else { "active" },
+            "{i}"
+        );
+        assert_eq!(
+            identity["verifiable_addresses"][0],
+            json!({
+                "value": seed.email.to_lowercase(),
+                "verified": seed.email_verified,
+                "via": "email",
+                "status": if seed.email_verified { "completed" } else { "pending" },
+            })
+        );
+        assert_eq!(
+            identity["metadata_admin"]["cognito"]["user_status"],
+            if seed.password.is_some() {
+                "CONFIRMED"
+            } else {
+                "FORCE_CHANGE_PASSWORD"
+            }
+        );
+
+        let row = store.user(&seed.username).await.unwrap().expect("a row");
+        let expected_state = if disabled(i) {
+            UserState::Inactive
+        } else {
+            UserState::Pending
+        };
+        assert_eq!(row.state, expected_state, "{i}");
+        assert_eq!(row.external_id.as_deref(), identity["external_id"].as_str());
+        assert_eq!(row.kratos_identity_id.as_deref(), identity["id"].as_str());
+    }
+    let progress = store.progress().await.unwrap();
+    let disabled_count = (0..SEEDED).filter(|i| disabled(*i)).count() as i64;
+    assert_eq!(progress.total, SEEDED as i64);
+    assert_eq!(progress.states["inactive"], disabled_count);
+    assert_eq!(progress.states["pending"], SEEDED as i64 - disabled_count);
+
+    // Rerun: the delta sync touches Kratos for nobody.
+    let writes = kratos.write_calls();
+    let lookups = kratos.lookup_calls();
+    let rerun = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rerun.counters.skipped, SEEDED as i64, "{rerun:?}");
+    assert_eq!((rerun.counters.created, rerun.counters.linked), (0, 0));
+    assert_eq!(kratos.write_calls(), writes);
+    assert_eq!(kratos.lookup_calls(), lookups);
+
+    // One new Cognito user: exactly one create.
+    let newcomer = SeedUser::numbered(SEEDED);
+    pool.add_seed_user(&newcomer).await;
+    let delta = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(delta.counters.created, 1, "{delta:?}");
+    assert_eq!(delta.counters.skipped, SEEDED as i64);
+    assert_eq!(kratos.creates(), SEEDED + 1);
+    assert_eq!(kratos.write_calls(), writes + 1);
+    assert!(
+        kratos
+            .identity_by_external_id(&pool.sub_of(&newcomer.username).await)
+            .is_some()
+    );
+
+    let runs = store.import_runs(10).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|run| run.status == RunStatus::Completed));
+    assert_eq!(runs[0].counters.created, 1);
+    assert_no_contract_violations(&kratos);
+}
+
+async fn the_hook_finds_imported_users_by_email_when_the_username_differs(backend: Backend) {
+    let pool = Pool::create(false).await;
+    pool.add_user("member-4711", "Alice.Jones@Example.com", "Corr3ct-Horse!")
+        .await;
+    pool.add_user("member-4712", "bob@example.com", "Bob-Passw0rd!")
+        .await;
+    let app = spawn_app(AppOptions::for_pool(backend, &pool).await).await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let settings = import_settings(
+        &app.database.url,
+        &moto::endpoint().await,
+        &pool.id,
+        &kratos.url,
+        "",
+    );
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.created, 2, "{summary:?}");
+
+    // Kratos sends the e-mail as typed; Cognito only knows `member-4711` by that username.
+    let answer = app
+        .login("  alice.JONES@example.com", "Corr3ct-Horse!")
+        .await;
+    assert_match(&answer);
+    let row = app.store.user("member-4711").await.unwrap().unwrap();
+    assert_eq!(row.state, UserState::Migrated);
+    assert_eq!(row.migrated_via.as_deref(), Some("hook"));
+    let identity = kratos.identity_by_external_id(row.external_id.as_deref().unwrap());
+    assert_eq!(
+        identity.unwrap()["id"].as_str(),
+        row.kratos_identity_id.as_deref()
+    );
+    // The other user is untouched.
+    let other = app.store.user("member-4712").await.unwrap().unwrap();
+    assert_eq!(other.state, UserState::Pending);
+}
+
+/// A directory fake and a Kratos double with default options, and settings for them.
+async fn fake_world(
+    backend: Backend,
+    directory: DirectoryOptions,
+    kratos: AdminDoubleOptions,
+    extra: &str,
+) -> (
+    CognitoDirectoryFake,
+    KratosAdminDouble,
+    TestDatabase,
+    Settings,
+) {
+    let cognito = CognitoDirectoryFake::start(directory).await;
+    let kratos = KratosAdminDouble::start(kratos).await;
+    let database = TestDatabase::new(backend).await;
+    let settings = import_settings(
+        &database.url,
+        &cognito.endpoint,
+        &cognito.user_pool_id,
+        &kratos.url,
+        extra,
+    );
+    (cognito, kratos, database, settings)
+}
+
+on_both_backends!(a_crashed_import_resumes_without_duplicates);
+
+async fn a_crashed_import_resumes_without_duplicates(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(600),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 100\n",
+    )
+    .await;
+    kratos.fail_patches_from(3, 500);
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    let ImportError::Interrupted { run_id, .. } = &error else {
+        panic!("expected an interrupted run: {error}");
+    };
+    assert!(error.to_string().contains("--resume"), "{error}");
+    assert!(error.to_string().contains("500"), "{error}");
+    assert_eq!(kratos.creates(), 200, "two batches went through");
+
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.id, *run_id);
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(run.counters.created, 200, "{run:?}");
+    assert!(run.next_token.is_some());
+    assert_eq!(store.progress().await.unwrap().total, 200);
+
+    // Kratos had created one more before the crash, unknown to us: resume links it.
+    let straggler = kratos
+        .identities()
+        .into_iter()
+        .next()
+        .map(|mut body| {
+            let i = 250;
+            body.as_object_mut().unwrap().remove("id");
+            body["external_id"] = json!(synthetic_sub(i));
+            body["metadata_admin"]["cognito"]["username"] = json!(synthetic_username(i));
+            body
+        })
+        .unwrap();
+    let straggler_id = kratos.insert_existing(straggler);
+
+    kratos.heal();
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            resume: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.run_id, *run_id, "the same run continues");
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.counters.seen, 600, "{summary:?}");
+    assert_eq!(summary.counters.linked, 1, "{summary:?}");
+    assert_eq!(summary.counters.created + summary.counters.linked, 600);
+
+    let identities = kratos.identities();
+    assert_eq!(identities.len(), 600, "no duplicates in Kratos");
+    let unique: HashSet<&str> = identities
+        .iter()
+        .map(|identity| identity["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(unique.len(), 600);
+    let row = store.user(&synthetic_username(250)).await.unwrap().unwrap();
+    assert_eq!(
+        row.kratos_identity_id.as_deref(),
+        Some(straggler_id.as_str())
+    );
+    assert_eq!(store.progress().await.unwrap().total, 600);
+
+    // Nothing left to resume.
+    let error = run_import(
+        &settings,
+        ImportOptions {
+            resume: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ImportError::NothingToResume(_)), "{error}");
+    assert_no_contract_violations(&kratos);
+}
+
+#[tokio::test]
+async fn throttling_slows_the_import_down_and_it_completes() {
+    let list_rate = 20.0;
+    let (cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            throttle_first: 4,
+            ..DirectoryOptions::with_users(600)
+        },
+        AdminDoubleOptions::default(),
+        &format!("[import]\nlist_rate = {list_rate}\n"),
+    )
+    .await;
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            backoff: fast_backoff(),
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.counters.created, 600, "{summary:?}");
+    assert_eq!(cognito.throttled_calls(), 4);
+    let calls = cognito.list_users_calls();
+    assert_eq!(calls.len(), 10 + 4);
+    assert_rate_within(&calls, list_rate, 1);
+    // After each throttled answer the next call waits longer than the rate's spacing.
+    let spacing = Duration::from_secs_f64(1.0 / list_rate);
+    for pair in calls[..5].windows(2) {
+        assert!(
+            pair[1] - pair[0] > spacing,
+            "no backoff after a throttled call: {:?}",
+            pair[1] - pair[0]
+        );
+    }
+    assert_eq!(kratos.creates(), 600);
+}
+
+/// No window of one second holds more calls than `rate` plus `burst`.
+fn assert_rate_within(calls: &[Instant], rate: f64, burst: usize) {
+    let allowed = rate.floor() as usize + burst;
+    for (i, start) in calls.iter().enumerate() {
+        let in_window = calls[i..]
+            .iter()
+            .take_while(|at| **at - *start < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= allowed,
+            "{in_window} calls within one second; the limit is {rate}/s plus {burst}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_list_rate_holds_without_throttling() {
+    let list_rate = 12.0;
+    let (cognito, _kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(60 * 30),
+        AdminDoubleOptions::default(),
+        &format!("[import]\nlist_rate = {list_rate}\nbatch_size = 1000\n"),
+    )
+    .await;
+    let started = Instant::now();
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.created, 1800);
+    let calls = cognito.list_users_calls();
+    assert_eq!(calls.len(), 30);
+    assert_rate_within(&calls, list_rate, 1);
+    // 30 pages at 12/s cannot take less than 29/12 s.
+    assert!(started.elapsed() >= Duration::from_secs_f64(29.0 / list_rate));
+}
+
+#[tokio::test]
+async fn persistent_throttling_interrupts_the_run_with_a_clear_reason() {
+    let (cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            throttle_first: 1000,
+            ..DirectoryOptions::with_users(100)
+        },
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+    let error = run_import(
+        &settings,
+        ImportOptions {
+            backoff: Backoff {
+                max_throttled: 3,
+                ..fast_backoff()
+            },
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    assert!(error.to_string().contains("list_rate"), "{error}");
+    assert_eq!(cognito.throttled_calls(), 3);
+    assert_eq!(kratos.write_calls(), 0);
+    let run = open_store(&database)
+        .await
+        .latest_real_import_run()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert!(run.error.unwrap().contains("throttling"));
+}
+
+/// An identity schema that wants the tenant to be `tenant-0` … `tenant-5` (synthetic user
+/// `i` has `tenant-{i % 7}`, so every seventh is invalid) and an e-mail.
+fn strict_schema() -> Value {
+    json!({
+        "$id": "https://schemas.example.com/customer.json",
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {
+            "traits": {
+                "type": "object",
+                "properties": {
+                    "email": {"type": "string", "format": "email",
+                              "ory.sh/kratos": {"credentials": {"password": {"identifier": true}}}},
+                    "tenant": {"type": "string", "pattern": "^tenant-[0-5]$"}
+                },
+                "required": ["email", "tenant"],
+                "additionalProperties": false
+            }
+        }
+    })
+}
+
+const TENANT_TRAITS: &str =
+    "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\ntenant = \"custom:tenant\"\n";
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing_and_reports_invalid_identities() {
+    let users = 140;
+    let (_cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(users),
+        AdminDoubleOptions {
+            identity_schema: Some(strict_schema()),
+            ..AdminDoubleOptions::default()
+        },
+        TENANT_TRAITS,
+    )
+    .await;
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let invalid = (0..users)
+        .filter(|i| synthetic_tenant(*i) == "tenant-6")
+        .count() as i64;
+    assert_eq!(summary.counters.invalid, invalid, "{summary:?}");
+    assert_eq!(summary.counters.created, users as i64 - invalid);
+    assert_eq!(kratos.write_calls(), 0);
+    assert_eq!(kratos.creates(), 0);
+    let example = &summary.invalid[0];
+    assert_eq!(example.cognito_username, synthetic_username(6));
+    assert!(
+        example
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("/traits/tenant")),
+        "{example:?}"
+    );
+    assert!(
+        !example
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("tenant-6")),
+        "values stay out of the report: {example:?}"
+    );
+    let rendered = summary.render();
+    assert!(rendered.contains("would be created"), "{rendered}");
+
+    let store = open_store(&database).await;
+    assert_eq!(store.progress().await.unwrap().total, 0, "no user rows");
+    let runs = store.import_runs(5).await.unwrap();
+    assert!(runs[0].dry_run);
+    assert_eq!(runs[0].counters.invalid, invalid);
+    assert!(store.latest_real_import_run().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_dry_run_reads_the_schema_file_when_kratos_is_not_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema_file = dir.path().join("identity.schema.json");
+    std::fs::write(&schema_file, strict_schema().to_string()).unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(70)).await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let settings = import_settings(
+        &database.url,
+        &cognito.endpoint,
+        &cognito.user_pool_id,
+        &crate::cognito_fake::unused_endpoint().await,
+        &TENANT_TRAITS.replace(
+            "list_rate = 30\n",
+            &format!(
+                "list_rate = 30\nschema_file = \"{}\"\n",
+                schema_file.display()
+            ),
+        ),
+    );
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.counters.invalid, 10, "{summary:?}");
+    assert_eq!(summary.counters.created, 60);
+
+    // Without the file, the schema comes from Kratos, which is down: a clear error.
+    let settings = import_settings(
+        &database.url,
+        &cognito.endpoint,
+        &cognito.user_pool_id,
+        &crate::cognito_fake::unused_endpoint().await,
+        TENANT_TRAITS,
+    );
+    let error = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ImportError::Schema(_)), "{error}");
+    assert!(error.to_string().contains("import.schema_file"), "{error}");
+}
+
+#[tokio::test]
+async fn identities_kratos_refuses_are_recorded_and_the_run_goes_on() {
+    let users = 140;
+    let (_cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(users),
+        AdminDoubleOptions {
+            identity_schema: Some(strict_schema()),
+            ..AdminDoubleOptions::default()
+        },
+        TENANT_TRAITS,
+    )
+    .await;
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    let invalid = (0..users)
+        .filter(|i| synthetic_tenant(*i) == "tenant-6")
+        .count();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(summary.counters.failed, invalid as i64, "{summary:?}");
+    assert_eq!(kratos.creates(), users - invalid);
+    let failure = &summary.failures[0];
+    assert_eq!(failure.cognito_username, synthetic_username(6));
+    assert_eq!(failure.status, Some(400));
+    assert!(failure.reason.contains("tenant"), "{failure:?}");
+    assert!(summary.render().contains("failed"), "{}", summary.render());
+
+    let store = open_store(&database).await;
+    assert!(store.user(&synthetic_username(6)).await.unwrap().is_none());
+    let failures = store.import_failures(summary.run_id, 100).await.unwrap();
+    assert_eq!(failures.len(), invalid);
+
+    // A rerun retries exactly the failed users.
+    let writes = kratos.write_calls();
+    let rerun = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rerun.counters.skipped, (users - invalid) as i64);
+    assert_eq!(rerun.counters.failed, invalid as i64);
+    assert_eq!(kratos.write_calls(), writes + 1);
+}
+
+#[tokio::test]
+async fn a_limited_run_stops_and_resume_finishes_it() {
+    let (_cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(300),
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            limit: Some(130),
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(first.stopped_at_limit);
+    assert_eq!(first.status, RunStatus::Interrupted);
+    assert_eq!(first.counters.seen, 130);
+    assert_eq!(kratos.creates(), 130);
+    let rest = run_import(
+        &settings,
+        ImportOptions {
+            resume: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.run_id, first.run_id);
+    assert_eq!(rest.status, RunStatus::Completed);
+    assert_eq!(rest.counters.seen, 300);
+    assert_eq!(kratos.creates(), 300);
+}
+
+#[tokio::test]
+async fn the_admin_token_is_sent_and_a_wrong_one_stops_the_run() {
+    let (cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(70),
+        AdminDoubleOptions {
+            admin_token: Some("kratos-admin-secret".to_owned()),
+            ..AdminDoubleOptions::default()
+        },
+        "[kratos]\nadmin_token = \"wrong-token\"\n[import]\nlist_rate = 30\n",
+    )
+    .await;
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("401"), "{error}");
+    assert!(!error.to_string().contains("wrong-token"), "{error}");
+    assert_eq!(kratos.creates(), 0);
+
+    let settings = import_settings(
+        &database.url,
+        &cognito.endpoint,
+        &cognito.user_pool_id,
+        &kratos.url,
+        "[kratos]\nadmin_token = \"kratos-admin-secret\"\n[import]\nlist_rate = 30\n",
+    );
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            resume: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.counters.created, 70);
+}
+
+#[tokio::test]
+async fn groups_come_from_list_groups_not_one_call_per_user() {
+    let (cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            groups: 3,
+            ..DirectoryOptions::with_users(200)
+        },
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\ngroups_trait = \"roles\"\n",
+    )
+    .await;
+    run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    let identity = kratos.identity_by_external_id(&synthetic_sub(4)).unwrap();
+    assert_eq!(identity["traits"]["roles"], json!(["group-1"]));
+    assert_eq!(cognito.calls("ListGroups"), 1);
+    // 200 users in 3 groups: 67 + 67 + 66 members, two pages each.
+    assert_eq!(cognito.calls("ListUsersInGroup"), 6);
+    assert_eq!(cognito.calls("AdminGetUser"), 0);
+}
+
+#[tokio::test]
+async fn identities_fit_the_example_identity_schema() {
+    let (_cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            groups: 4,
+            ..DirectoryOptions::with_users(130)
+        },
+        AdminDoubleOptions::default(),
+        &format!(
+            "[import]\nlist_rate = 30\ngroups_trait = \"groups\"\nschema_file = \"{}/kratos-hooks/identity.schema.json\"\n\
+             [import.traits]\nemail = \"email\"\n\"name.first\" = \"given_name\"\n\"name.last\" = \"family_name\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .await;
+    let summary = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.counters.invalid, 0, "{:?}", summary.invalid);
+    assert_eq!(summary.counters.created, 130);
+    assert_eq!(kratos.write_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_new_database_links_every_identity_kratos_already_holds() {
+    let (cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(130),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    )
+    .await;
+    run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(kratos.creates(), 130);
+
+    // Our store is lost; Kratos answers every batch with a whole-request 409.
+    let fresh = TestDatabase::new(Backend::Sqlite).await;
+    let settings = import_settings(
+        &fresh.url,
+        &cognito.endpoint,
+        &cognito.user_pool_id,
+        &kratos.url,
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    );
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.linked, 130, "{summary:?}");
+    assert_eq!(summary.counters.created, 0);
+    assert_eq!(kratos.creates(), 130, "no duplicates");
+    assert_eq!(kratos.lookup_calls(), 130);
+    let store = open_store(&fresh).await;
+    let row = store.user(&synthetic_username(77)).await.unwrap().unwrap();
+    let identity = kratos.identity_by_external_id(&synthetic_sub(77)).unwrap();
+    assert_eq!(row.kratos_identity_id.as_deref(), identity["id"].as_str());
+    assert_no_contract_violations(&kratos);
+}
+
+#[tokio::test]
+async fn a_stale_page_token_on_resume_points_to_the_delta_sync() {
+    use sqlx::Connection;
+    let (_cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(200),
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            limit: Some(60),
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut connection = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE import_runs SET next_token = 'expired' WHERE id = $1")
+        .bind(first.run_id)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let resume = ImportOptions {
+        resume: true,
+        ..ImportOptions::default()
+    };
+    let error = run_import(&settings, resume).await.unwrap_err();
+    assert!(error.to_string().contains("without --resume"), "{error}");
+
+    // The way out works: a delta sync finishes the job without touching the first 60.
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.skipped, 60, "{summary:?}");
+    assert_eq!(summary.counters.created, 140);
+    assert_eq!(kratos.creates(), 200);
+}

@@ -1,0 +1,208 @@
+//! `cognito-bridge import` as an operator runs it: arguments, exit codes, the printed
+//! summary, and `report` listing the runs.
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
+use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
+
+/// The binary in `dir` with only the given environment (and test AWS credentials).
+async fn bridge(dir: &tempfile::TempDir, args: &[&str], environment: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    for (name, value) in environment {
+        command.env(name, value);
+    }
+    command.output().await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn import_help_explains_the_flags_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["import", "--help"], &[]).await;
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    for word in [
+        "--dry-run",
+        "--resume",
+        "--limit",
+        "delta sync",
+        "import.list_rate",
+        "Exit status",
+    ] {
+        assert!(help.contains(word), "import --help mentions {word}: {help}");
+    }
+    let output = bridge(&dir, &["--help"], &[]).await;
+    assert!(text(&output.stdout).contains("import"));
+}
+
+#[tokio::test]
+async fn bad_import_arguments_and_settings_exit_2_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["import", "--dry-run", "--resume"], &[]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--resume"));
+
+    let output = bridge(&dir, &["import", "--limit", "0"], &[]).await;
+    assert_eq!(output.status.code(), Some(2));
+
+    let cases = [
+        (
+            "COGNITO_BRIDGE__IMPORT__BATCH_SIZE",
+            "5000",
+            "import.batch_size",
+        ),
+        ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "0", "import.list_rate"),
+        (
+            "COGNITO_BRIDGE__KRATOS__ADMIN_URL",
+            "not a url",
+            "admin_url",
+        ),
+    ];
+    for (name, value, key) in cases {
+        let output = bridge(&dir, &["import"], &[(name, value)]).await;
+        assert_eq!(output.status.code(), Some(2), "{name}={value}");
+        assert!(
+            text(&output.stderr).contains(key),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+
+    // The pool is required; the message names its key (and no secret travels in it).
+    let output = bridge(&dir, &["import"], &[]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("cognito.user_pool_id"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn resume_with_nothing_to_resume_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(10)).await;
+    let output = bridge(
+        &dir,
+        &["import", "--resume"],
+        &[
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                &cognito.user_pool_id,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("nothing to resume"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(150)).await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let environment = [
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            cognito.user_pool_id.as_str(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+            cognito.endpoint.as_str(),
+        ),
+        ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
+        ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
+    ];
+    let output = bridge(&dir, &["import"], &environment).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let summary = text(&output.stdout);
+    assert!(
+        summary.contains("150 users listed") && summary.contains("150 created"),
+        "{summary}"
+    );
+    assert_eq!(kratos.creates(), 150);
+    assert!(
+        dir.path().join("cognito-bridge.db").exists(),
+        "the embedded default"
+    );
+
+    let output = bridge(&dir, &["import"], &environment).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        text(&output.stdout).contains("150 skipped"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let output = bridge(&dir, &["report", "--format", "json"], &environment).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["total"], 150);
+    assert_eq!(report["imports"].as_array().unwrap().len(), 2);
+    assert_eq!(report["imports"][0]["skipped"], 150);
+    assert_eq!(report["imports"][1]["created"], 150);
+    assert_eq!(report["imports"][1]["status"], "completed");
+
+    let output = bridge(&dir, &["report"], &environment).await;
+    let table = text(&output.stdout);
+    assert!(table.contains("import runs"), "{table}");
+}
+
+#[tokio::test]
+async fn refused_identities_give_exit_status_3_and_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(20)).await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions {
+        identity_schema: Some(json!({
+            "type": "object",
+            "properties": {"traits": {
+                "type": "object",
+                "properties": {"email": {"type": "string"}, "phone": {"type": "string"}},
+                "required": ["phone"]
+            }}
+        })),
+        ..AdminDoubleOptions::default()
+    })
+    .await;
+    let output = bridge(
+        &dir,
+        &["import", "--no-progress"],
+        &[
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                &cognito.user_pool_id,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+            ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url),
+            ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    let summary = text(&output.stdout);
+    assert!(summary.contains("20 failed"), "{summary}");
+    assert!(summary.contains("user-0000000"), "{summary}");
+    assert_eq!(kratos.creates(), 0);
+}
