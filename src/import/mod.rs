@@ -80,7 +80,8 @@ pub enum ImportError {
 #[derive(Debug, Clone)]
 pub struct InvalidExample {
     pub cognito_username: String,
-    /// `/traits/email: "…" is not a "email"`, without the value itself.
+    /// The failing path and rule (`/traits/tenant: value does not match …`), never the
+    /// value itself.
     pub reasons: Vec<String>,
 }
 
@@ -342,17 +343,22 @@ impl Importer {
         let mut queue = VecDeque::new();
         let mut last_token = ledger.token.clone();
         let mut stopped_by_signal = false;
-        let listed: Result<(), String> = loop {
-            let next = if options.stop_on_ctrl_c {
-                tokio::select! {
-                    next = receiver.recv() => next,
-                    _ = tokio::signal::ctrl_c() => {
-                        stopped_by_signal = true;
-                        break Err("stopped by Ctrl-C".to_owned());
-                    }
-                }
+        // One listener for the whole run, so a Ctrl-C during a send is not lost.
+        let stop_on_ctrl_c = options.stop_on_ctrl_c;
+        let mut interrupted = std::pin::pin!(async move {
+            if stop_on_ctrl_c {
+                let _ = tokio::signal::ctrl_c().await;
             } else {
-                receiver.recv().await
+                std::future::pending::<()>().await;
+            }
+        });
+        let listed: Result<(), String> = loop {
+            let next = tokio::select! {
+                next = receiver.recv() => next,
+                () = &mut interrupted => {
+                    stopped_by_signal = true;
+                    break Err("stopped by Ctrl-C".to_owned());
+                }
             };
             let page = match next {
                 None => break Ok(()),
@@ -758,8 +764,8 @@ impl ImportSummary {
         if c.failed > 0 {
             let _ = writeln!(
                 out,
-                "{} user(s) failed (first ones below; all are in `report`'s run and the \
-                 import_failures table); a rerun retries them:",
+                "{} user(s) failed (the first below; all are stored in the import_failures \
+                 table); a rerun retries them:",
                 c.failed
             );
             for failure in &self.failures {

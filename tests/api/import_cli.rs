@@ -206,3 +206,62 @@ async fn refused_identities_give_exit_status_3_and_are_listed() {
     assert!(summary.contains("user-0000000"), "{summary}");
     assert_eq!(kratos.creates(), 0);
 }
+
+#[tokio::test]
+async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(600)).await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let environment = [
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            cognito.user_pool_id.as_str(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+            cognito.endpoint.as_str(),
+        ),
+        ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
+        // Ten pages at 4/s: about 2.5 s, time enough to interrupt.
+        ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "4"),
+        ("COGNITO_BRIDGE__IMPORT__BATCH_SIZE", "60"),
+    ];
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .arg("import")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(environment)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    // Wait until some pages are in, then interrupt like a terminal would.
+    while cognito.list_users_calls().len() < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("stopped by Ctrl-C") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let imported = kratos.creates();
+    assert!(imported < 600, "interrupted before the end: {imported}");
+
+    let output = bridge(&dir, &["import", "--resume"], &environment).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(kratos.creates(), 600, "no duplicates, nobody missing");
+    let summary = text(&output.stdout);
+    assert!(summary.contains("600 users listed"), "{summary}");
+}
