@@ -115,7 +115,13 @@ pub async fn run(
     let pool = CognitoPool::from_settings(&settings.cognito)?;
     let mapping = Mapping::new(&settings.import, &settings.kratos.schema_id)?;
     let kratos = KratosAdmin::new(&settings.kratos)?;
-    let store = store::connect(&settings.database.url, settings.database.max_connections).await?;
+    // One task reads and writes, one statement at a time: two connections are plenty (and
+    // every SQLite connection has its own page cache).
+    let store = store::connect(
+        &settings.database.url,
+        settings.database.max_connections.min(2),
+    )
+    .await?;
     store.migrate().await?;
     let schema = if options.dry_run {
         Some(load_schema(settings, &kratos).await?)

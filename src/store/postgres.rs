@@ -97,4 +97,4 @@ impl Store for PostgresStore {
     }
 }
 
-import_methods!(PostgresStore);
+import_methods!(PostgresStore, sql::Placeholders::Numbered);

@@ -170,45 +170,58 @@ pub(crate) use bind_attempt;
 
 // ---- import ----------------------------------------------------------------------------
 
-/// Rows per statement when import writes users: 500 rows × 6 values stays far below
+/// Rows per statement when import writes users: 500 rows × 9 values stays far below
 /// SQLite's and Postgres's bind limits.
 pub const IMPORT_ROWS_PER_STATEMENT: usize = 500;
 
-/// `$1, $2, …, $n`
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How a backend writes bind parameters in the statements below, which bind many values.
+/// SQLite gets anonymous `?`: sqlx looks up every named parameter by name, and SQLite finds a
+/// name by walking the statement's list, so thousands of `$N` cost in their square.
+#[derive(Debug, Clone, Copy)]
+pub enum Placeholders {
+    /// `$1, $2, …` (Postgres).
+    Numbered,
+    /// `?, ?, …`, bound in order (SQLite).
+    Anonymous,
 }
 
-/// Which of `count` external ids (`$1..$count`) already have a row, and the run that
-/// imported each.
-pub fn imported_external_ids(count: usize) -> String {
-    format!(
-        "SELECT external_id, import_run_id FROM users WHERE external_id IN ({})",
-        placeholders(1, count)
-    )
+impl Placeholders {
+    /// `rows` groups of `per_row` placeholders: `($1, $2), ($3, $4)` or `(?, ?), (?, ?)`.
+    fn rows(self, rows: usize, per_row: usize) -> String {
+        let mut out = String::with_capacity(rows * per_row * 6);
+        for row in 0..rows {
+            if row > 0 {
+                out.push_str(",\n");
+            }
+            out.push('(');
+            for column in 0..per_row {
+                if column > 0 {
+                    out.push_str(", ");
+                }
+                match self {
+                    Placeholders::Numbered => {
+                        out.push('$');
+                        out.push_str(&(row * per_row + column + 1).to_string());
+                    }
+                    Placeholders::Anonymous => out.push('?'),
+                }
+            }
+            out.push(')');
+        }
+        out
+    }
 }
 
-/// Create or link `rows` user rows; `$1` is the time, `$2` the run, then six values per row.
-/// A row the hook has already moved to `migrated` or `needs_recovery` keeps its state.
-pub fn upsert_imported_users(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|row| {
-            let first = 3 + row * 6;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, $2, $1, $1)",
-                first,
-                first + 1,
-                first + 2,
-                first + 3,
-                first + 4,
-                first + 5
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",\n");
+/// Which of `count` external ids already have a row, and the run that imported each.
+pub fn imported_external_ids(style: Placeholders, count: usize) -> String {
+    let list = style.rows(1, count);
+    format!("SELECT external_id, import_run_id FROM users WHERE external_id IN {list}")
+}
+
+/// Create or link `rows` user rows, nine values each in the order of the column list. A row the
+/// hook has already moved to `migrated` or `needs_recovery` keeps its state.
+pub fn upsert_imported_users(style: Placeholders, rows: usize) -> String {
+    let values = style.rows(rows, 9);
     format!(
         "
 INSERT INTO users (cognito_username, username_normalized, email_normalized, external_id,
@@ -225,21 +238,9 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     )
 }
 
-/// `$1` run id, `$2` time, then four values per failure.
-pub fn insert_import_failures(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|row| {
-            let first = 3 + row * 4;
-            format!(
-                "($1, $2, ${}, ${}, ${}, ${})",
-                first,
-                first + 1,
-                first + 2,
-                first + 3
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+/// Six values per failure: run id, time, username, external id, status, reason.
+pub fn insert_import_failures(style: Placeholders, rows: usize) -> String {
+    let values = style.rows(rows, 6);
     format!(
         "INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason) \
          VALUES {values}"
@@ -333,7 +334,7 @@ pub fn import_failure_from_row(row: ImportFailureRow) -> ImportFailure {
 
 /// The import half of `impl Store`, the same for both backends (only the pool type differs).
 macro_rules! import_methods {
-    ($store:ty) => {
+    ($store:ty, $placeholders:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::ImportStore for $store {
             async fn imported_external_ids(
@@ -343,7 +344,7 @@ macro_rules! import_methods {
                 if external_ids.is_empty() {
                     return Ok(Default::default());
                 }
-                let statement = sql::imported_external_ids(external_ids.len());
+                let statement = sql::imported_external_ids($placeholders, external_ids.len());
                 let mut query = sqlx::query_as::<_, (String, Option<i64>)>(&statement);
                 for id in external_ids {
                     query = query.bind(*id);
@@ -397,8 +398,8 @@ macro_rules! import_methods {
             async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
-                    let statement = sql::upsert_imported_users(rows.len());
-                    let mut query = sqlx::query(&statement).bind(commit.at).bind(commit.run_id);
+                    let statement = sql::upsert_imported_users($placeholders, rows.len());
+                    let mut query = sqlx::query(&statement);
                     for row in rows {
                         query = query
                             .bind(row.cognito_username.as_str())
@@ -406,15 +407,20 @@ macro_rules! import_methods {
                             .bind(row.email_normalized.as_deref())
                             .bind(row.external_id.as_str())
                             .bind(row.kratos_identity_id.as_str())
-                            .bind(row.state.as_str());
+                            .bind(row.state.as_str())
+                            .bind(commit.run_id)
+                            .bind(commit.at)
+                            .bind(commit.at);
                     }
                     query.execute(&mut *tx).await?;
                 }
                 for rows in commit.failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
-                    let statement = sql::insert_import_failures(rows.len());
-                    let mut query = sqlx::query(&statement).bind(commit.run_id).bind(commit.at);
+                    let statement = sql::insert_import_failures($placeholders, rows.len());
+                    let mut query = sqlx::query(&statement);
                     for row in rows {
                         query = query
+                            .bind(commit.run_id)
+                            .bind(commit.at)
                             .bind(row.cognito_username.as_str())
                             .bind(row.external_id.as_deref())
                             .bind(row.status)
@@ -484,3 +490,19 @@ macro_rules! bind_run_update {
 
 pub(crate) use bind_run_update;
 pub(crate) use import_methods;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_across_rows_or_stay_anonymous() {
+        assert_eq!(Placeholders::Numbered.rows(2, 2), "($1, $2),\n($3, $4)");
+        assert_eq!(Placeholders::Anonymous.rows(2, 2), "(?, ?),\n(?, ?)");
+        assert_eq!(
+            imported_external_ids(Placeholders::Numbered, 3),
+            "SELECT external_id, import_run_id FROM users WHERE external_id IN ($1, $2, $3)"
+        );
+        assert!(upsert_imported_users(Placeholders::Numbered, 2).contains("$18)"));
+    }
+}

@@ -109,4 +109,4 @@ impl Store for SqliteStore {
     }
 }
 
-import_methods!(SqliteStore);
+import_methods!(SqliteStore, sql::Placeholders::Anonymous);
