@@ -178,6 +178,8 @@ pub trait ImportStore: Send + Sync {
         &self,
         external_ids: &[&str],
     ) -> Result<std::collections::HashMap<String, Option<i64>>, StoreError>;
+    /// Whether any user row is linked to a Kratos identity (an import has run before).
+    async fn any_imported_user(&self) -> Result<bool, StoreError>;
     /// A new run in state `running`; its id.
     async fn start_import_run(
         &self,

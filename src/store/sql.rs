@@ -247,6 +247,10 @@ pub fn insert_import_failures(style: Placeholders, rows: usize) -> String {
     )
 }
 
+/// `COUNT` is a 64-bit integer in both backends (a bare `1` is 32-bit in Postgres).
+pub const ANY_IMPORTED_USER: &str = "
+SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE external_id IS NOT NULL LIMIT 1) AS imported";
+
 /// `$1` dry run, `$2` time, `$3` estimated users.
 pub const START_IMPORT_RUN: &str = "
 INSERT INTO import_runs (dry_run, status, started_at, updated_at, estimated_users)
@@ -350,6 +354,13 @@ macro_rules! import_methods {
                     query = query.bind(*id);
                 }
                 Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
+            }
+
+            async fn any_imported_user(&self) -> Result<bool, StoreError> {
+                let count: i64 = sqlx::query_scalar(sql::ANY_IMPORTED_USER)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(count > 0)
             }
 
             async fn start_import_run(
