@@ -88,7 +88,11 @@ impl Ledger {
         let id = store
             .start_import_run(dry_run, Utc::now(), estimated_users)
             .await?;
-        Ok(Self {
+        Ok(Self::new(id, dry_run, estimated_users))
+    }
+
+    fn new(id: i64, dry_run: bool, estimated_users: Option<i64>) -> Self {
+        Self {
             id,
             dry_run,
             estimated_users,
@@ -102,7 +106,7 @@ impl Ledger {
             sent: 0,
             earlier: Duration::ZERO,
             started: Instant::now(),
-        })
+        }
     }
 
     /// The newest real run, when it did not complete; marked `running` again.
@@ -243,21 +247,7 @@ mod tests {
     use super::*;
 
     fn ledger() -> Ledger {
-        Ledger {
-            id: 1,
-            dry_run: false,
-            estimated_users: None,
-            listing: Listing::default(),
-            sending: Sending::default(),
-            committed_listing: Listing::default(),
-            token: None,
-            listing_complete: false,
-            boundaries: VecDeque::new(),
-            queued: 0,
-            sent: 0,
-            earlier: Duration::ZERO,
-            started: Instant::now(),
-        }
+        Ledger::new(1, false, None)
     }
 
     fn take(ledger: &mut Ledger, users: usize, token: &str) {

@@ -59,6 +59,20 @@ async fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn Store> {
         .unwrap()
 }
 
+fn resume() -> ImportOptions {
+    ImportOptions {
+        resume: true,
+        ..ImportOptions::default()
+    }
+}
+
+fn dry_run() -> ImportOptions {
+    ImportOptions {
+        dry_run: true,
+        ..ImportOptions::default()
+    }
+}
+
 fn fast_backoff() -> Backoff {
     Backoff {
         base: Duration::from_millis(20),
@@ -368,15 +382,7 @@ async fn a_crashed_import_resumes_without_duplicates(backend: Backend) {
     let straggler_id = kratos.insert_existing(straggler);
 
     kratos.heal();
-    let summary = run_import(
-        &settings,
-        ImportOptions {
-            resume: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_import(&settings, resume()).await.unwrap();
     assert_eq!(summary.run_id, *run_id, "the same run continues");
     assert_eq!(summary.status, RunStatus::Completed);
     assert_eq!(summary.counters.seen, 600, "{summary:?}");
@@ -398,15 +404,7 @@ async fn a_crashed_import_resumes_without_duplicates(backend: Backend) {
     assert_eq!(store.progress().await.unwrap().total, 600);
 
     // Nothing left to resume.
-    let error = run_import(
-        &settings,
-        ImportOptions {
-            resume: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let error = run_import(&settings, resume()).await.unwrap_err();
     assert!(matches!(error, ImportError::NothingToResume(_)), "{error}");
     assert_no_contract_violations(&kratos);
 }
@@ -563,15 +561,7 @@ async fn a_dry_run_writes_nothing_and_reports_invalid_identities() {
         TENANT_TRAITS,
     )
     .await;
-    let summary = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_import(&settings, dry_run()).await.unwrap();
     let invalid = (0..users)
         .filter(|i| synthetic_tenant(*i) == "tenant-6")
         .count() as i64;
@@ -626,15 +616,7 @@ async fn a_dry_run_reads_the_schema_file_when_kratos_is_not_reachable() {
             ),
         ),
     );
-    let summary = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_import(&settings, dry_run()).await.unwrap();
     assert_eq!(summary.counters.invalid, 10, "{summary:?}");
     assert_eq!(summary.counters.created, 60);
 
@@ -646,15 +628,7 @@ async fn a_dry_run_reads_the_schema_file_when_kratos_is_not_reachable() {
         &crate::cognito_fake::unused_endpoint().await,
         TENANT_TRAITS,
     );
-    let error = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let error = run_import(&settings, dry_run()).await.unwrap_err();
     assert!(matches!(error, ImportError::Schema(_)), "{error}");
     assert!(error.to_string().contains("import.schema_file"), "{error}");
 }
@@ -724,15 +698,7 @@ async fn a_limited_run_stops_and_resume_finishes_it() {
     assert_eq!(first.status, RunStatus::Interrupted);
     assert_eq!(first.counters.seen, 130);
     assert_eq!(kratos.creates(), 130);
-    let rest = run_import(
-        &settings,
-        ImportOptions {
-            resume: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let rest = run_import(&settings, resume()).await.unwrap();
     assert_eq!(rest.run_id, first.run_id);
     assert_eq!(rest.status, RunStatus::Completed);
     assert_eq!(rest.counters.seen, 300);
@@ -765,15 +731,7 @@ async fn the_admin_token_is_sent_and_a_wrong_one_stops_the_run() {
         &kratos.url,
         "[kratos]\nadmin_token = \"kratos-admin-secret\"\n[import]\nlist_rate = 30\n",
     );
-    let summary = run_import(
-        &settings,
-        ImportOptions {
-            resume: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_import(&settings, resume()).await.unwrap();
     assert_eq!(summary.counters.created, 70);
 }
 
@@ -816,15 +774,7 @@ async fn identities_fit_the_example_identity_schema() {
         ),
     )
     .await;
-    let summary = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_import(&settings, dry_run()).await.unwrap();
     assert_eq!(summary.counters.invalid, 0, "{:?}", summary.invalid);
     assert_eq!(summary.counters.created, 130);
     assert_eq!(kratos.write_calls(), 0);
@@ -894,11 +844,7 @@ async fn a_stale_page_token_on_resume_points_to_the_delta_sync() {
         .execute(&mut connection)
         .await
         .unwrap();
-    let resume = ImportOptions {
-        resume: true,
-        ..ImportOptions::default()
-    };
-    let error = run_import(&settings, resume).await.unwrap_err();
+    let error = run_import(&settings, resume()).await.unwrap_err();
     assert!(error.to_string().contains("without --resume"), "{error}");
 
     // The way out works: a delta sync finishes the job without touching the first 60.
