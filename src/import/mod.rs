@@ -545,6 +545,7 @@ impl Importer {
         if rows.is_empty() && failures.is_empty() && !covered.moved {
             return Ok(());
         }
+        let rows = last_row_per_user(rows);
         failures.extend(covered.failures);
         self.store
             .commit_import(&ImportCommit {
@@ -584,7 +585,8 @@ impl Importer {
                 ItemResult::Conflict => conflicts.push(user),
                 ItemResult::Failed { status, message } => {
                     ledger.sending.failed += 1;
-                    tracing::warn!(user = %redact(&user.username), status, %message, "Kratos refused an identity");
+                    // Kratos's message may quote trait values: it goes to the store, not the log.
+                    tracing::warn!(user = %redact(&user.username), status, "Kratos refused an identity");
                     failures.push(failure(user, status, message));
                 }
             }
@@ -692,6 +694,20 @@ where
     }
 }
 
+/// A user listed twice in one batch (pages shifting while users sign up) is created once and
+/// linked once; one row each, the last, or Postgres refuses to upsert a row twice in one
+/// statement.
+fn last_row_per_user(rows: Vec<ImportedUser>) -> Vec<ImportedUser> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<ImportedUser> = rows
+        .into_iter()
+        .rev()
+        .filter(|row| seen.insert(row.cognito_username.clone()))
+        .collect();
+    unique.reverse();
+    unique
+}
+
 fn imported(user: &MappedUser, identity_id: String) -> ImportedUser {
     ImportedUser {
         cognito_username: user.username.clone(),
@@ -796,5 +812,43 @@ impl ImportSummary {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserState;
+
+    fn row(username: &str, identity: &str) -> ImportedUser {
+        ImportedUser {
+            cognito_username: username.to_owned(),
+            email_normalized: None,
+            external_id: format!("sub-{username}"),
+            kratos_identity_id: identity.to_owned(),
+            state: UserState::Pending,
+        }
+    }
+
+    #[test]
+    fn a_user_listed_twice_keeps_one_row_the_last() {
+        let rows = vec![
+            row("a", "1"),
+            row("b", "2"),
+            row("a", "1-linked"),
+            row("c", "3"),
+        ];
+        let unique: Vec<(String, String)> = last_row_per_user(rows)
+            .into_iter()
+            .map(|row| (row.cognito_username, row.kratos_identity_id))
+            .collect();
+        assert_eq!(
+            unique,
+            [
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1-linked".to_owned()),
+                ("c".to_owned(), "3".to_owned())
+            ]
+        );
     }
 }
