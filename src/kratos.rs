@@ -91,14 +91,7 @@ impl KratosAdmin {
         let (status, body) = self.send(request, &url).await?;
         let path = url.path().to_owned();
         match status {
-            200 => {
-                let answer: BatchAnswer =
-                    serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
-                        path: path.clone(),
-                        reason: error.to_string(),
-                    })?;
-                batch.results_from(answer, &path)
-            }
+            200 => batch.results_from(parse(&body, &url)?, &path),
             // Every item failed: Kratos answers with the first failure for the whole batch.
             409 => Ok(vec![ItemResult::Conflict; batch.len()]),
             400 | 422 => {
@@ -111,12 +104,7 @@ impl KratosAdmin {
                     batch.len()
                 ])
             }
-            _ => Err(KratosError::Status {
-                method: "PATCH",
-                path,
-                status,
-                message: error_message(&body),
-            }),
+            _ => Err(unexpected("PATCH", &url, status, &body)),
         }
     }
 
@@ -133,21 +121,9 @@ impl KratosAdmin {
             .send(self.authorized(self.client.get(url.clone())), &url)
             .await?;
         match status {
-            200 => {
-                let identity: IdentityId =
-                    serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
-                        path: url.path().to_owned(),
-                        reason: error.to_string(),
-                    })?;
-                Ok(Some(identity.id))
-            }
+            200 => Ok(Some(parse::<IdentityId>(&body, &url)?.id)),
             404 => Ok(None),
-            _ => Err(KratosError::Status {
-                method: "GET",
-                path: url.path().to_owned(),
-                status,
-                message: error_message(&body),
-            }),
+            _ => Err(unexpected("GET", &url, status, &body)),
         }
     }
 
@@ -156,17 +132,9 @@ impl KratosAdmin {
         let url = endpoint(&self.public_url, &["schemas", id]);
         let (status, body) = self.send(self.client.get(url.clone()), &url).await?;
         if status != 200 {
-            return Err(KratosError::Status {
-                method: "GET",
-                path: url.path().to_owned(),
-                status,
-                message: error_message(&body),
-            });
+            return Err(unexpected("GET", &url, status, &body));
         }
-        serde_json::from_slice(&body).map_err(|error| KratosError::Malformed {
-            path: url.path().to_owned(),
-            reason: error.to_string(),
-        })
+        parse(&body, &url)
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -341,6 +309,22 @@ struct ErrorEnvelope {
 #[derive(Deserialize)]
 struct IdentityId {
     id: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], url: &Url) -> Result<T, KratosError> {
+    serde_json::from_slice(body).map_err(|error| KratosError::Malformed {
+        path: url.path().to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+fn unexpected(method: &'static str, url: &Url, status: u16, body: &[u8]) -> KratosError {
+    KratosError::Status {
+        method,
+        path: url.path().to_owned(),
+        status,
+        message: error_message(body),
+    }
 }
 
 /// The message of an `errorGeneric` body, or the start of whatever came back.

@@ -431,12 +431,12 @@ impl Importer {
         ledger.listing.pages += 1;
         ledger.listing.seen += page.users.len() as i64;
         self.progress.inc(page.users.len() as u64);
-        let subs: Vec<&str> = page
-            .users
-            .iter()
-            .filter_map(|user| user.attribute("sub"))
-            .collect();
         let known = if self.check_known {
+            let subs: Vec<&str> = page
+                .users
+                .iter()
+                .filter_map(|user| user.attribute("sub"))
+                .collect();
             self.store.imported_external_ids(&subs).await?
         } else {
             HashMap::new()
