@@ -69,7 +69,7 @@ impl KratosAdmin {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| KratosError::Unreachable {
-                url: settings.admin_url.to_string(),
+                url: display_url(&settings.admin_url),
                 reason: format!("cannot build an HTTP client: {error}"),
             })?;
         Ok(Self {
@@ -150,7 +150,7 @@ impl KratosAdmin {
         url: &Url,
     ) -> Result<(u16, bytes::Bytes), KratosError> {
         let unreachable = |error: reqwest::Error| KratosError::Unreachable {
-            url: without_query(url),
+            url: display_url(url),
             reason: describe(&error),
         };
         let response = request.send().await.map_err(unreachable)?;
@@ -349,9 +349,12 @@ fn endpoint(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
-fn without_query(url: &Url) -> String {
+/// The URL for messages and logs: no credentials in it, no query.
+pub fn display_url(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     url.to_string()
 }
 
@@ -406,6 +409,12 @@ mod tests {
             endpoint(&prefixed, &["schemas", "default"]).as_str(),
             "http://gateway/kratos/schemas/default"
         );
+    }
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials() {
+        let url = Url::parse("http://admin:s3cret@kratos:4434/admin?token=x").unwrap();
+        assert_eq!(display_url(&url), "http://kratos:4434/admin");
     }
 
     #[test]

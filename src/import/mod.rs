@@ -155,7 +155,7 @@ pub async fn run(
         dry_run = options.dry_run,
         resume = options.resume,
         user_pool_id = %pool.user_pool_id,
-        kratos = %settings.kratos.admin_url,
+        kratos = %crate::kratos::display_url(&settings.kratos.admin_url),
         list_rate = settings.import.list_rate,
         batch_size = settings.import.batch_size,
         "import started"
