@@ -41,6 +41,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cognito: CognitoSettings,
     pub hooks: HookSettings,
+    pub guard: GuardSettings,
     pub kratos: KratosSettings,
     pub import: ImportSettings,
     pub log: LogSettings,
@@ -53,6 +54,9 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Worker threads; `None` means one per core (`server.workers`).
     pub workers: Option<usize>,
+    /// Time a client has to send a request's head, and again its body
+    /// (`server.request_timeout_ms`); slower clients get 408 or 400.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -60,7 +64,30 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: None,
+            request_timeout_ms: 5000,
         }
+    }
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+        if self.workers == Some(0) {
+            return Err(invalid(
+                "server.workers",
+                "must be at least 1 (or unset: one per core)",
+            ));
+        }
+        if !(100..=60_000).contains(&self.request_timeout_ms) {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "must be between 100 and 60000",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -92,6 +119,23 @@ pub struct CognitoSettings {
     pub client_secret: Option<SecretString>,
     pub endpoint_url: Option<String>,
     pub timeout_ms: u64,
+    /// Most `AdminInitiateAuth` calls per second from this process (`cognito.max_rps`);
+    /// the UserAuthentication quota (120/s by default) is shared with the live apps.
+    pub max_rps: u32,
+    /// Calls allowed in the first instant before `max_rps` paces them (`cognito.burst`).
+    pub burst: u32,
+    /// Most `AdminInitiateAuth` calls in flight at once (`cognito.max_concurrency`).
+    pub max_concurrency: usize,
+    /// Consecutive unavailable answers that open the circuit (`cognito.circuit_failures`).
+    pub circuit_failures: u32,
+    /// How long an open circuit answers 424 without calling Cognito before one probe call
+    /// is let through (`cognito.circuit_open_ms`).
+    pub circuit_open_ms: u64,
+    /// Send `ContextData` (client IP, user agent) so Cognito's threat protection sees the
+    /// real user (`cognito.send_context_data`).
+    pub send_context_data: bool,
+    /// `ContextData.ServerName`: the host users log in at (`cognito.context_server_name`).
+    pub context_server_name: Option<String>,
 }
 
 impl Default for CognitoSettings {
@@ -103,6 +147,13 @@ impl Default for CognitoSettings {
             client_secret: None,
             endpoint_url: None,
             timeout_ms: 2000,
+            max_rps: 50,
+            burst: 10,
+            max_concurrency: 32,
+            circuit_failures: 5,
+            circuit_open_ms: 5000,
+            send_context_data: false,
+            context_server_name: None,
         }
     }
 }
@@ -292,6 +343,85 @@ fn string_or_list<'de, D: Deserializer<'de>>(
         .filter(|key| !key.is_empty())
         .map(SecretString::from)
         .collect())
+}
+
+/// The `[guard]` section: the brute-force guard, checked before Cognito is called.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardSettings {
+    /// Failed attempts per normalised identifier within the window before further attempts
+    /// are refused without asking Cognito; 0 turns the limit off (`guard.identifier_failures`).
+    pub identifier_failures: u32,
+    /// Failed attempts per client IP within the window (`guard.ip_failures`); 0 turns it off.
+    /// Needs `client_ip` in the hook body.
+    pub ip_failures: u32,
+    /// The sliding window, in seconds (`guard.window_secs`).
+    pub window_secs: u64,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        Self {
+            identifier_failures: 5,
+            ip_failures: 50,
+            window_secs: 900,
+        }
+    }
+}
+
+impl GuardSettings {
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+
+    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+        if self.window_secs == 0 || self.window_secs > 7 * 24 * 3600 {
+            return Err(invalid(
+                "guard.window_secs",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The Cognito quota guard and circuit breaker, checked for `serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaSettings {
+    pub max_rps: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+    pub max_concurrency: usize,
+    pub circuit_failures: u32,
+    pub circuit_open: Duration,
+}
+
+impl QuotaSettings {
+    pub fn from_settings(settings: &CognitoSettings) -> Result<Self, ConfigError> {
+        use std::num::NonZeroU32;
+        let max_rps = NonZeroU32::new(settings.max_rps)
+            .ok_or_else(|| invalid("cognito.max_rps", "must be at least 1"))?;
+        let burst = NonZeroU32::new(settings.burst)
+            .ok_or_else(|| invalid("cognito.burst", "must be at least 1"))?;
+        if settings.max_concurrency == 0 {
+            return Err(invalid("cognito.max_concurrency", "must be at least 1"));
+        }
+        if settings.circuit_failures == 0 {
+            return Err(invalid("cognito.circuit_failures", "must be at least 1"));
+        }
+        if !(100..=600_000).contains(&settings.circuit_open_ms) {
+            return Err(invalid(
+                "cognito.circuit_open_ms",
+                "must be between 100 and 600000",
+            ));
+        }
+        Ok(Self {
+            max_rps,
+            burst,
+            max_concurrency: settings.max_concurrency,
+            circuit_failures: settings.circuit_failures,
+            circuit_open: Duration::from_millis(settings.circuit_open_ms),
+        })
+    }
 }
 
 /// The `[kratos]` section: where `import` creates identities.

@@ -151,9 +151,17 @@ pub struct AppOptions {
     pub cognito_timeout_ms: u64,
     pub mfa_policy: &'static str,
     pub temporary_password_policy: &'static str,
+    /// Any other settings, as `COGNITO_BRIDGE__…` environment keys (they win over the above).
+    pub extra_env: Vec<(&'static str, String)>,
 }
 
 impl AppOptions {
+    /// Set one more setting by its environment key (e.g. `COGNITO_BRIDGE__GUARD__WINDOW_SECS`).
+    pub fn with(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.extra_env.push((key, value.to_string()));
+        self
+    }
+
     pub fn new(
         backend: Backend,
         cognito_endpoint: &str,
@@ -170,6 +178,7 @@ impl AppOptions {
             cognito_timeout_ms: 2000,
             mfa_policy: "deny",
             temporary_password_policy: "deny",
+            extra_env: Vec::new(),
         }
     }
 
@@ -228,6 +237,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     if let Some(secret) = &options.client_secret {
         environment.push(("COGNITO_BRIDGE__COGNITO__CLIENT_SECRET", secret.clone()));
     }
+    environment.extend(options.extra_env.iter().cloned());
     let settings = Settings::load_from(
         None,
         environment.into_iter().map(|(k, v)| (k.to_owned(), v)),
