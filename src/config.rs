@@ -16,6 +16,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "cognito-bridge.toml";
 pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
 /// Kratos waits 30 s per hook attempt; answering later makes it retry.
 pub const MAX_DEADLINE_MS: u64 = 25_000;
+/// `ContextData.ServerName` unless `cognito.context_server_name` says otherwise.
+pub const DEFAULT_CONTEXT_SERVER_NAME: &str = "cognito-bridge";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -210,6 +212,8 @@ pub struct CognitoConfig {
     pub endpoint_url: Option<Url>,
     /// Time budget of one `AdminInitiateAuth` attempt.
     pub timeout: Duration,
+    /// `ContextData.ServerName` when `cognito.send_context_data` is on; `None` when off.
+    pub context_server_name: Option<String>,
 }
 
 impl CognitoConfig {
@@ -234,6 +238,13 @@ impl CognitoConfig {
             client_secret,
             endpoint_url,
             timeout: Duration::from_millis(settings.timeout_ms),
+            context_server_name: settings.send_context_data.then(|| {
+                settings
+                    .context_server_name
+                    .clone()
+                    .filter(|name| !name.trim().is_empty())
+                    .unwrap_or_else(|| DEFAULT_CONTEXT_SERVER_NAME.to_owned())
+            }),
         })
     }
 }

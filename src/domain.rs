@@ -137,6 +137,28 @@ pub enum Outcome {
     Unavailable,
     /// Cognito rejected our call itself (bad pool, client, region, credentials or permissions).
     Misconfigured,
+    /// The brute-force guard refused the attempt before Cognito was asked (403).
+    RefusedLocally,
+    /// No Cognito capacity (`cognito.max_rps`, `cognito.max_concurrency`) within the deadline.
+    OverQuota,
+    /// The circuit breaker is open after repeated unavailability; Cognito was not asked.
+    CircuitOpen,
+}
+
+/// How an attempt counts for the brute-force guard (`attempts.guard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardEffect {
+    Failure,
+    Success,
+}
+
+impl GuardEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardEffect::Failure => "failure",
+            GuardEffect::Success => "success",
+        }
+    }
 }
 
 impl Outcome {
@@ -155,6 +177,9 @@ impl Outcome {
             Outcome::UnexpectedChallenge => "unexpected_challenge",
             Outcome::Unavailable => "unavailable",
             Outcome::Misconfigured => "misconfigured",
+            Outcome::RefusedLocally => "refused_locally",
+            Outcome::OverQuota => "over_quota",
+            Outcome::CircuitOpen => "circuit_open",
         }
     }
 
@@ -168,7 +193,26 @@ impl Outcome {
 
     /// Whether Cognito (or our policy) decided; undecided outcomes answer 424.
     pub fn is_decided(self) -> bool {
-        !matches!(self, Outcome::Unavailable | Outcome::Misconfigured)
+        !matches!(
+            self,
+            Outcome::Unavailable
+                | Outcome::Misconfigured
+                | Outcome::OverQuota
+                | Outcome::CircuitOpen
+        )
+    }
+
+    /// What this outcome means to the brute-force guard: a failed guess counts toward the
+    /// limits, a match clears the identifier's count, anything else is neutral (Cognito did
+    /// not judge the password, or judged it right but refused for another reason).
+    pub fn guard_effect(self) -> Option<GuardEffect> {
+        match self {
+            Outcome::NotAuthorized | Outcome::UnknownUser | Outcome::Unverifiable => {
+                Some(GuardEffect::Failure)
+            }
+            outcome if outcome.is_match() => Some(GuardEffect::Success),
+            _ => None,
+        }
     }
 
     /// Whether Cognito's answer proves the user exists there (a row may be created).
@@ -193,7 +237,10 @@ impl Outcome {
             | Outcome::Unverifiable
             | Outcome::UnexpectedChallenge
             | Outcome::Unavailable
-            | Outcome::Misconfigured => None,
+            | Outcome::Misconfigured
+            | Outcome::RefusedLocally
+            | Outcome::OverQuota
+            | Outcome::CircuitOpen => None,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod hook;
 pub mod http;
 pub mod import;
 pub mod kratos;
+pub mod metrics;
 pub mod report;
 pub mod store;
 pub mod telemetry;

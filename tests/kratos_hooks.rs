@@ -400,7 +400,7 @@ fn jsonnet_body_with_all_headers_and_identity() {
     assert_eq!(request.external_id(), Some(EXTERNAL_ID));
     assert_eq!(
         request.client_ip(),
-        Some("198.51.100.23"),
+        Some("198.51.100.23".parse().unwrap()),
         "True-Client-IP wins"
     );
     assert_eq!(request.user_agent(), Some(USER_AGENT));
@@ -413,13 +413,13 @@ fn jsonnet_body_takes_the_first_forwarded_address() {
         Some(kratos_identity(Some(EXTERNAL_ID))),
     ));
     let request = parse(&body);
-    assert_eq!(request.client_ip(), Some("203.0.113.7"));
+    assert_eq!(request.client_ip(), Some("203.0.113.7".parse().unwrap()));
 
     let headers = json!({ "X-Real-Ip": ["192.0.2.44"], "User-Agent": [USER_AGENT] });
     let request = parse(&render_body(&kratos_ctx(headers, None)));
     assert_eq!(
         request.client_ip(),
-        Some("192.0.2.44"),
+        Some("192.0.2.44".parse().unwrap()),
         "X-Real-IP is the last resort"
     );
 }
@@ -435,7 +435,7 @@ fn jsonnet_body_matches_header_names_in_any_case() {
     assert_eq!(request.user_agent(), Some(USER_AGENT));
     assert_eq!(
         request.client_ip(),
-        Some("203.0.113.8"),
+        Some("203.0.113.8".parse().unwrap()),
         "empty values are skipped, spaces trimmed"
     );
 }

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_cognitoidentityprovider::{
-    Client, error::ProvideErrorMetadata, error::SdkError, types::AuthFlowType,
+    Client,
+    error::ProvideErrorMetadata,
+    error::SdkError,
+    types::{AuthFlowType, ContextDataType, HttpHeader},
 };
 use aws_smithy_http_client::{Builder as HttpClientBuilder, tls};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -17,7 +20,7 @@ use sha2::Sha256;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::{CognitoAnswer, CognitoVerifier};
+use super::{ClientContext, CognitoAnswer, CognitoVerifier};
 use crate::config::CognitoConfig;
 use crate::domain::{CognitoUsername, Password};
 
@@ -29,7 +32,11 @@ pub struct AwsCognito {
     user_pool_id: String,
     client_id: String,
     client_secret: Option<SecretString>,
+    context_server_name: Option<String>,
 }
+
+/// `ContextData.ServerPath`: the flow the user is in.
+const CONTEXT_SERVER_PATH: &str = "/self-service/login";
 
 impl AwsCognito {
     /// Build the client from settings. `credentials` overrides the standard AWS chain
@@ -51,6 +58,7 @@ impl AwsCognito {
             user_pool_id: config.user_pool_id.clone(),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
+            context_server_name: config.context_server_name.clone(),
         }
     }
 
@@ -73,6 +81,7 @@ impl CognitoVerifier for AwsCognito {
         &self,
         username: &CognitoUsername,
         password: &Password,
+        context: Option<ClientContext<'_>>,
         attempt_timeout: Duration,
     ) -> CognitoAnswer {
         let mut request = self
@@ -87,6 +96,9 @@ impl CognitoVerifier for AwsCognito {
             let hash = secret_hash(secret, username.as_str(), &self.client_id);
             request = request.auth_parameters("SECRET_HASH", hash.as_str());
         }
+        if let (Some(server_name), Some(context)) = (&self.context_server_name, context) {
+            request = request.set_context_data(context_data(server_name, context));
+        }
         match tokio::time::timeout(attempt_timeout, request.send()).await {
             Err(_) => CognitoAnswer::Timeout,
             Ok(Ok(output)) => match (output.authentication_result(), output.challenge_name()) {
@@ -97,6 +109,27 @@ impl CognitoVerifier for AwsCognito {
             Ok(Err(error)) => answer_for_error(&error),
         }
     }
+}
+
+/// `ContextData` for threat protection: the user's IP and user agent, where they log in.
+fn context_data(server_name: &str, context: ClientContext<'_>) -> Option<ContextDataType> {
+    let headers = context
+        .user_agent
+        .map(|agent| {
+            HttpHeader::builder()
+                .header_name("User-Agent")
+                .header_value(agent)
+                .build()
+        })
+        .into_iter()
+        .collect();
+    ContextDataType::builder()
+        .ip_address(context.ip.to_string())
+        .server_name(server_name)
+        .server_path(CONTEXT_SERVER_PATH)
+        .set_http_headers(Some(headers))
+        .build()
+        .ok()
 }
 
 /// The SDK's configuration for one region and endpoint: our HTTP client, `attempt_timeout`

@@ -75,7 +75,7 @@ impl CognitoHealth {
                 Alphanumeric.sample_string(&mut rand::rng(), 32),
             ));
             let answer = verifier
-                .admin_initiate_auth(&username, &password, PROBE_TIMEOUT)
+                .admin_initiate_auth(&username, &password, None, PROBE_TIMEOUT)
                 .await;
             let outcome = verdict(&answer, policies);
             tracing::debug!(

@@ -3,6 +3,7 @@
 mod aws;
 mod health;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,13 +47,22 @@ pub struct Policies {
     pub temporary_password: Policy,
 }
 
-/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`.
+/// Who is really logging in, for `ContextData` (Cognito's threat protection).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientContext<'a> {
+    pub ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+}
+
+/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`. `context` is sent as
+/// `ContextData` when the verifier is configured to (`cognito.send_context_data`).
 #[async_trait]
 pub trait CognitoVerifier: Send + Sync {
     async fn admin_initiate_auth(
         &self,
         username: &CognitoUsername,
         password: &Password,
+        context: Option<ClientContext<'_>>,
         attempt_timeout: Duration,
     ) -> CognitoAnswer;
 }

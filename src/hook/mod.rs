@@ -1,6 +1,8 @@
-//! The password migration hook's service: resolve the Cognito username, verify the password
-//! within the deadline (retrying only unavailability), record the outcome.
+//! The password migration hook's service: resolve the Cognito username and check the
+//! brute-force guard (one store round trip), verify the password within the deadline through
+//! the Cognito quota guard (retrying only unavailability), record the outcome.
 
+mod limits;
 mod request;
 
 use std::sync::Arc;
@@ -9,11 +11,16 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+pub use limits::{CognitoGate, Refusal};
 pub use request::{HookBodyError, HookRequest};
 
-use crate::cognito::{CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict};
+use crate::cognito::{
+    ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict,
+};
+use crate::config::GuardSettings;
 use crate::domain::{CognitoUsername, Outcome, normalize_identifier};
-use crate::store::{Attempt, Store, UserLookup};
+use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
+use crate::store::{Attempt, Resolution, Store, UserLookup};
 
 /// Kratos's correlation headers, for the span and the attempt log.
 #[derive(Debug, Clone, Default)]
@@ -44,12 +51,50 @@ impl HookTiming {
     }
 }
 
+/// The brute-force guard's limits (`[guard]`); a limit of 0 is off.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardLimits {
+    pub identifier_failures: u32,
+    pub ip_failures: u32,
+    pub window: Duration,
+}
+
+impl GuardLimits {
+    pub fn from_settings(settings: &GuardSettings) -> Self {
+        Self {
+            identifier_failures: settings.identifier_failures,
+            ip_failures: settings.ip_failures,
+            window: settings.window(),
+        }
+    }
+
+    /// Which limit, if any, these counts have reached.
+    fn reached(&self, resolution: &Resolution) -> Option<GuardLimit> {
+        let over = |limit: u32, count: i64| limit > 0 && count >= i64::from(limit);
+        if over(self.identifier_failures, resolution.identifier_failures) {
+            Some(GuardLimit::Identifier)
+        } else if over(self.ip_failures, resolution.ip_failures) {
+            Some(GuardLimit::Ip)
+        } else {
+            None
+        }
+    }
+}
+
+/// How the hook decides: Cognito's policies, its time budget and its limits.
+pub struct HookRules {
+    pub policies: Policies,
+    pub timing: HookTiming,
+    pub guard: GuardLimits,
+    pub gate: CognitoGate,
+}
+
 pub struct HookService {
     store: Arc<dyn Store>,
     verifier: Arc<dyn CognitoVerifier>,
-    policies: Policies,
-    timing: HookTiming,
     health: Arc<CognitoHealth>,
+    metrics: Arc<Metrics>,
+    rules: HookRules,
 }
 
 /// What the Cognito phase of one hook call produced.
@@ -59,29 +104,51 @@ struct Verification {
     latency: Duration,
 }
 
+impl Verification {
+    fn without_cognito(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            calls: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 impl HookService {
     pub fn new(
         store: Arc<dyn Store>,
         verifier: Arc<dyn CognitoVerifier>,
-        policies: Policies,
-        timing: HookTiming,
         health: Arc<CognitoHealth>,
+        metrics: Arc<Metrics>,
+        rules: HookRules,
     ) -> Self {
         Self {
             store,
             verifier,
-            policies,
-            timing,
             health,
+            metrics,
+            rules,
         }
     }
 
-    /// The Cognito problem `/health/ready` should report, if any: the last observation when
-    /// recent, else a fresh probe.
+    /// The Cognito problem `/health/ready` should report, if any: an open circuit, else
+    /// the last observation when recent, else a fresh probe.
     pub async fn cognito_problem(&self) -> Option<String> {
+        if let Some(left) = self.rules.gate.circuit_open_for() {
+            return Some(format!(
+                "Cognito circuit open after repeated unavailability; next probe in {} ms",
+                left.as_millis()
+            ));
+        }
         self.health
-            .current_problem(self.verifier.as_ref(), self.policies)
+            .current_problem(self.verifier.as_ref(), self.rules.policies)
             .await
+    }
+
+    /// The metrics, with the circuit gauge brought up to date.
+    pub fn metrics_text(&self) -> String {
+        self.rules.gate.publish_circuit_state();
+        self.metrics.encode()
     }
 
     /// Decide one hook call. Always returns within the deadline; store trouble is logged
@@ -94,27 +161,41 @@ impl HookService {
     ))]
     pub async fn verify(&self, request: &HookRequest, meta: &RequestMeta) -> Outcome {
         let started = Instant::now();
-        let deadline = started + self.timing.deadline;
-        let cognito_deadline = deadline - self.timing.record_reserve;
+        let timing = self.rules.timing;
+        let deadline = started + timing.deadline;
+        let cognito_deadline = deadline - timing.record_reserve;
+        let now = chrono::Utc::now();
 
-        let username = self.resolve(request, cognito_deadline).await;
-        let verification = match &username {
-            Some(username) if request.password().could_be_cognito_password() => {
-                tracing::Span::current().record("user", username.redacted());
+        let (username, resolution) = self.resolve(request, now, cognito_deadline).await;
+        let span = tracing::Span::current();
+        if let Some(username) = &username {
+            span.record("user", username.redacted());
+        }
+        let verification = match (&username, self.rules.guard.reached(&resolution)) {
+            (_, Some(limit)) => {
+                self.metrics.guard_refused(limit);
+                tracing::warn!(
+                    limit = ?limit,
+                    identifier_failures = resolution.identifier_failures,
+                    ip_failures = resolution.ip_failures,
+                    "brute-force guard refused the attempt without asking Cognito"
+                );
+                Verification::without_cognito(Outcome::RefusedLocally)
+            }
+            (Some(username), None) if request.password().could_be_cognito_password() => {
                 self.ask_cognito(username, request, cognito_deadline).await
             }
-            _ => Verification {
-                outcome: Outcome::Unverifiable,
-                calls: 0,
-                latency: Duration::ZERO,
-            },
+            _ => Verification::without_cognito(Outcome::Unverifiable),
         };
-        let span = tracing::Span::current();
         span.record("outcome", verification.outcome.as_str());
         span.record("cognito_calls", verification.calls);
 
+        let guard_key = match &username {
+            Some(username) => normalize_identifier(username.as_str()),
+            None => normalize_identifier(request.identifier()),
+        };
         let attempt = Attempt {
-            at: chrono::Utc::now(),
+            at: now,
             cognito_username: username.map(|u| u.as_str().to_owned()),
             outcome: verification.outcome,
             cognito_latency_ms: (verification.calls > 0)
@@ -123,84 +204,133 @@ impl HookService {
             request_id: meta.request_id.clone(),
             trigger_id: meta.trigger_id.clone(),
             identity_id: request.identity_id().map(str::to_owned),
+            guard_key,
+            client_ip: request.client_ip(),
         };
         match tokio::time::timeout_at(deadline, self.store.record_attempt(&attempt)).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "could not record the hook outcome"),
+            Ok(Err(error)) => {
+                self.metrics.store_error("record_attempt");
+                tracing::error!(%error, "could not record the hook outcome");
+            }
             Err(_) => {
+                self.metrics.store_error("record_attempt");
                 tracing::error!("recording the hook outcome did not finish within the deadline")
             }
         }
+        let elapsed = started.elapsed();
+        self.metrics
+            .hook_answered(verification.outcome, elapsed.as_secs_f64());
         tracing::info!(
             outcome = verification.outcome.as_str(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "password migration hook answered"
         );
         verification.outcome
     }
 
-    /// DESIGN.md's order: identity/external id and normalised identifier through the store
-    /// (one query), then the identifier as typed. Store trouble falls back to the identifier.
+    /// DESIGN.md's order: identity/external id and normalised identifier through the store,
+    /// then the identifier as typed; and the guard's counts, in the same query. Store
+    /// trouble falls back to the identifier and lets the attempt through (Cognito's own
+    /// lockout still stands).
     async fn resolve(
         &self,
         request: &HookRequest,
+        now: chrono::DateTime<chrono::Utc>,
         cognito_deadline: Instant,
-    ) -> Option<CognitoUsername> {
+    ) -> (Option<CognitoUsername>, Resolution) {
         let identifier = request.identifier().trim();
         let normalized = normalize_identifier(identifier);
+        let window =
+            chrono::Duration::from_std(self.rules.guard.window).unwrap_or(chrono::Duration::MAX);
         let lookup = UserLookup {
             identity_id: request.identity_id(),
             external_id: request.external_id(),
             identifier,
             normalized_identifier: &normalized,
+            client_ip: request.client_ip(),
+            window_start: now - window,
         };
         let budget = cognito_deadline
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(500));
-        let stored = match tokio::time::timeout(budget, self.store.resolve_username(lookup)).await {
+        let resolution = match tokio::time::timeout(budget, self.store.resolve(lookup)).await {
             Ok(Ok(found)) => found,
             Ok(Err(error)) => {
+                self.metrics.store_error("resolve");
                 tracing::warn!(%error, "username lookup failed; using the identifier as typed");
-                None
+                Resolution::default()
             }
             Err(_) => {
+                self.metrics.store_error("resolve");
                 tracing::warn!("username lookup timed out; using the identifier as typed");
-                None
+                Resolution::default()
             }
         };
-        stored
-            .and_then(|name| CognitoUsername::parse(&name))
-            .or_else(|| CognitoUsername::parse(identifier))
+        let username = resolution
+            .cognito_username
+            .as_deref()
+            .and_then(CognitoUsername::parse)
+            .or_else(|| CognitoUsername::parse(identifier));
+        (username, resolution)
     }
 
     /// Call Cognito until it decides, retrying unavailability with jittered backoff while
     /// the deadline allows. `NotAuthorizedException` and every other decision end the loop.
+    /// Every call first passes the quota guard.
     async fn ask_cognito(
         &self,
         username: &CognitoUsername,
         request: &HookRequest,
         cognito_deadline: Instant,
     ) -> Verification {
+        let min_attempt = self.rules.timing.min_attempt;
+        let context = request.client_ip().map(|ip| ClientContext {
+            ip,
+            user_agent: request.user_agent(),
+        });
         let mut calls = 0;
         let mut latency = Duration::ZERO;
         let mut backoff = Duration::from_millis(50);
+        let unavailable = |calls, latency| Verification {
+            outcome: Outcome::Unavailable,
+            calls,
+            latency,
+        };
         loop {
-            let remaining = cognito_deadline.saturating_duration_since(Instant::now());
-            if remaining < self.timing.min_attempt {
-                return Verification {
-                    outcome: Outcome::Unavailable,
-                    calls,
-                    latency,
-                };
+            if cognito_deadline.saturating_duration_since(Instant::now()) < min_attempt {
+                return unavailable(calls, latency);
             }
+            let pass = match self.rules.gate.admit(cognito_deadline - min_attempt).await {
+                Ok(pass) => pass,
+                Err(refusal) => {
+                    let (limit, outcome) = match refusal {
+                        Refusal::CircuitOpen => (QuotaLimit::CircuitOpen, Outcome::CircuitOpen),
+                        Refusal::OverQuota(limit) => (limit, Outcome::OverQuota),
+                    };
+                    self.metrics.quota_refused(limit);
+                    if calls > 0 {
+                        return unavailable(calls, latency);
+                    }
+                    tracing::warn!(?limit, "Cognito not called: quota guard");
+                    return Verification::without_cognito(outcome);
+                }
+            };
+            let remaining = cognito_deadline.saturating_duration_since(Instant::now());
             let call_started = Instant::now();
             let answer = self
                 .verifier
-                .admin_initiate_auth(username, request.password(), remaining)
+                .admin_initiate_auth(username, request.password(), context, remaining)
                 .await;
+            let call_latency = call_started.elapsed();
             calls += 1;
-            latency += call_started.elapsed();
-            let outcome = verdict(&answer, self.policies);
+            latency += call_latency;
+            let outcome = verdict(&answer, self.rules.policies);
+            self.rules
+                .gate
+                .finish(pass, outcome == Outcome::Unavailable);
+            self.metrics
+                .cognito_call(outcome, call_latency.as_secs_f64());
             self.health.observe(outcome, &answer);
             match (outcome, &answer) {
                 (Outcome::Unavailable, _) => {
@@ -232,12 +362,8 @@ impl HookService {
             }
             let pause = rand::rng().random_range(backoff / 2..=backoff);
             let left = cognito_deadline.saturating_duration_since(Instant::now());
-            if pause + self.timing.min_attempt > left {
-                return Verification {
-                    outcome: Outcome::Unavailable,
-                    calls,
-                    latency,
-                };
+            if pause + min_attempt > left {
+                return unavailable(calls, latency);
             }
             tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));

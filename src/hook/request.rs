@@ -1,5 +1,7 @@
 //! The hook's request body: Kratos's default `{identifier, password}` and our extended body.
 
+use std::net::{IpAddr, SocketAddr};
+
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -13,12 +15,12 @@ pub struct HookRequest {
     password: Password,
     identity_id: Option<String>,
     external_id: Option<String>,
-    client_ip: Option<String>,
+    client_ip: Option<IpAddr>,
     user_agent: Option<String>,
 }
 
 /// Why a body was refused. Messages name fields, never echo values.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum HookBodyError {
     #[error("the request body is not valid JSON")]
     NotJson,
@@ -72,7 +74,7 @@ impl HookRequest {
             password: Password::new(password),
             identity_id: non_empty(raw.identity_id.or(nested_id)),
             external_id: non_empty(raw.external_id.or(nested_external_id)),
-            client_ip: non_empty(raw.client_ip),
+            client_ip: raw.client_ip.as_deref().and_then(parse_client_ip),
             user_agent: non_empty(raw.user_agent),
         })
     }
@@ -93,13 +95,25 @@ impl HookRequest {
         self.external_id.as_deref()
     }
 
-    pub fn client_ip(&self) -> Option<&str> {
-        self.client_ip.as_deref()
+    /// The caller's address, when the body carried a usable one.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
     }
 
     pub fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
     }
+}
+
+/// An address as Kratos may pass it: `203.0.113.9`, `[2001:db8::1]:443`, or an
+/// `X-Forwarded-For` list (the first entry is the client). Anything else is ignored.
+fn parse_client_ip(raw: &str) -> Option<IpAddr> {
+    let first = raw.split(',').next()?.trim();
+    first
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| first.parse::<SocketAddr>().ok().map(|address| address.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -129,8 +143,29 @@ mod tests {
         .unwrap();
         assert_eq!(request.identity_id(), Some("i-1"));
         assert_eq!(request.external_id(), Some("sub-1"));
-        assert_eq!(request.client_ip(), Some("203.0.113.9"));
+        assert_eq!(request.client_ip(), Some("203.0.113.9".parse().unwrap()));
         assert_eq!(request.user_agent(), Some("UA"));
+    }
+
+    #[test]
+    fn client_addresses_are_parsed_or_ignored() {
+        let ip = |raw: &str| {
+            let body = serde_json::json!({"identifier": "a", "password": "p", "client_ip": raw});
+            HookRequest::from_json(body.to_string().as_bytes())
+                .unwrap()
+                .client_ip()
+                .map(|ip| ip.to_string())
+        };
+        assert_eq!(ip("203.0.113.9").as_deref(), Some("203.0.113.9"));
+        assert_eq!(
+            ip(" 203.0.113.9 , 10.0.0.1").as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(ip("[2001:db8::1]:443").as_deref(), Some("2001:db8::1"));
+        assert_eq!(ip("198.51.100.7:5555").as_deref(), Some("198.51.100.7"));
+        assert_eq!(ip("::ffff:192.0.2.1").as_deref(), Some("192.0.2.1"));
+        assert_eq!(ip("localhost"), None);
+        assert_eq!(ip(""), None);
     }
 
     #[test]

@@ -24,7 +24,12 @@ pub async fn password_migration(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(request.headers(), &state.api_keys)?;
-    let body = read_body(request.headers(), payload, state.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        read_body(request.headers(), payload, state.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)??;
     let hook_request = HookRequest::from_json(&body)?;
     drop(body);
     let meta = RequestMeta {
@@ -39,6 +44,8 @@ fn answer(outcome: Outcome) -> Result<HttpResponse, ApiError> {
     match outcome {
         Outcome::Unavailable => Err(ApiError::CognitoUnavailable),
         Outcome::Misconfigured => Err(ApiError::CognitoMisconfigured),
+        Outcome::OverQuota => Err(ApiError::CognitoOverQuota),
+        Outcome::CircuitOpen => Err(ApiError::CognitoCircuitOpen),
         outcome if outcome.is_match() => Ok(HttpResponse::Ok().json(HookAnswer {
             status: "password_match",
         })),
@@ -167,13 +174,17 @@ mod tests {
             Outcome::MfaDenied,
             Outcome::TemporaryPasswordDenied,
             Outcome::UnexpectedChallenge,
+            Outcome::RefusedLocally,
         ] {
             assert_eq!(status(refused), StatusCode::FORBIDDEN, "{refused:?}");
         }
         assert_eq!(status(Outcome::Unavailable), StatusCode::FAILED_DEPENDENCY);
-        assert_eq!(
-            status(Outcome::Misconfigured),
-            StatusCode::FAILED_DEPENDENCY
-        );
+        for undecided in [
+            Outcome::Misconfigured,
+            Outcome::OverQuota,
+            Outcome::CircuitOpen,
+        ] {
+            assert_eq!(status(undecided), StatusCode::FAILED_DEPENDENCY);
+        }
     }
 }

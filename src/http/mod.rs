@@ -6,6 +6,7 @@ mod hooks;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -16,8 +17,9 @@ use tracing_actix_web::TracingLogger;
 pub use error::ApiError;
 
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
-use crate::config::{CognitoConfig, Settings};
-use crate::hook::{HookService, HookTiming};
+use crate::config::{CognitoConfig, QuotaSettings, Settings};
+use crate::hook::{CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
+use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
 pub const HOOK_PATH: &str = "/hooks/password-migration";
@@ -28,6 +30,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub api_keys: Vec<SecretString>,
     pub max_body_bytes: usize,
+    /// Time allowed for reading a request body (`server.request_timeout_ms`).
+    pub body_timeout: Duration,
 }
 
 /// The parts `serve` builds from settings, and tests may build themselves.
@@ -87,14 +91,14 @@ pub struct Application {
 impl Application {
     /// Everything `serve` does before accepting requests.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        settings.hooks.check_for_serving()?;
+        check_for_serving(&settings)?;
         let dependencies = Dependencies::from_settings(&settings).await?;
         Self::bind(settings, dependencies)
     }
 
     /// Bind `server.listen` (port 0 picks a free one) and route with the given parts.
     pub fn build_with(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
-        settings.hooks.check_for_serving()?;
+        check_for_serving(&settings)?;
         Self::bind(settings, dependencies)
     }
 
@@ -102,18 +106,33 @@ impl Application {
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding `server.listen` = {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
+        let metrics = Arc::new(Metrics::new());
+        let rules = HookRules {
+            policies: settings.hooks.policies(),
+            timing: HookTiming::for_deadline(settings.hooks.deadline()),
+            guard: GuardLimits::from_settings(&settings.guard),
+            gate: CognitoGate::new(
+                QuotaSettings::from_settings(&settings.cognito)?,
+                metrics.clone(),
+            ),
+        };
         let hooks = HookService::new(
             dependencies.store.clone(),
             dependencies.verifier,
-            settings.hooks.policies(),
-            HookTiming::for_deadline(settings.hooks.deadline()),
             Arc::new(CognitoHealth::new(dependencies.cognito_problem)),
+            metrics,
+            rules,
         );
+        let request_timeout = settings.server.request_timeout();
+        // On SIGINT/SIGTERM, hooks in flight get their whole deadline (and the time to
+        // write their outcome) before workers stop.
+        let shutdown_secs = settings.hooks.deadline().as_secs() + 2;
         let state = web::Data::new(AppState {
             hooks,
             store: dependencies.store,
             api_keys: settings.hooks.api_keys,
             max_body_bytes: settings.hooks.max_body_bytes,
+            body_timeout: request_timeout,
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -121,6 +140,9 @@ impl Application {
                 .app_data(state.clone())
                 .configure(routes)
         })
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .shutdown_timeout(shutdown_secs)
         .listen(listener)?;
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers);
@@ -151,7 +173,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/health/alive", web::get().to(health::alive))
         .route("/health/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics))
         .default_service(web::to(not_found));
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.hooks.metrics_text())
+}
+
+/// Everything in the settings `serve` needs beyond parsing.
+fn check_for_serving(settings: &Settings) -> anyhow::Result<()> {
+    settings.server.check_for_serving()?;
+    settings.hooks.check_for_serving()?;
+    settings.guard.check_for_serving()?;
+    QuotaSettings::from_settings(&settings.cognito)?;
+    Ok(())
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -7,6 +7,7 @@ mod sql;
 mod sqlite;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,7 +35,8 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// What the hook knows about a caller, for finding their Cognito username.
+/// What the hook knows about a caller, for finding their Cognito username and counting
+/// their recent failures.
 #[derive(Debug, Clone, Copy)]
 pub struct UserLookup<'a> {
     pub identity_id: Option<&'a str>,
@@ -43,6 +45,20 @@ pub struct UserLookup<'a> {
     pub identifier: &'a str,
     /// Trimmed and lower-cased.
     pub normalized_identifier: &'a str,
+    /// The caller's address, when the hook body carried one.
+    pub client_ip: Option<IpAddr>,
+    /// Failures before this instant no longer count (`guard.window_secs` ago).
+    pub window_start: DateTime<Utc>,
+}
+
+/// The username a lookup found, and the brute-force guard's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub cognito_username: Option<String>,
+    /// Failed guesses at this user since the window opened or their last match.
+    pub identifier_failures: i64,
+    /// Failed guesses from the client IP within the window (0 without an IP).
+    pub ip_failures: i64,
 }
 
 /// One hook call's outcome, to be recorded. No password, no token, no body.
@@ -60,6 +76,10 @@ pub struct Attempt {
     /// Kratos's `Ory-Webhook-Trigger-ID`.
     pub trigger_id: Option<String>,
     pub identity_id: Option<String>,
+    /// Whom the brute-force guard counts this attempt against: the normalised username
+    /// (or the normalised identifier when none could be found).
+    pub guard_key: String,
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Attempt {
@@ -158,9 +178,10 @@ pub trait Store: ImportStore + Send + Sync {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// The Cognito username of a known user, in DESIGN.md's order: Kratos identity id,
-    /// external id, then the identifier (exact, normalised, e-mail). One round trip.
-    async fn resolve_username(&self, lookup: UserLookup<'_>) -> Result<Option<String>, StoreError>;
+    /// The Cognito username of a known user, in DESIGN.md's order (Kratos identity id,
+    /// external id, then the identifier: exact, normalised, e-mail), and the guard's
+    /// failure counts. One round trip.
+    async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError>;
     /// Write the attempt and move the user's row, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -9,8 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, RowChange, RunStatus,
-    RunUpdate, Store, StoreError, UserLookup, UserRecord,
+    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, Resolution,
+    RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -56,14 +56,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn resolve_username(&self, lookup: UserLookup<'_>) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(sql::RESOLVE)
-            .bind(lookup.identity_id)
-            .bind(lookup.external_id)
-            .bind(lookup.identifier)
-            .bind(lookup.normalized_identifier)
-            .fetch_optional(&self.pool)
-            .await?)
+    async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError> {
+        let row: sql::ResolveRow =
+            sql::bind_lookup!(sqlx::query_as(sql::RESOLVE_AND_COUNT), lookup)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(sql::resolution_from_row(row))
     }
 
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {

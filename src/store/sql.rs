@@ -1,8 +1,8 @@
 //! SQL shared by both backends: `$N` placeholders work in Postgres and in SQLite (through
 //! sqlx), and the tables have the same columns in both migration sets.
 //!
-//! Recording binds the attempt's eight columns as `$1..$8` and the user row's extra values
-//! as `$9..$12`, so one argument list serves every statement that records.
+//! Recording binds the attempt's eleven columns as `$1..$11` and the user row's extra values
+//! as `$12..$15`, so one argument list serves every statement that records.
 
 use chrono::{DateTime, Utc};
 
@@ -13,49 +13,94 @@ use super::{
 
 /// Username lookup in DESIGN.md's order, imported rows first: Kratos identity id, external
 /// id, then an imported row's e-mail (pools whose username is not the e-mail), then the
-/// identifier as a username (exact, normalised) and any row's e-mail.
+/// identifier as a username (exact, normalised) and any row's e-mail. In the same round trip,
+/// the brute-force guard's counts: failed guesses at that user (keyed by the normalised
+/// username, or the normalised identifier when no row matched) since the window opened or
+/// their last match, whichever is later; and failed guesses from the client IP in the window.
 /// `$1` Kratos identity id, `$2` external id, `$3` identifier as typed (trimmed),
-/// `$4` normalised identifier.
-pub const RESOLVE: &str = "
-SELECT cognito_username FROM users
-WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
-   OR username_normalized = $4 OR email_normalized = $4
-ORDER BY CASE
-    WHEN kratos_identity_id = $1 THEN 0
-    WHEN external_id = $2 THEN 1
-    WHEN external_id IS NOT NULL AND email_normalized = $4 THEN 2
-    WHEN cognito_username = $3 THEN 3
-    WHEN username_normalized = $4 THEN 4
-    ELSE 5 END
-LIMIT 1";
+/// `$4` normalised identifier, `$5` the window's start, `$6` client IP.
+pub const RESOLVE_AND_COUNT: &str = "
+WITH resolved AS (
+    SELECT cognito_username, username_normalized FROM users
+    WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
+       OR username_normalized = $4 OR email_normalized = $4
+    ORDER BY CASE
+        WHEN kratos_identity_id = $1 THEN 0
+        WHEN external_id = $2 THEN 1
+        WHEN external_id IS NOT NULL AND email_normalized = $4 THEN 2
+        WHEN cognito_username = $3 THEN 3
+        WHEN username_normalized = $4 THEN 4
+        ELSE 5 END
+    LIMIT 1
+), subject AS (
+    SELECT COALESCE((SELECT username_normalized FROM resolved), $4) AS guard_key
+), since AS (
+    SELECT COALESCE(MAX(attempts.at), $5) AS at FROM attempts, subject
+    WHERE attempts.guard_key = subject.guard_key AND attempts.guard = 'success'
+      AND attempts.at > $5
+)
+SELECT
+    (SELECT cognito_username FROM resolved),
+    (SELECT COUNT(*) FROM attempts, subject, since
+     WHERE attempts.guard_key = subject.guard_key AND attempts.guard = 'failure'
+       AND attempts.at > since.at),
+    (SELECT COUNT(*) FROM attempts
+     WHERE attempts.client_ip = $6 AND attempts.guard = 'failure' AND attempts.at > $5)";
+
+/// A `RESOLVE_AND_COUNT` row.
+pub type ResolveRow = (Option<String>, i64, i64);
+
+pub fn resolution_from_row(row: ResolveRow) -> super::Resolution {
+    super::Resolution {
+        cognito_username: row.0,
+        identifier_failures: row.1,
+        ip_failures: row.2,
+    }
+}
+
+/// Bind `RESOLVE_AND_COUNT`'s `$1..$6`.
+macro_rules! bind_lookup {
+    ($query:expr, $lookup:expr) => {{
+        let lookup: $crate::store::UserLookup<'_> = $lookup;
+        $query
+            .bind(lookup.identity_id)
+            .bind(lookup.external_id)
+            .bind(lookup.identifier)
+            .bind(lookup.normalized_identifier)
+            .bind(lookup.window_start)
+            .bind(lookup.client_ip.map(|ip| ip.to_string()))
+    }};
+}
+
+pub(crate) use bind_lookup;
 
 /// The statements are macros so that Postgres can `concat!` them into one statement.
 macro_rules! log_attempt {
     () => {
         "
 INSERT INTO attempts (at, cognito_username, outcome, cognito_latency_ms, cognito_calls,
-                      request_id, trigger_id, identity_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                      request_id, trigger_id, identity_id, guard_key, client_ip, guard)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     };
 }
 
 /// Create the row, or move it; a migrated user is never moved back.
-/// `$9` normalised username, `$10` new state or NULL, `$11` `via` or NULL, `$12` MFA dropped.
+/// `$12` normalised username, `$13` new state or NULL, `$14` `via` or NULL, `$15` MFA dropped.
 macro_rules! upsert_user {
     () => {
         "
 INSERT INTO users (cognito_username, username_normalized, state, migrated_via, mfa_dropped,
                    created_at, updated_at, migrated_at, last_attempt_at)
-VALUES ($2, $9, COALESCE($10, 'pending'), $11, $12, $1, $1,
-        CASE WHEN $11 IS NULL THEN NULL ELSE $1 END, $1)
+VALUES ($2, $12, COALESCE($13, 'pending'), $14, $15, $1, $1,
+        CASE WHEN $14 IS NULL THEN NULL ELSE $1 END, $1)
 ON CONFLICT (cognito_username) DO UPDATE SET
     state = CASE WHEN users.state = 'migrated' THEN users.state
-                 ELSE COALESCE($10, users.state) END,
+                 ELSE COALESCE($13, users.state) END,
     migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
-                        ELSE COALESCE($11, users.migrated_via) END,
-    migrated_at = CASE WHEN users.state = 'migrated' OR $11 IS NULL THEN users.migrated_at
+                        ELSE COALESCE($14, users.migrated_via) END,
+    migrated_at = CASE WHEN users.state = 'migrated' OR $14 IS NULL THEN users.migrated_at
                        ELSE $1 END,
-    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $12 END,
+    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $15 END,
     updated_at = $1,
     last_attempt_at = $1"
     };
@@ -136,7 +181,7 @@ pub fn attempt_from_row(row: AttemptRow) -> AttemptRecord {
     }
 }
 
-/// Bind `$1..$8` (the attempt) and, for an upsert, `$9..$12` (the user row).
+/// Bind `$1..$11` (the attempt) and, for an upsert, `$12..$15` (the user row).
 macro_rules! bind_attempt {
     ($query:expr, $attempt:expr, $with_user_row:expr) => {{
         let attempt: &$crate::store::Attempt = $attempt;
@@ -148,7 +193,10 @@ macro_rules! bind_attempt {
             .bind(attempt.cognito_calls)
             .bind(attempt.request_id.as_deref())
             .bind(attempt.trigger_id.as_deref())
-            .bind(attempt.identity_id.as_deref());
+            .bind(attempt.identity_id.as_deref())
+            .bind(attempt.guard_key.as_str())
+            .bind(attempt.client_ip.map(|ip| ip.to_string()))
+            .bind(attempt.outcome.guard_effect().map(|effect| effect.as_str()));
         if $with_user_row {
             query
                 .bind(

@@ -133,7 +133,12 @@ async fn internal_errors_and_limit_exceeded_are_unavailable() {
         },
     );
     let deadline_ms = 1000;
-    let app = spawn_with(&fake, Backend::Sqlite, deadline_ms).await;
+    // Retries are the subject here, not the circuit breaker (faults.rs covers it): keep it
+    // from opening after the first user's five unavailable answers.
+    let mut options =
+        options(Backend::Sqlite, &fake).with("COGNITO_BRIDGE__COGNITO__CIRCUIT_FAILURES", 1000);
+    options.deadline_ms = deadline_ms;
+    let app = spawn_app(options).await;
 
     for user in ["internal", "limited", "bare-503"] {
         let (answer, elapsed) = timed_login(&app, user, PASSWORD).await;

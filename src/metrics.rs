@@ -1,0 +1,253 @@
+//! `GET /metrics`: the bridge's Prometheus metrics. Labels are closed sets of names chosen
+//! here (outcomes, statuses, limits, operations), never request data.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::domain::Outcome;
+
+/// Seconds: 1 ms to about 16 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 15,
+    ))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    outcome: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+/// Which brute-force limit refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardLimit {
+    Identifier,
+    Ip,
+}
+
+/// What the Cognito quota guard refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaLimit {
+    /// `cognito.max_rps` left no token within the deadline.
+    Rate,
+    /// `cognito.max_concurrency` left no slot within the deadline.
+    Concurrency,
+    /// The circuit breaker is open.
+    CircuitOpen,
+}
+
+/// The circuit breaker's state, as the gauge shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitGauge {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    answers: Family<AnswerLabels, Counter>,
+    hook_seconds: Histogram,
+    cognito_seconds: Family<ResultLabels, Histogram, fn() -> Histogram>,
+    guard_refusals: Family<LimitLabels, Counter>,
+    quota_refusals: Family<LimitLabels, Counter>,
+    circuit_state: Gauge,
+    circuit_opened: Counter,
+    store_errors: Family<OperationLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cognito_bridge");
+        let answers = Family::<AnswerLabels, Counter>::default();
+        registry.register(
+            "hook_answers",
+            "Password migration hook answers, by outcome and HTTP status",
+            answers.clone(),
+        );
+        let hook_seconds = latency_histogram();
+        registry.register_with_unit(
+            "hook_duration",
+            "Time to answer a password migration hook call",
+            Unit::Seconds,
+            hook_seconds.clone(),
+        );
+        let cognito_seconds: Family<ResultLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "cognito_request_duration",
+            "AdminInitiateAuth latency, by what Cognito's answer means",
+            Unit::Seconds,
+            cognito_seconds.clone(),
+        );
+        let guard_refusals = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "guard_refusals",
+            "Hook calls refused by the brute-force guard without asking Cognito, by limit",
+            guard_refusals.clone(),
+        );
+        let quota_refusals = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "cognito_quota_refusals",
+            "Cognito calls not made because of cognito.max_rps, cognito.max_concurrency or an open circuit",
+            quota_refusals.clone(),
+        );
+        let circuit_state = Gauge::default();
+        registry.register(
+            "cognito_circuit_state",
+            "Cognito circuit breaker: 0 closed, 1 half-open (one probe call allowed), 2 open",
+            circuit_state.clone(),
+        );
+        let circuit_opened = Counter::default();
+        registry.register(
+            "cognito_circuit_opened",
+            "Times the Cognito circuit breaker opened",
+            circuit_opened.clone(),
+        );
+        let store_errors = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Database operations that failed or timed out, by operation",
+            store_errors.clone(),
+        );
+        Self {
+            registry,
+            answers,
+            hook_seconds,
+            cognito_seconds,
+            guard_refusals,
+            quota_refusals,
+            circuit_state,
+            circuit_opened,
+            store_errors,
+        }
+    }
+
+    pub fn hook_answered(&self, outcome: Outcome, seconds: f64) {
+        let status = match outcome {
+            outcome if outcome.is_match() => "200",
+            outcome if outcome.is_decided() => "403",
+            _ => "424",
+        };
+        self.answers
+            .get_or_create(&AnswerLabels {
+                outcome: outcome.as_str(),
+                status,
+            })
+            .inc();
+        self.hook_seconds.observe(seconds);
+    }
+
+    /// One `AdminInitiateAuth`, by the verdict its answer gives.
+    pub fn cognito_call(&self, verdict: Outcome, seconds: f64) {
+        self.cognito_seconds
+            .get_or_create(&ResultLabels {
+                result: verdict.as_str(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn guard_refused(&self, limit: GuardLimit) {
+        let limit = match limit {
+            GuardLimit::Identifier => "identifier",
+            GuardLimit::Ip => "ip",
+        };
+        self.guard_refusals
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    pub fn quota_refused(&self, limit: QuotaLimit) {
+        let limit = match limit {
+            QuotaLimit::Rate => "rate",
+            QuotaLimit::Concurrency => "concurrency",
+            QuotaLimit::CircuitOpen => "circuit_open",
+        };
+        self.quota_refusals
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    pub fn circuit(&self, state: CircuitGauge) {
+        self.circuit_state.set(state as i64);
+    }
+
+    pub fn circuit_opened(&self) {
+        self.circuit_opened.inc();
+    }
+
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&OperationLabels { operation })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_exposed_with_its_labels() {
+        let metrics = Metrics::new();
+        metrics.hook_answered(Outcome::Verified, 0.02);
+        metrics.hook_answered(Outcome::NotAuthorized, 0.02);
+        metrics.hook_answered(Outcome::CircuitOpen, 0.0);
+        metrics.cognito_call(Outcome::Verified, 0.015);
+        metrics.guard_refused(GuardLimit::Ip);
+        metrics.quota_refused(QuotaLimit::Rate);
+        metrics.circuit(CircuitGauge::Open);
+        metrics.circuit_opened();
+        metrics.store_error("record");
+        let text = metrics.encode();
+        for line in [
+            "cognito_bridge_hook_answers_total{outcome=\"verified\",status=\"200\"} 1",
+            "cognito_bridge_hook_answers_total{outcome=\"not_authorized\",status=\"403\"} 1",
+            "cognito_bridge_hook_answers_total{outcome=\"circuit_open\",status=\"424\"} 1",
+            "cognito_bridge_hook_duration_seconds_count 3",
+            "cognito_bridge_cognito_request_duration_seconds_count{result=\"verified\"} 1",
+            "cognito_bridge_guard_refusals_total{limit=\"ip\"} 1",
+            "cognito_bridge_cognito_quota_refusals_total{limit=\"rate\"} 1",
+            "cognito_bridge_cognito_circuit_state 2",
+            "cognito_bridge_cognito_circuit_opened_total 1",
+            "cognito_bridge_store_errors_total{operation=\"record\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
