@@ -153,6 +153,8 @@ pub struct AppOptions {
     pub temporary_password_policy: &'static str,
     /// Any other settings, as `COGNITO_BRIDGE__…` environment keys (they win over the above).
     pub extra_env: Vec<(&'static str, String)>,
+    /// Share another app's database (a second replica) instead of making a fresh one.
+    pub shared_database: Option<String>,
 }
 
 impl AppOptions {
@@ -179,6 +181,7 @@ impl AppOptions {
             mfa_policy: "deny",
             temporary_password_policy: "deny",
             extra_env: Vec::new(),
+            shared_database: None,
         }
     }
 
@@ -196,7 +199,15 @@ pub struct TestApp {
 
 /// Start the real application on port 0, configured the way `serve` is (environment keys).
 pub async fn spawn_app(options: AppOptions) -> TestApp {
-    let database = TestDatabase::new(options.backend).await;
+    let database = match &options.shared_database {
+        Some(url) => TestDatabase {
+            url: url.clone(),
+            backend: options.backend,
+            schema: None,
+            _dir: None,
+        },
+        None => TestDatabase::new(options.backend).await,
+    };
     let mut environment = vec![
         ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
         ("COGNITO_BRIDGE__DATABASE__URL", database.url.clone()),

@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
 }
 
 mod cli;
+mod guard;
 mod helpers;
 mod hook_moto;
 mod import;

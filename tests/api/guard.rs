@@ -1,0 +1,382 @@
+//! The brute-force guard and the Cognito quota guard, through the real server and the
+//! loopback Cognito fake (which counts the calls that reach it).
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::helpers::{
+    AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, spawn_app,
+};
+
+const PASSWORD: &str = "Right-Password-1";
+const WRONG: &str = "Wrong-Password-1";
+
+on_both_backends!(
+    the_sixth_attempt_after_five_failures_is_refused_without_cognito,
+    failures_expire_with_the_window,
+    a_match_clears_the_identifier_count,
+    spellings_of_one_user_share_a_count,
+    the_client_ip_limit_spans_users,
+);
+
+fn options(backend: Backend, fake: &CognitoFake) -> AppOptions {
+    AppOptions::new(
+        backend,
+        &fake.endpoint,
+        cognito_fake::POOL_ID,
+        cognito_fake::CLIENT_ID,
+    )
+}
+
+async fn fake_with(users: &[&str]) -> CognitoFake {
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    for user in users {
+        fake.user(user, PASSWORD, Script::Authenticate);
+    }
+    fake
+}
+
+/// A 403 from the guard: Kratos's "no match" body, like any refusal.
+fn assert_refused(answer: &HookAnswer) {
+    assert_no_match(answer);
+}
+
+async fn outcomes(app: &TestApp) -> Vec<String> {
+    let mut attempts = app.store.recent_attempts(100).await.unwrap();
+    attempts.reverse();
+    attempts.into_iter().map(|a| a.outcome).collect()
+}
+
+async fn the_sixth_attempt_after_five_failures_is_refused_without_cognito(backend: Backend) {
+    let fake = fake_with(&["alice"]).await;
+    let app = spawn_app(options(backend, &fake)).await;
+
+    for _ in 0..5 {
+        assert_no_match(&app.login("alice", WRONG).await);
+    }
+    assert_eq!(fake.calls("alice"), 5);
+    // The right password now: refused locally, Cognito not asked (its own lockout would
+    // count a sixth failure otherwise, and this could be a guesser who got lucky).
+    assert_refused(&app.login("alice", PASSWORD).await);
+    assert_eq!(
+        fake.calls("alice"),
+        5,
+        "the guard must refuse before Cognito"
+    );
+    assert_eq!(
+        outcomes(&app).await.last().map(String::as_str),
+        Some("refused_locally")
+    );
+    // Refusals do not extend the lockout: still five counted failures, no more calls.
+    assert_refused(&app.login("alice", WRONG).await);
+    assert_eq!(fake.calls("alice"), 5);
+    // Another user is unaffected.
+    fake.user("bob", PASSWORD, Script::Authenticate);
+    assert_match(&app.login("bob", PASSWORD).await);
+
+    let (status, metrics) = get_text(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "cognito_bridge_guard_refusals_total{limit=\"identifier\"} 2",
+        "cognito_bridge_hook_answers_total{outcome=\"refused_locally\",status=\"403\"} 2",
+        "cognito_bridge_hook_answers_total{outcome=\"not_authorized\",status=\"403\"} 5",
+        "cognito_bridge_hook_answers_total{outcome=\"verified\",status=\"200\"} 1",
+        "cognito_bridge_cognito_request_duration_seconds_count{result=\"not_authorized\"} 5",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(!metrics.contains(PASSWORD) && !metrics.contains("alice"));
+}
+
+async fn failures_expire_with_the_window(backend: Backend) {
+    let fake = fake_with(&["carol"]).await;
+    let app = spawn_app(
+        options(backend, &fake)
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 3)
+            .with("COGNITO_BRIDGE__GUARD__WINDOW_SECS", 2),
+    )
+    .await;
+
+    for _ in 0..3 {
+        assert_no_match(&app.login("carol", WRONG).await);
+    }
+    assert_refused(&app.login("carol", PASSWORD).await);
+    assert_eq!(fake.calls("carol"), 3);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_match(&app.login("carol", PASSWORD).await);
+    assert_eq!(fake.calls("carol"), 4);
+}
+
+async fn a_match_clears_the_identifier_count(backend: Backend) {
+    let fake = fake_with(&["dave"]).await;
+    let app = spawn_app(options(backend, &fake)).await;
+
+    for _ in 0..4 {
+        assert_no_match(&app.login("dave", WRONG).await);
+    }
+    assert_match(&app.login("dave", PASSWORD).await);
+    // Four more failures are allowed: the count restarted at the match.
+    for _ in 0..4 {
+        assert_no_match(&app.login("dave", WRONG).await);
+    }
+    assert_eq!(fake.calls("dave"), 9);
+    assert_no_match(&app.login("dave", WRONG).await);
+    assert_eq!(fake.calls("dave"), 10);
+    assert_refused(&app.login("dave", PASSWORD).await);
+    assert_eq!(fake.calls("dave"), 10);
+}
+
+async fn spellings_of_one_user_share_a_count(backend: Backend) {
+    let fake = fake_with(&["erin"]).await;
+    let app = spawn_app(options(backend, &fake)).await;
+
+    for identifier in ["ERIN", " erin ", "Erin", "erin", "eRiN"] {
+        assert_no_match(&app.login(identifier, WRONG).await);
+    }
+    assert_refused(&app.login("erin", PASSWORD).await);
+    assert_eq!(fake.total_calls(), 5);
+}
+
+async fn the_client_ip_limit_spans_users(backend: Backend) {
+    let users = ["u1", "u2", "u3", "u4", "u5"];
+    let fake = fake_with(&users).await;
+    let app = spawn_app(
+        options(backend, &fake)
+            .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 3)
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100),
+    )
+    .await;
+    let login_from = |user: &'static str, password: &'static str, ip: &'static str| {
+        let app = &app;
+        async move {
+            app.post_hook(&json!({
+                "identifier": user, "password": password, "client_ip": ip, "user_agent": "UA/1"
+            }))
+            .await
+        }
+    };
+
+    for user in &users[..3] {
+        assert_no_match(&login_from(user, WRONG, "203.0.113.9").await);
+    }
+    // A fourth user from the same address: refused, even with the right password.
+    assert_refused(&login_from("u4", PASSWORD, "203.0.113.9").await);
+    assert_eq!(fake.calls("u4"), 0);
+    // The same forwarded-for chain names the same client.
+    assert_refused(&login_from("u5", PASSWORD, "203.0.113.9, 10.0.0.7").await);
+    // Another address is not affected; neither is a body without one.
+    assert_match(&login_from("u4", PASSWORD, "198.51.100.1").await);
+    assert_match(&app.login("u5", PASSWORD).await);
+    let (_, metrics) = get_text(&app, "/metrics").await;
+    assert!(
+        metrics.contains("cognito_bridge_guard_refusals_total{limit=\"ip\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// Replicas share the guard through the database: failures seen by one count on the other.
+#[tokio::test]
+async fn two_instances_on_one_postgres_share_the_count() {
+    let fake = fake_with(&["frank"]).await;
+    let first = spawn_app(options(Backend::Postgres, &fake)).await;
+    let mut second_options = options(Backend::Postgres, &fake);
+    second_options.shared_database = Some(first.database.url.clone());
+    let second = spawn_app(second_options).await;
+
+    for app in [&first, &second, &first, &second, &first] {
+        assert_no_match(&app.login("frank", WRONG).await);
+    }
+    assert_refused(&second.login("frank", PASSWORD).await);
+    assert_refused(&first.login("frank", PASSWORD).await);
+    assert_eq!(fake.calls("frank"), 5);
+}
+
+/// 200 concurrent hook calls against `max_rps = 20`: Cognito never sees more than the rate
+/// plus the burst in any second, and every answer is a decision or a 424.
+#[tokio::test]
+async fn the_quota_guard_keeps_cognito_under_max_rps() {
+    const MAX_RPS: usize = 20;
+    const BURST: usize = 5;
+    let fake = fake_with(&["busy"]).await;
+    let app = spawn_app(
+        options(Backend::Sqlite, &fake)
+            .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", MAX_RPS)
+            .with("COGNITO_BRIDGE__COGNITO__BURST", BURST),
+    )
+    .await;
+
+    let started = Instant::now();
+    let answers = join_all((0..200).map(|i| {
+        let app = &app;
+        async move {
+            let password = if i % 4 == 0 { WRONG } else { PASSWORD };
+            // Spread wrong guesses over identifiers the guard does not know yet, so that
+            // the identifier limit does not decide for the quota guard.
+            let identifier = if i % 4 == 0 {
+                format!("nobody-{i}")
+            } else {
+                "busy".to_owned()
+            };
+            let answer = app.login(&identifier, password).await;
+            (password, answer)
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+
+    let mut statuses = std::collections::BTreeMap::new();
+    for (password, answer) in &answers {
+        *statuses.entry(answer.status.as_u16()).or_insert(0) += 1;
+        match answer.status {
+            StatusCode::OK => assert_eq!(*password, PASSWORD),
+            StatusCode::FORBIDDEN => assert_eq!(*password, WRONG),
+            StatusCode::FAILED_DEPENDENCY => {
+                assert_eq!(answer.body["error"], "cognito_over_quota", "{answer:?}")
+            }
+            other => panic!("unexpected status {other}: {answer:?}"),
+        }
+    }
+    let mut instants = fake.call_instants("busy");
+    for i in (0..200).filter(|i| i % 4 == 0) {
+        instants.extend(fake.call_instants(&format!("nobody-{i}")));
+    }
+    instants.sort();
+    let calls = instants.len();
+    assert_eq!(calls, fake.total_calls());
+    let worst_second = instants
+        .iter()
+        .enumerate()
+        .map(|(i, &from)| {
+            instants[i..]
+                .iter()
+                .take_while(|&&at| at.duration_since(from) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "answers {statuses:?} in {elapsed:?}; Cognito saw {calls} calls, at most {worst_second} \
+         in one second"
+    );
+    // GCRA admits at most BURST + MAX_RPS calls in any one second; the fake timestamps
+    // arrivals, so loopback jitter of a few ms can pull one more call into a window.
+    assert!(
+        worst_second <= MAX_RPS + BURST + 1,
+        "{worst_second} calls in one second"
+    );
+    // All calls (every user) over the whole run stay within the rate plus the burst.
+    let budget = BURST as f64 + MAX_RPS as f64 * elapsed.as_secs_f64();
+    assert!(
+        (calls as f64) <= budget + 1.0,
+        "{calls} calls in {elapsed:?}"
+    );
+    assert!(
+        statuses.get(&424).copied().unwrap_or(0) > 0,
+        "200 calls within a 5 s deadline cannot all fit under 20/s: {statuses:?}"
+    );
+    assert!(
+        statuses.get(&200).copied().unwrap_or(0) >= 40,
+        "waiting callers must be served while the deadline allows: {statuses:?}"
+    );
+}
+
+/// With `cognito.send_context_data`, `AdminInitiateAuth` carries the user's address and
+/// user agent; without it, no `ContextData`.
+#[tokio::test]
+async fn context_data_is_sent_when_configured() {
+    for send in [true, false] {
+        let capture = CaptureServer::start().await;
+        let app = spawn_app(
+            AppOptions::new(
+                Backend::Sqlite,
+                &capture.endpoint,
+                cognito_fake::POOL_ID,
+                cognito_fake::CLIENT_ID,
+            )
+            .with("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", send)
+            .with(
+                "COGNITO_BRIDGE__COGNITO__CONTEXT_SERVER_NAME",
+                "login.example.com",
+            ),
+        )
+        .await;
+        let answer = app
+            .post_hook(&json!({
+                "identifier": "grace", "password": PASSWORD,
+                "client_ip": "[2001:db8::7]:443", "user_agent": "Mozilla/5.0 (Test)"
+            }))
+            .await;
+        assert_no_match(&answer);
+        let bodies = capture.bodies();
+        assert_eq!(bodies.len(), 1);
+        let request: Value = serde_json::from_slice(&bodies[0]).unwrap();
+        if send {
+            assert_eq!(
+                request["ContextData"],
+                json!({
+                    "IpAddress": "2001:db8::7",
+                    "ServerName": "login.example.com",
+                    "ServerPath": "/self-service/login",
+                    "HttpHeaders": [{"headerName": "User-Agent", "headerValue": "Mozilla/5.0 (Test)"}]
+                }),
+                "{request}"
+            );
+        } else {
+            assert!(request.get("ContextData").is_none(), "{request}");
+        }
+    }
+}
+
+async fn get_text(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// A Cognito stand-in that keeps every request body and answers `NotAuthorizedException`.
+struct CaptureServer {
+    endpoint: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl CaptureServer {
+    async fn start() -> Self {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let Some((_, body)) = cognito_fake::read_request(&mut stream).await else {
+                        return;
+                    };
+                    kept.lock().unwrap().push(body);
+                    let answer = r#"{"__type":"NotAuthorizedException","message":"no"}"#;
+                    let response = format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { endpoint, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
