@@ -17,7 +17,12 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         .await;
     pool.add_user_with_temporary_password("tim", "tim@example.com", KNOWN_PASSWORD)
         .await;
-    let app = spawn_app(AppOptions::for_pool(backend, &pool).await).await;
+    let app = spawn_app(
+        AppOptions::for_pool(backend, &pool)
+            .await
+            .with("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", true),
+    )
+    .await;
     let bearer = format!("Bearer {API_KEY}");
 
     assert_match(&app.login("rita", KNOWN_PASSWORD).await);
@@ -30,6 +35,34 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         "external_id": "sub-1", "client_ip": "203.0.113.7", "user_agent": "UA/1"
     });
     assert_match(&app.post_hook(&extended).await);
+    // Kratos's request id reaches the span (so every log line of the call) and the row.
+    let tagged = app
+        .client
+        .post(app.hook_url())
+        .bearer_auth(API_KEY)
+        .header("Ory-Webhook-Request-ID", "radioactive-request-42")
+        .json(&json!({"identifier": "rita", "password": KNOWN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.status(), 200);
+    let newest = app.store.recent_attempts(1).await.unwrap();
+    assert_eq!(
+        newest[0].request_id.as_deref(),
+        Some("radioactive-request-42")
+    );
+    // The brute-force guard's refusal path, with the password as the last guess.
+    for guess in 0..5 {
+        assert_no_match(
+            &app.login("tim-not", &format!("{KNOWN_PASSWORD}{guess}"))
+                .await,
+        );
+    }
+    assert_no_match(&app.login("tim-not", KNOWN_PASSWORD).await);
+    assert_eq!(
+        app.store.recent_attempts(1).await.unwrap()[0].outcome,
+        "refused_locally"
+    );
     // Refused bodies that carry the password.
     let truncated = format!("{{\"identifier\":\"rita\",\"password\":\"{KNOWN_PASSWORD}\"");
     assert_eq!(
@@ -55,7 +88,30 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         401
     );
 
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("cognito_bridge_guard_refusals_total"));
+    assert!(
+        !metrics.contains(KNOWN_PASSWORD),
+        "the password reached /metrics"
+    );
+    assert!(!metrics.contains("rita"), "a username reached /metrics");
+
     let captured = logs.contents();
+    assert!(
+        captured
+            .lines()
+            .any(|line| line.contains("password migration hook answered")
+                && line.contains("radioactive-request-42")),
+        "the request id must be on the hook's log line (its span)"
+    );
     assert!(
         captured.contains("password migration hook answered"),
         "the log capture must see the hook's own lines"
