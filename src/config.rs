@@ -83,10 +83,12 @@ impl ServerSettings {
                 "must be at least 1 (or unset: one per core)",
             ));
         }
-        if !(100..=60_000).contains(&self.request_timeout_ms) {
+        // actix times request heads against a clock it refreshes every 500 ms: below a
+        // second, fresh connections can be cut off before they send anything.
+        if !(1000..=60_000).contains(&self.request_timeout_ms) {
             return Err(invalid(
                 "server.request_timeout_ms",
-                "must be between 100 and 60000",
+                "must be between 1000 and 60000",
             ));
         }
         Ok(())

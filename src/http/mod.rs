@@ -140,6 +140,7 @@ impl Application {
                 .app_data(state.clone())
                 .configure(routes)
         })
+        .disable_signals()
         .client_request_timeout(request_timeout)
         .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(shutdown_secs)
@@ -157,9 +158,39 @@ impl Application {
         self.port
     }
 
-    /// Serve until SIGINT/SIGTERM; requests in flight are finished first.
+    /// Serve until SIGINT or SIGTERM; then stop accepting and let requests in flight
+    /// finish (up to the hook deadline plus 2 s). actix alone would drop them on SIGINT.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            let signal = stop_signal().await;
+            tracing::info!(signal, "stopping: finishing the requests in flight");
+            handle.stop(true).await;
+        });
         self.server.await
+    }
+}
+
+/// The first SIGINT or SIGTERM.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

@@ -9,10 +9,14 @@ use serde_json::Value;
 use crate::helpers::{API_KEY, AppOptions, Backend, assert_match, assert_no_match, spawn_app};
 use crate::moto::{self, Pool};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 
 /// The binary in an empty working directory with only the given environment.
-fn bridge(dir: &tempfile::TempDir, args: &[&str], environment: &[(&str, &str)]) -> Command {
+pub(crate) fn bridge(
+    dir: &tempfile::TempDir,
+    args: &[&str],
+    environment: &[(&str, &str)],
+) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
@@ -217,7 +221,7 @@ async fn serve_runs_end_to_end_against_moto() {
 }
 
 /// Read JSON log lines until the "serving" line, and return its port.
-fn serving_port(stderr: std::process::ChildStderr) -> u16 {
+pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -234,7 +238,7 @@ fn serving_port(stderr: std::process::ChildStderr) -> u16 {
 }
 
 /// Kills the child when the test ends, passed or not.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -243,7 +247,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-trait SpawnGuarded {
+pub(crate) trait SpawnGuarded {
     fn kill_on_drop_guard(&mut self) -> KillOnDrop;
 }
 

@@ -27,6 +27,7 @@ mod import_cli;
 mod moto;
 mod moto_seed;
 mod radioactivity;
+mod server;
 
 mod cognito_directory_fake;
 mod cognito_errors;
