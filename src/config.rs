@@ -649,6 +649,55 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_loads_and_serves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cognito-bridge.example.toml");
+        let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        settings.server.check_for_serving().unwrap();
+        settings.hooks.check_for_serving().unwrap();
+        settings.guard.check_for_serving().unwrap();
+        let quota = QuotaSettings::from_settings(&settings.cognito).unwrap();
+        assert_eq!(quota.max_rps.get(), 50);
+        assert_eq!(settings.guard.identifier_failures, 5);
+        CognitoConfig::from_settings(&settings.cognito).unwrap();
+    }
+
+    #[test]
+    fn guard_quota_and_server_limits_are_checked_with_their_key() {
+        let refused = |key: &str, value: &str| {
+            let settings = Settings::load_from(None, env(&[(&env_name(key), value)])).unwrap();
+            let error = settings
+                .server
+                .check_for_serving()
+                .and_then(|()| settings.guard.check_for_serving())
+                .and_then(|()| QuotaSettings::from_settings(&settings.cognito).map(|_| ()))
+                .expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        };
+        refused("cognito.max_rps", "0");
+        refused("cognito.burst", "0");
+        refused("cognito.max_concurrency", "0");
+        refused("cognito.circuit_failures", "0");
+        refused("cognito.circuit_open_ms", "10");
+        refused("guard.window_secs", "0");
+        refused("server.request_timeout_ms", "100");
+        refused("server.workers", "0");
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_Abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                ("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", "true"),
+            ]),
+        )
+        .unwrap();
+        let cognito = CognitoConfig::from_settings(&settings.cognito).unwrap();
+        assert_eq!(
+            cognito.context_server_name.as_deref(),
+            Some(DEFAULT_CONTEXT_SERVER_NAME)
+        );
+    }
+
+    #[test]
     fn defaults_apply_without_file_or_environment() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(settings.server.listen.to_string(), "127.0.0.1:8080");
