@@ -5,11 +5,12 @@
 mod limits;
 mod request;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use limits::{CognitoGate, Refusal};
 pub use request::{HookBodyError, HookRequest};
@@ -89,8 +90,34 @@ pub struct HookRules {
     pub gate: CognitoGate,
 }
 
+/// How long an attempt row may take to be written, in the background if need be.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a store failure makes answers stop waiting for their row to be written.
+const STORE_TROUBLE_MEMORY: Duration = Duration::from_secs(10);
+
+/// When the store last failed, if recently.
+#[derive(Debug, Default)]
+struct StoreTrouble(Mutex<Option<Instant>>);
+
+impl StoreTrouble {
+    fn seen(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+    }
+
+    fn recent(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|at| at.elapsed() < STORE_TROUBLE_MEMORY)
+    }
+}
+
 pub struct HookService {
     store: Arc<dyn Store>,
+    store_trouble: Arc<StoreTrouble>,
     verifier: Arc<dyn CognitoVerifier>,
     health: Arc<CognitoHealth>,
     metrics: Arc<Metrics>,
@@ -124,6 +151,7 @@ impl HookService {
     ) -> Self {
         Self {
             store,
+            store_trouble: Arc::default(),
             verifier,
             health,
             metrics,
@@ -207,17 +235,7 @@ impl HookService {
             guard_key,
             client_ip: request.client_ip(),
         };
-        match tokio::time::timeout_at(deadline, self.store.record_attempt(&attempt)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                self.metrics.store_error("record_attempt");
-                tracing::error!(%error, "could not record the hook outcome");
-            }
-            Err(_) => {
-                self.metrics.store_error("record_attempt");
-                tracing::error!("recording the hook outcome did not finish within the deadline")
-            }
-        }
+        self.record(attempt, deadline).await;
         let elapsed = started.elapsed();
         self.metrics
             .hook_answered(verification.outcome, elapsed.as_secs_f64());
@@ -227,6 +245,45 @@ impl HookService {
             "password migration hook answered"
         );
         verification.outcome
+    }
+
+    /// Write the attempt. The answer waits for it (so the next attempt's guard counts it)
+    /// until the deadline; while the database is failing, only for `record_reserve`, so
+    /// that logins do not all take the whole deadline. The write goes on in the background
+    /// up to [`RECORD_TIMEOUT`], so an attempt made during a short outage is still recorded.
+    async fn record(&self, attempt: Attempt, deadline: Instant) {
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let trouble = self.store_trouble.clone();
+        let mut writing =
+            tokio::spawn(
+                async move {
+                    let error =
+                        match tokio::time::timeout(RECORD_TIMEOUT, store.record_attempt(&attempt))
+                            .await
+                        {
+                            Ok(Ok(())) => return,
+                            Ok(Err(error)) => error.to_string(),
+                            Err(_) => format!("no answer within {} s", RECORD_TIMEOUT.as_secs()),
+                        };
+                    metrics.store_error("record_attempt");
+                    trouble.seen();
+                    tracing::error!(%error, "could not record the hook outcome");
+                }
+                .instrument(tracing::Span::current()),
+            );
+        let wait_until = if self.store_trouble.recent() {
+            deadline.min(Instant::now() + self.rules.timing.record_reserve)
+        } else {
+            deadline
+        };
+        if tokio::time::timeout_at(wait_until, &mut writing)
+            .await
+            .is_err()
+        {
+            self.store_trouble.seen();
+            tracing::warn!("answering before the hook outcome is recorded; still writing it");
+        }
     }
 
     /// DESIGN.md's order: identity/external id and normalised identifier through the store,
@@ -257,11 +314,13 @@ impl HookService {
         let resolution = match tokio::time::timeout(budget, self.store.resolve(lookup)).await {
             Ok(Ok(found)) => found,
             Ok(Err(error)) => {
+                self.store_trouble.seen();
                 self.metrics.store_error("resolve");
                 tracing::warn!(%error, "username lookup failed; using the identifier as typed");
                 Resolution::default()
             }
             Err(_) => {
+                self.store_trouble.seen();
                 self.metrics.store_error("resolve");
                 tracing::warn!("username lookup timed out; using the identifier as typed");
                 Resolution::default()

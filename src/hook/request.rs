@@ -54,6 +54,15 @@ struct RawIdentity {
 impl HookRequest {
     /// Parse a body. Unknown fields are ignored; error messages never contain input values.
     pub fn from_json(body: &[u8]) -> Result<Self, HookBodyError> {
+        // serde would read a struct from an array too; the contract is an object.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => HookBodyError::WrongShape,
+                    Err(_) => HookBodyError::NotJson,
+                },
+            );
+        }
         let raw: RawBody =
             serde_json::from_slice(body).map_err(|error| match error.classify() {
                 serde_json::error::Category::Data => HookBodyError::WrongShape,
@@ -182,7 +191,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem_without_echoing_values() {
-        let cases: [(&[u8], HookBodyError); 7] = [
+        let cases: [(&[u8], HookBodyError); 9] = [
             (b"not json", HookBodyError::NotJson),
             (b"{\"identifier\":\"a\",", HookBodyError::NotJson),
             (b"", HookBodyError::NotJson),
@@ -199,6 +208,11 @@ mod tests {
                 HookBodyError::WrongShape,
             ),
             (br#"["identifier","password"]"#, HookBodyError::WrongShape),
+            (
+                br#"["alice","pw",null,null,null,null,null]"#,
+                HookBodyError::WrongShape,
+            ),
+            (b"  [1, 2", HookBodyError::NotJson),
         ];
         for (body, expected) in cases {
             let error = HookRequest::from_json(body).err().expect("must be refused");

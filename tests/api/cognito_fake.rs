@@ -114,6 +114,9 @@ struct State {
     calls: HashMap<String, Vec<Instant>>,
     /// Requests that were not a well-formed `AdminInitiateAuth`.
     malformed: usize,
+    /// A fake-wide outage: while set, every call is answered by this script instead of the
+    /// user's own (after being counted), as a Cognito that is down for everyone would.
+    outage: Option<Script>,
 }
 
 pub struct CognitoFake {
@@ -180,6 +183,17 @@ impl CognitoFake {
             .unwrap_or_default()
     }
 
+    /// When the latest call, for any username, arrived.
+    pub fn last_call(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .values()
+            .filter_map(|calls| calls.last().copied())
+            .max()
+    }
+
     /// Calls for every username together.
     pub fn total_calls(&self) -> usize {
         self.state
@@ -194,6 +208,13 @@ impl CognitoFake {
     /// Requests that were not a well-formed `AdminInitiateAuth` (wrong target, bad JSON).
     pub fn malformed_requests(&self) -> usize {
         self.state.lock().unwrap().malformed
+    }
+
+    /// Start (`Some`) or end (`None`) a fake-wide outage: every call that arrives while it
+    /// lasts is counted and answered by `script`, whoever the user is. Calls already in
+    /// progress keep the script they started with.
+    pub fn set_outage(&self, script: Option<Script>) {
+        self.state.lock().unwrap().outage = script;
     }
 }
 
@@ -318,7 +339,7 @@ async fn decide(
     };
 
     // From here on the call counts as having reached Cognito.
-    let (script, call_index, password) = {
+    let (script, call_index, password, outage) = {
         let mut state = state.lock().unwrap();
         let calls = state.calls.entry(username.to_owned()).or_default();
         calls.push(Instant::now());
@@ -328,8 +349,15 @@ async fn decide(
             user.map(|user| user.script.clone()),
             call_index,
             user.map(|user| user.password.clone()),
+            state.outage.clone(),
         )
     };
+    let typed = text("/AuthParameters/PASSWORD").unwrap_or_default();
+    if let Some(outage) = outage {
+        // A Cognito that is down says nothing about pools, users or passwords.
+        let password_right = password.as_deref() == Some(typed);
+        return play(&outage, call_index, password_right).await;
+    }
 
     if text("/UserPoolId") != Some(config.user_pool_id.as_str()) {
         return error_reply("ResourceNotFoundException", 400);
@@ -349,7 +377,6 @@ async fn decide(
     let (Some(script), Some(password)) = (script, password) else {
         return error_reply("UserNotFoundException", 400);
     };
-    let typed = text("/AuthParameters/PASSWORD").unwrap_or_default();
     play(&script, call_index, typed == password).await
 }
 

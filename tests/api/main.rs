@@ -29,6 +29,10 @@ mod moto_seed;
 mod radioactivity;
 mod server;
 
+mod faults;
+mod fuzz;
+mod store_outage;
+
 mod cognito_directory_fake;
 mod cognito_errors;
 mod cognito_fake;
