@@ -417,6 +417,21 @@ async fn the_circuit_opens_then_lets_one_probe_through_then_closes() {
         );
     }
     assert_eq!(fake.total_calls(), CIRCUIT_FAILURES, "calls while open");
+    // Readiness and the metrics show it.
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("circuit open"),
+        "{body}"
+    );
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains("cognito_bridge_cognito_circuit_state 2\n"),
+        "{metrics}"
+    );
     let attempts = app
         .store
         .recent_attempts(observed.len() as i64)
@@ -462,4 +477,24 @@ async fn the_circuit_opens_then_lets_one_probe_through_then_closes() {
         CIRCUIT_FAILURES + 2 + observed.len(),
         "a closed circuit lets every call through"
     );
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = metrics_text(&app).await;
+    for line in [
+        "cognito_bridge_cognito_circuit_state 0\n",
+        "cognito_bridge_cognito_circuit_opened_total 2\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in {metrics}");
+    }
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
