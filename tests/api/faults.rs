@@ -427,7 +427,7 @@ async fn the_circuit_opens_then_lets_one_probe_through_then_closes() {
             .contains("circuit open"),
         "{body}"
     );
-    let metrics = metrics_text(&app).await;
+    let metrics = app.get_text("/metrics").await.1;
     assert!(
         metrics.contains("cognito_bridge_cognito_circuit_state 2\n"),
         "{metrics}"
@@ -479,22 +479,11 @@ async fn the_circuit_opens_then_lets_one_probe_through_then_closes() {
     );
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let metrics = metrics_text(&app).await;
+    let metrics = app.get_text("/metrics").await.1;
     for line in [
         "cognito_bridge_cognito_circuit_state 0\n",
         "cognito_bridge_cognito_circuit_opened_total 2\n",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in {metrics}");
     }
-}
-
-async fn metrics_text(app: &TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }

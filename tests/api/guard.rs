@@ -78,7 +78,7 @@ async fn the_sixth_attempt_after_five_failures_is_refused_without_cognito(backen
     fake.user("bob", PASSWORD, Script::Authenticate);
     assert_match(&app.login("bob", PASSWORD).await);
 
-    let (status, metrics) = get_text(&app, "/metrics").await;
+    let (status, metrics) = app.get_text("/metrics").await;
     assert_eq!(status, StatusCode::OK);
     for line in [
         "cognito_bridge_guard_refusals_total{limit=\"identifier\"} 2",
@@ -171,7 +171,7 @@ async fn the_client_ip_limit_spans_users(backend: Backend) {
     // Another address is not affected; neither is a body without one.
     assert_match(&login_from("u4", PASSWORD, "198.51.100.1").await);
     assert_match(&app.login("u5", PASSWORD).await);
-    let (_, metrics) = get_text(&app, "/metrics").await;
+    let (_, metrics) = app.get_text("/metrics").await;
     assert!(
         metrics.contains("cognito_bridge_guard_refusals_total{limit=\"ip\"} 2"),
         "{metrics}"
@@ -329,16 +329,6 @@ async fn context_data_is_sent_when_configured() {
             assert!(request.get("ContextData").is_none(), "{request}");
         }
     }
-}
-
-async fn get_text(app: &TestApp, path: &str) -> (StatusCode, String) {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.text().await.unwrap())
 }
 
 /// A Cognito stand-in that keeps every request body and answers `NotAuthorizedException`.

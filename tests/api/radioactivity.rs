@@ -88,15 +88,7 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         401
     );
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = app.get_text("/metrics").await;
     assert!(metrics.contains("cognito_bridge_guard_refusals_total"));
     assert!(
         !metrics.contains(KNOWN_PASSWORD),
