@@ -1,5 +1,5 @@
 -- The brute-force guard counts from the attempt log itself. `guard_key` is the normalised
--- Cognito username the attempt was for (the normalised identifier when none was known),
+-- Cognito username the attempt was for (NULL when the identifier could not be one),
 -- `client_ip` the caller's address from the hook body, and `guard` marks a failed guess
 -- (counted within `guard.window_secs`) or a match (which clears the identifier's count).
 ALTER TABLE attempts ADD COLUMN guard_key TEXT;

@@ -218,10 +218,6 @@ impl HookService {
         span.record("outcome", verification.outcome.as_str());
         span.record("cognito_calls", verification.calls);
 
-        let guard_key = match &username {
-            Some(username) => normalize_identifier(username.as_str()),
-            None => normalize_identifier(request.identifier()),
-        };
         let attempt = Attempt {
             at: now,
             cognito_username: username.map(|u| u.as_str().to_owned()),
@@ -232,7 +228,6 @@ impl HookService {
             request_id: meta.request_id.clone(),
             trigger_id: meta.trigger_id.clone(),
             identity_id: request.identity_id().map(str::to_owned),
-            guard_key,
             client_ip: request.client_ip(),
         };
         self.record(attempt, deadline).await;

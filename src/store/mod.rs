@@ -76,9 +76,7 @@ pub struct Attempt {
     /// Kratos's `Ory-Webhook-Trigger-ID`.
     pub trigger_id: Option<String>,
     pub identity_id: Option<String>,
-    /// Whom the brute-force guard counts this attempt against: the normalised username
-    /// (or the normalised identifier when none could be found).
-    pub guard_key: String,
+    /// For the per-IP guard. (The per-user guard counts by the normalised username.)
     pub client_ip: Option<IpAddr>,
 }
 

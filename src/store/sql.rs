@@ -15,7 +15,7 @@ use super::{
 /// id, then an imported row's e-mail (pools whose username is not the e-mail), then the
 /// identifier as a username (exact, normalised) and any row's e-mail. In the same round trip,
 /// the brute-force guard's counts: failed guesses at that user (keyed by the normalised
-/// username, or the normalised identifier when no row matched) since the window opened or
+/// username: the row's, or the identifier's when no row matched) since the window opened or
 /// their last match, whichever is later; and failed guesses from the client IP in the window.
 /// `$1` Kratos identity id, `$2` external id, `$3` identifier as typed (trimmed),
 /// `$4` normalised identifier, `$5` the window's start, `$6` client IP.
@@ -194,7 +194,12 @@ macro_rules! bind_attempt {
             .bind(attempt.request_id.as_deref())
             .bind(attempt.trigger_id.as_deref())
             .bind(attempt.identity_id.as_deref())
-            .bind(attempt.guard_key.as_str())
+            .bind(
+                attempt
+                    .cognito_username
+                    .as_deref()
+                    .map($crate::domain::normalize_identifier),
+            )
             .bind(attempt.client_ip.map(|ip| ip.to_string()))
             .bind(attempt.outcome.guard_effect().map(|effect| effect.as_str()));
         if $with_user_row {
