@@ -17,6 +17,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The same pool: Postgres takes concurrent writers (see the SQLite store).
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -25,9 +27,15 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
+            // A ping per checkout doubles the round trips of the hook; a dead connection
+            // fails its query instead, and the pool replaces it.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 
@@ -46,7 +54,7 @@ impl Store for PostgresStore {
             None => (sql::LOG_ATTEMPT, false),
         };
         bind_attempt!(sqlx::query(statement), attempt, with_user_row)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

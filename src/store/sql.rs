@@ -390,6 +390,7 @@ pub fn import_failure_from_row(row: ImportFailureRow) -> ImportFailure {
 }
 
 /// The import half of `impl Store`, the same for both backends (only the pool type differs).
+/// Reads go to `self.pool`, writes to `self.writer` (SQLite: its one writing connection).
 macro_rules! import_methods {
     ($store:ty, $placeholders:expr) => {
         #[async_trait::async_trait]
@@ -426,7 +427,7 @@ macro_rules! import_methods {
                     .bind(dry_run)
                     .bind(at)
                     .bind(estimated_users)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await?)
             }
 
@@ -460,7 +461,7 @@ macro_rules! import_methods {
             }
 
             async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
                     let statement = sql::upsert_imported_users($placeholders, rows.len());
                     let mut query = sqlx::query(&statement);
@@ -522,7 +523,7 @@ macro_rules! import_methods {
                     finished_at,
                     update.error
                 )
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 Ok(())
             }

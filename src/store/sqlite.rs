@@ -16,7 +16,12 @@ use super::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
+    /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
+    /// One connection for every write. SQLite allows one writer at a time; writers
+    /// contending on the file lock sleep in its busy handler (1 ms, 2 ms, 5 ms, … 100 ms),
+    /// while waiting for this pool is a fair async queue.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -26,26 +31,42 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
+        let pool_options = || {
+            SqlitePoolOptions::new()
+                .acquire_timeout(Duration::from_secs(3))
+                .test_before_acquire(false)
+        };
+        // The writer first: it creates the file and switches it to WAL.
+        let writer = pool_options()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Every connection would be a database of its own.
+            return Ok(Self {
+                pool: writer.clone(),
+                writer,
+            });
+        }
+        let pool = pool_options()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
     /// SQLite has no data-modifying CTEs: the row change and the attempt share a transaction
     /// (in-process, so the extra statements cost no round trips).
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let row_statement = match attempt.row_change() {
             Some(RowChange::Upsert) => Some((sql::UPSERT_USER, true)),
             Some(RowChange::TouchExisting) => Some((sql::TOUCH_USER, false)),
