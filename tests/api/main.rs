@@ -24,6 +24,7 @@ mod helpers;
 mod hook_moto;
 mod import;
 mod import_cli;
+mod load;
 mod moto;
 mod moto_seed;
 mod radioactivity;
