@@ -92,6 +92,9 @@ pub struct HookRules {
 
 /// How long an attempt row may take to be written, in the background if need be.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts at writing one row, and the pause between them.
+const RECORD_TRIES: u32 = 3;
+const RECORD_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// How long a store failure makes answers stop waiting for their row to be written.
 const STORE_TROUBLE_MEMORY: Duration = Duration::from_secs(10);
 
@@ -250,23 +253,36 @@ impl HookService {
         let store = self.store.clone();
         let metrics = self.metrics.clone();
         let trouble = self.store_trouble.clone();
-        let mut writing =
-            tokio::spawn(
-                async move {
-                    let error =
-                        match tokio::time::timeout(RECORD_TIMEOUT, store.record_attempt(&attempt))
-                            .await
-                        {
-                            Ok(Ok(())) => return,
-                            Ok(Err(error)) => error.to_string(),
-                            Err(_) => format!("no answer within {} s", RECORD_TIMEOUT.as_secs()),
-                        };
+        let mut writing = tokio::spawn(
+            async move {
+                let give_up = Instant::now() + RECORD_TIMEOUT;
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let error = match tokio::time::timeout_at(
+                        give_up,
+                        store.record_attempt(&attempt),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => return,
+                        Ok(Err(error)) => error.to_string(),
+                        Err(_) => format!("no answer within {} s", RECORD_TIMEOUT.as_secs()),
+                    };
                     metrics.store_error("record_attempt");
                     trouble.seen();
-                    tracing::error!(%error, "could not record the hook outcome");
+                    // A connection the database dropped fails once, then the pool replaces
+                    // it: try again, a few times.
+                    if tries >= RECORD_TRIES || Instant::now() + RECORD_RETRY_PAUSE >= give_up {
+                        tracing::error!(%error, tries, "could not record the hook outcome");
+                        return;
+                    }
+                    tracing::warn!(%error, "recording the hook outcome failed; trying again");
+                    tokio::time::sleep(RECORD_RETRY_PAUSE).await;
                 }
-                .instrument(tracing::Span::current()),
-            );
+            }
+            .instrument(tracing::Span::current()),
+        );
         let wait_until = if self.store_trouble.recent() {
             deadline.min(Instant::now() + self.rules.timing.record_reserve)
         } else {

@@ -27,9 +27,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            // A ping per checkout doubles the round trips of the hook; a dead connection
-            // fails its query instead, and the pool replaces it.
-            .test_before_acquire(false)
+            // Kept: the ping per checkout costs a round trip, but without it every idle
+            // connection the server dropped (a restart, a proxy) fails one query first, and a
+            // write lost that way is an attempt row lost (store_outage.rs).
             .connect_with(options)
             .await?;
         Ok(Self {
