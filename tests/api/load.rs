@@ -40,7 +40,7 @@ const RSS_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// Start-up allocations (pools, caches, the first connections) settle in this time.
 const WARM_UP: Duration = Duration::from_secs(10);
 /// How much the last third's peak RSS may exceed the first third's (after warm-up).
-const RSS_GROWTH_MIB: f64 = 5.0;
+const RSS_GROWTH_MIB: f64 = 8.0;
 /// Whatever happens, the test ends by then (the child is killed when dropped).
 const OVERALL_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -53,11 +53,14 @@ const OVERALL_TIMEOUT: Duration = Duration::from_secs(180);
 /// roughly a factor of two in hand; 1,000/s would need the release build or dependencies
 /// compiled with optimisations in the dev profile.
 ///
-/// Memory: the peaks compared are about 38 s (3,800 calls) apart, so the 5 MiB margin catches
-/// any leak above about 1.4 KiB per call (a request or response buffer never freed is
-/// several KiB). Measured without a leak: +0.5 MiB (42.1 → 42.6 MiB), what still grows after
-/// warm-up without being one: allocator fragmentation, SQLite's page caches (at most 2 MiB
-/// per pooled connection, bounded by the small database), sqlx's statement caches.
+/// Memory: the peaks compared are about 38 s (3,800 calls) apart, so the 8 MiB margin catches
+/// any leak above about 2.2 KiB per call (a request or response buffer never freed is
+/// several KiB). What grows without being a leak: SQLite's page caches (at most 2 MiB per
+/// connection; the one writer connection caches the attempt log's new pages, about 300–450
+/// bytes per call, so about 2 MiB over this run before its cap), and a connection the pool
+/// adds under a burst (a thread and its cache: about 2.5 MiB). Measured: +0.5 MiB before the
+/// single-writer store, +1.4 to +3.0 MiB after it with the thread count constant; the release
+/// build at 500/s stays within 0.1 MiB over 17,500 calls once its caches are full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hook_sustains_a_fixed_rate_without_errors_and_with_flat_memory() {
     tokio::time::timeout(OVERALL_TIMEOUT, steady_load())
@@ -84,7 +87,7 @@ async fn steady_load() {
         .await
         .unwrap_or_else(|problem| panic!("{problem}"));
 
-    // Resident memory, sampled while the load runs: (seconds since the start, KiB).
+    // Resident memory, sampled while the load runs: (since the start, KiB, threads).
     let pid = server.pid;
     let started = Instant::now();
     let sampler = tokio::spawn(async move {
@@ -97,7 +100,8 @@ async fn steady_load() {
                 break samples;
             }
             if let Some(kib) = bridge_process::rss_kib_of(pid) {
-                samples.push((at, kib));
+                let threads = bridge_process::threads_of(pid).unwrap_or(0);
+                samples.push((at, kib, threads));
             }
         }
     });
@@ -141,18 +145,24 @@ async fn steady_load() {
     let peak_between = |from: Duration, to: Duration| {
         samples
             .iter()
-            .filter(|(at, _)| *at >= from && *at <= to)
-            .map(|(_, kib)| *kib as f64 / 1024.0)
+            .filter(|(at, ..)| *at >= from && *at <= to)
+            .map(|(_, kib, _)| *kib as f64 / 1024.0)
             .fold(0.0, f64::max)
     };
     let first = peak_between(WARM_UP, third);
     let last = peak_between(DURATION - third, DURATION);
     let trace: Vec<String> = samples
         .iter()
-        .map(|(at, kib)| format!("{:.0}s {:.1}", at.as_secs_f64(), *kib as f64 / 1024.0))
+        .map(|(at, kib, threads)| {
+            format!(
+                "{:.0}s {:.1} ({threads})",
+                at.as_secs_f64(),
+                *kib as f64 / 1024.0
+            )
+        })
         .collect();
     println!(
-        "load: RSS MiB first third (after warm-up) peak {first:.1}, last third peak {last:.1}; samples: {}",
+        "load: RSS MiB first third (after warm-up) peak {first:.1}, last third peak {last:.1}; samples (threads): {}",
         trace.join(", ")
     );
     assert!(

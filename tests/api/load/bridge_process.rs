@@ -147,6 +147,11 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
     status_field(pid, "VmRSS:")
 }
 
+/// Threads of process `pid` (a SQLite connection is one thread in sqlx).
+pub fn threads_of(pid: u32) -> Option<u64> {
+    status_field(pid, "Threads:")
+}
+
 fn status_field(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
