@@ -38,6 +38,8 @@
 //! `COGNITO_BRIDGE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! each server gets a fresh schema, dropped afterwards.
 
+mod support;
+
 #[allow(dead_code)]
 #[path = "../tests/api/load/bridge_process.rs"]
 mod bridge_process;
@@ -69,6 +71,7 @@ use hook_client::hook_call;
 use open_loop::{Call, Outcome, Plan, RunResult};
 use raw_http::RawClient;
 use sqlx::Connection;
+use support::{machine, met};
 
 /// The release build of this tree (`HOOK_LOAD_BINARY` may name another, e.g. a debug build).
 const RELEASE_BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
@@ -490,37 +493,6 @@ fn spread(values: &[f64], decimals: usize) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{min:.decimals$}–{max:.decimals$}")
-}
-
-fn met(yes: bool) -> &'static str {
-    if yes { "met" } else { "NOT met" }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let ram_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores, {cpu}, {ram_gib:.1} GiB RAM")
 }
 
 // --- scenario a: added latency --------------------------------------------------------------

@@ -19,6 +19,8 @@
 //! fake and the SDK alone allow; with this process's CPU split into the SDK client (tokio
 //! threads) and the fake (its actix threads).
 
+mod support;
+
 #[path = "../tests/api/cognito_directory_fake.rs"]
 mod cognito_directory_fake;
 #[path = "../tests/api/kratos_admin_double.rs"]
@@ -28,6 +30,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use support::{machine, met};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -368,37 +372,6 @@ fn import_row(runs: &[ImportRun]) -> ImportRow {
     }
 }
 
-fn yes_no(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let ram_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores, {cpu}, {ram_gib:.1} GiB RAM")
-}
-
 fn main() {
     let largest = env_number("IMPORT_BENCH_USERS", 100_000);
     let repeats = env_number("IMPORT_BENCH_REPEATS", 3).max(1);
@@ -554,7 +527,7 @@ fn report(
             thousands(ideal),
             thousands(run.users_per_s()),
             share * 100.0,
-            yes_no(share >= THROTTLED_SHARE_GOAL)
+            met(share >= THROTTLED_SHARE_GOAL)
         ));
     }
     goals.push(format!(
@@ -565,7 +538,7 @@ fn report(
         thousands(small.users as f64),
         thousands(middle.users as f64),
         thousands(large.users as f64),
-        yes_no(worst_cpu <= CPU_PER_USER_GOAL_US)
+        met(worst_cpu <= CPU_PER_USER_GOAL_US)
     ));
     goals.push(format!(
         "memory flat (peak RSS at N at most {:.0} % above N/2) — {:.1} / {:.1} / {:.1} MiB at {} / {} / {} users: {:+.1} % from N/4 to N/2 ({:.0} bytes per added user), {:+.1} % from N/2 to N ({:.0} bytes per added user) — {}",
@@ -580,7 +553,7 @@ fn report(
         bytes_per_user(small, middle),
         growth(middle, large) * 100.0,
         bytes_per_user(middle, large),
-        yes_no(growth(middle, large) <= RSS_GROWTH_LIMIT)
+        met(growth(middle, large) <= RSS_GROWTH_LIMIT)
     ));
     for goal in &goals {
         println!("goal: {goal}");
