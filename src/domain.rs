@@ -1,6 +1,7 @@
 //! Domain types: identifiers, Cognito usernames, passwords and migration states.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -28,6 +29,29 @@ impl Password {
 /// Trim and lower-case an identifier or e-mail address for lookups.
 pub fn normalize_identifier(raw: &str) -> String {
     raw.trim().to_lowercase()
+}
+
+/// The address group the per-IP guard counts by: an IPv4 address itself, an IPv6 address's
+/// /64 (one subscriber usually holds a whole /64, so counting single v6 addresses would let
+/// one client change address per guess). IPv4-mapped v6 addresses count as IPv4.
+pub fn ip_group(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let network = Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            );
+            format!("{network}/64")
+        }
+    }
 }
 
 /// Keep the first character of the local part and the domain: `a***@example.com`.
@@ -143,6 +167,12 @@ pub enum Outcome {
     OverQuota,
     /// The circuit breaker is open after repeated unavailability; Cognito was not asked.
     CircuitOpen,
+    /// The identifier matches several users (a username and another user's e-mail, or an
+    /// e-mail two users share); Cognito was not asked (DESIGN.md "Binding rule").
+    AmbiguousIdentifier,
+    /// The identifier's user belongs to another Kratos identity than the one logging in
+    /// (extended body); Cognito was not asked.
+    IdentityMismatch,
 }
 
 /// How an attempt counts for the brute-force guard (`attempts.guard`).
@@ -180,7 +210,19 @@ impl Outcome {
             Outcome::RefusedLocally => "refused_locally",
             Outcome::OverQuota => "over_quota",
             Outcome::CircuitOpen => "circuit_open",
+            Outcome::AmbiguousIdentifier => "ambiguous_identifier",
+            Outcome::IdentityMismatch => "identity_mismatch",
         }
+    }
+
+    /// Why a refusal (403) was decided without Cognito for a binding reason, if so: the
+    /// answer names it (`reason`).
+    pub fn binding_refusal(self) -> Option<&'static str> {
+        matches!(
+            self,
+            Outcome::AmbiguousIdentifier | Outcome::IdentityMismatch
+        )
+        .then(|| self.as_str())
     }
 
     /// Whether Kratos may store the password (`200 password_match`).
@@ -240,7 +282,9 @@ impl Outcome {
             | Outcome::Misconfigured
             | Outcome::RefusedLocally
             | Outcome::OverQuota
-            | Outcome::CircuitOpen => None,
+            | Outcome::CircuitOpen
+            | Outcome::AmbiguousIdentifier
+            | Outcome::IdentityMismatch => None,
         }
     }
 }
@@ -255,6 +299,19 @@ mod tests {
             normalize_identifier("  Alice@Example.COM \t"),
             "alice@example.com"
         );
+    }
+
+    #[test]
+    fn ip_groups_are_v4_addresses_and_v6_slash_64s() {
+        let group = |raw: &str| ip_group(raw.parse().unwrap());
+        assert_eq!(group("203.0.113.9"), "203.0.113.9");
+        assert_eq!(group("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(group("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            group("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(group("2001:db8:1:3::1"), group("2001:db8:1:2::1"));
     }
 
     #[test]

@@ -74,6 +74,14 @@ pub struct Metrics {
     circuit_state: Gauge,
     circuit_opened: Counter,
     store_errors: Family<OperationLabels, Counter>,
+    binding_refusals: Family<OutcomeLabels, Counter>,
+    unwritten_attempts: Gauge,
+    attempts_dropped: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -136,8 +144,30 @@ impl Metrics {
             "Database operations that failed or timed out, by operation",
             store_errors.clone(),
         );
+        let binding_refusals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "binding_refusals",
+            "Hook calls refused without asking Cognito because the identifier does not bind to \
+             one user (ambiguous_identifier, identity_mismatch)",
+            binding_refusals.clone(),
+        );
+        let unwritten_attempts = Gauge::default();
+        registry.register(
+            "unwritten_attempts",
+            "Attempt rows waiting for the database, retried in the background",
+            unwritten_attempts.clone(),
+        );
+        let attempts_dropped = Counter::default();
+        registry.register(
+            "attempts_dropped",
+            "Attempt rows dropped because too many were waiting for the database",
+            attempts_dropped.clone(),
+        );
         Self {
             registry,
+            binding_refusals,
+            unwritten_attempts,
+            attempts_dropped,
             answers,
             hook_seconds,
             cognito_seconds,
@@ -208,6 +238,23 @@ impl Metrics {
             .inc();
     }
 
+    pub fn binding_refused(&self, outcome: Outcome) {
+        self.binding_refusals
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn unwritten_attempts(&self, waiting: usize) {
+        self.unwritten_attempts
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    pub fn attempt_dropped(&self) {
+        self.attempts_dropped.inc();
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -233,6 +280,9 @@ mod tests {
         metrics.circuit(CircuitGauge::Open);
         metrics.circuit_opened();
         metrics.store_error("record");
+        metrics.binding_refused(Outcome::AmbiguousIdentifier);
+        metrics.unwritten_attempts(3);
+        metrics.attempt_dropped();
         let text = metrics.encode();
         for line in [
             "cognito_bridge_hook_answers_total{outcome=\"verified\",status=\"200\"} 1",
@@ -245,6 +295,9 @@ mod tests {
             "cognito_bridge_cognito_circuit_state 2",
             "cognito_bridge_cognito_circuit_opened_total 1",
             "cognito_bridge_store_errors_total{operation=\"record\"} 1",
+            "cognito_bridge_binding_refusals_total{outcome=\"ambiguous_identifier\"} 1",
+            "cognito_bridge_unwritten_attempts 3",
+            "cognito_bridge_attempts_dropped_total 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -2,7 +2,9 @@
 //! brute-force guard (one store round trip), verify the password within the deadline through
 //! the Cognito quota guard (retrying only unavailability), record the outcome.
 
+mod guard;
 mod limits;
+mod recorder;
 mod request;
 
 use std::sync::{Arc, Mutex};
@@ -13,15 +15,19 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use limits::{CognitoGate, Refusal};
+pub use recorder::Recorder;
 pub use request::{HookBodyError, HookRequest};
+
+use guard::{LocalGuard, LocalTicket};
+use recorder::{LateLookup, PendingWrite};
 
 use crate::cognito::{
     ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict,
 };
 use crate::config::GuardSettings;
-use crate::domain::{CognitoUsername, Outcome, normalize_identifier};
+use crate::domain::{CognitoUsername, Outcome, ip_group, normalize_identifier};
 use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
-use crate::store::{Attempt, Resolution, Store, UserLookup};
+use crate::store::{Attempt, Claim, GuardClaim, GuardCounts, Resolution, Store, UserLookup};
 
 /// Kratos's correlation headers, for the span and the attempt log.
 #[derive(Debug, Clone, Default)]
@@ -70,11 +76,11 @@ impl GuardLimits {
     }
 
     /// Which limit, if any, these counts have reached.
-    fn reached(&self, resolution: &Resolution) -> Option<GuardLimit> {
+    fn reached(&self, counts: &GuardCounts) -> Option<GuardLimit> {
         let over = |limit: u32, count: i64| limit > 0 && count >= i64::from(limit);
-        if over(self.identifier_failures, resolution.identifier_failures) {
+        if over(self.identifier_failures, counts.identifier_failures) {
             Some(GuardLimit::Identifier)
-        } else if over(self.ip_failures, resolution.ip_failures) {
+        } else if over(self.ip_failures, counts.ip_failures) {
             Some(GuardLimit::Ip)
         } else {
             None
@@ -90,11 +96,10 @@ pub struct HookRules {
     pub gate: CognitoGate,
 }
 
-/// How long an attempt row may take to be written, in the background if need be.
-const RECORD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts at writing one row, and the pause between them.
-const RECORD_TRIES: u32 = 3;
-const RECORD_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// The longest a lookup or a guard claim may keep a hook call waiting; shorter while the
+/// store has been failing, so that an outage does not make every login slow.
+const STORE_BUDGET: Duration = Duration::from_millis(500);
+const STORE_BUDGET_IN_TROUBLE: Duration = Duration::from_millis(100);
 /// How long a store failure makes answers stop waiting for their row to be written.
 const STORE_TROUBLE_MEMORY: Duration = Duration::from_secs(10);
 
@@ -121,10 +126,33 @@ impl StoreTrouble {
 pub struct HookService {
     store: Arc<dyn Store>,
     store_trouble: Arc<StoreTrouble>,
+    recorder: Arc<Recorder>,
+    local_guard: LocalGuard,
     verifier: Arc<dyn CognitoVerifier>,
     health: Arc<CognitoHealth>,
     metrics: Arc<Metrics>,
     rules: HookRules,
+}
+
+/// Whose password a hook call checks, after the lookup.
+enum Target {
+    /// This Cognito username (from the store, or the identifier as typed).
+    User(CognitoUsername),
+    /// Nobody: refused without Cognito for this reason.
+    Refused(Outcome),
+    /// The identifier cannot be a Cognito username.
+    Unusable,
+}
+
+/// What a guard claim writes besides the limits.
+struct AttemptMeta<'a> {
+    key: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    username: &'a CognitoUsername,
+    guard_key: &'a str,
+    client_ip: Option<&'a str>,
+    meta: &'a RequestMeta,
+    identity_id: Option<&'a str>,
 }
 
 /// What the Cognito phase of one hook call produced.
@@ -153,6 +181,8 @@ impl HookService {
         rules: HookRules,
     ) -> Self {
         Self {
+            recorder: Recorder::new(store.clone(), metrics.clone()),
+            local_guard: LocalGuard::new(rules.guard),
             store,
             store_trouble: Arc::default(),
             verifier,
@@ -196,32 +226,71 @@ impl HookService {
         let deadline = started + timing.deadline;
         let cognito_deadline = deadline - timing.record_reserve;
         let now = chrono::Utc::now();
+        let client_ip = request.client_ip().map(ip_group);
 
-        let (username, resolution) = self.resolve(request, now, cognito_deadline).await;
+        let (target, late_lookup) = self.resolve(request, cognito_deadline).await;
         let span = tracing::Span::current();
-        if let Some(username) = &username {
-            span.record("user", username.redacted());
-        }
-        let verification = match (&username, self.rules.guard.reached(&resolution)) {
-            (_, Some(limit)) => {
-                self.metrics.guard_refused(limit);
+        let username = match &target {
+            Target::User(username) => {
+                span.record("user", username.redacted());
+                Some(username.clone())
+            }
+            _ => None,
+        };
+        let guard_key = username.as_ref().map(|u| normalize_identifier(u.as_str()));
+        let attempt_key = uuid::Uuid::new_v4();
+        let verification = match &target {
+            Target::Refused(outcome) => {
+                self.metrics.binding_refused(*outcome);
                 tracing::warn!(
-                    limit = ?limit,
-                    identifier_failures = resolution.identifier_failures,
-                    ip_failures = resolution.ip_failures,
-                    "brute-force guard refused the attempt without asking Cognito"
+                    outcome = outcome.as_str(),
+                    "refused without asking Cognito: the identifier does not bind to one user"
                 );
-                Verification::without_cognito(Outcome::RefusedLocally)
+                Verification::without_cognito(*outcome)
             }
-            (Some(username), None) if request.password().could_be_cognito_password() => {
-                self.ask_cognito(username, request, cognito_deadline).await
+            Target::User(username) if request.password().could_be_cognito_password() => {
+                let key = guard_key.as_deref().unwrap_or_default();
+                let attempt = AttemptMeta {
+                    key: attempt_key,
+                    at: now,
+                    username,
+                    guard_key: key,
+                    client_ip: client_ip.as_deref(),
+                    meta,
+                    identity_id: request.identity_id(),
+                };
+                // A lookup that just failed says the store is down: the in-process guard
+                // decides alone, without another wait.
+                let store_down = late_lookup.is_some();
+                match self.claim(&attempt, store_down, cognito_deadline).await {
+                    Ok(ticket) => {
+                        let verification =
+                            self.ask_cognito(username, request, cognito_deadline).await;
+                        self.local_guard
+                            .settle(ticket, verification.outcome.guard_effect());
+                        verification
+                    }
+                    Err(limit) => {
+                        self.metrics.guard_refused(limit);
+                        tracing::warn!(
+                            limit = ?limit,
+                            "brute-force guard refused the attempt without asking Cognito"
+                        );
+                        Verification::without_cognito(Outcome::RefusedLocally)
+                    }
+                }
             }
-            _ => Verification::without_cognito(Outcome::Unverifiable),
+            Target::User(_) | Target::Unusable => {
+                self.local_guard
+                    .note_failure(guard_key.as_deref(), client_ip.as_deref());
+                Verification::without_cognito(Outcome::Unverifiable)
+            }
         };
         span.record("outcome", verification.outcome.as_str());
         span.record("cognito_calls", verification.calls);
 
         let attempt = Attempt {
+            key: attempt_key,
             at: now,
             cognito_username: username.map(|u| u.as_str().to_owned()),
             outcome: verification.outcome,
@@ -231,9 +300,14 @@ impl HookService {
             request_id: meta.request_id.clone(),
             trigger_id: meta.trigger_id.clone(),
             identity_id: request.identity_id().map(str::to_owned),
-            client_ip: request.client_ip(),
+            creates_row: true,
+            client_ip,
         };
-        self.record(attempt, deadline).await;
+        let pending = PendingWrite {
+            attempt,
+            late_lookup,
+        };
+        self.record(pending, deadline).await;
         let elapsed = started.elapsed();
         self.metrics
             .hook_answered(verification.outcome, elapsed.as_secs_f64());
@@ -245,40 +319,87 @@ impl HookService {
         verification.outcome
     }
 
+    /// Rows the store has not taken yet; at shutdown, write them while `until` allows.
+    pub async fn flush_records(&self, until: Instant) -> usize {
+        self.recorder.flush(until).await
+    }
+
+    /// The brute-force guard, before Cognito is asked: the in-process windows, then the
+    /// store's claim (atomic across replicas). Store trouble leaves the decision to the
+    /// in-process windows, so the guard holds during an outage.
+    async fn claim(
+        &self,
+        attempt: &AttemptMeta<'_>,
+        store_down: bool,
+        cognito_deadline: Instant,
+    ) -> Result<LocalTicket, GuardLimit> {
+        let ticket = self
+            .local_guard
+            .claim(attempt.guard_key, attempt.client_ip)?;
+        if store_down {
+            return Ok(ticket);
+        }
+        let limits = self.rules.guard;
+        let claim = GuardClaim {
+            at: attempt.at,
+            cognito_username: attempt.username.as_str(),
+            guard_key: attempt.guard_key,
+            client_ip: attempt.client_ip,
+            identifier_limit: limits.identifier_failures,
+            ip_limit: limits.ip_failures,
+            window: limits.window,
+            request_id: attempt.meta.request_id.as_deref(),
+            trigger_id: attempt.meta.trigger_id.as_deref(),
+            identity_id: attempt.identity_id,
+            attempt_key: attempt.key,
+        };
+        let problem = match tokio::time::timeout(
+            self.store_budget(cognito_deadline),
+            self.store.claim(&claim),
+        )
+        .await
+        {
+            Ok(Ok(Claim::Granted)) => return Ok(ticket),
+            Ok(Ok(Claim::Refused(counts))) => {
+                self.local_guard.settle(ticket, None);
+                tracing::debug!(
+                    identifier_failures = counts.identifier_failures,
+                    ip_failures = counts.ip_failures,
+                    "guard counts"
+                );
+                return Err(limits.reached(&counts).unwrap_or(GuardLimit::Identifier));
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        self.store_trouble.seen();
+        self.metrics.store_error("guard_claim");
+        tracing::warn!(error = %problem, "guard claim failed; the in-process guard decides");
+        Ok(ticket)
+    }
+
+    fn store_budget(&self, cognito_deadline: Instant) -> Duration {
+        let budget = if self.store_trouble.recent() {
+            STORE_BUDGET_IN_TROUBLE
+        } else {
+            STORE_BUDGET
+        };
+        cognito_deadline
+            .saturating_duration_since(Instant::now())
+            .min(budget)
+    }
+
     /// Write the attempt. The answer waits for it (so the next attempt's guard counts it)
     /// until the deadline; while the database is failing, only for `record_reserve`, so
-    /// that logins do not all take the whole deadline. The write goes on in the background
-    /// up to [`RECORD_TIMEOUT`], so an attempt made during a short outage is still recorded.
-    async fn record(&self, attempt: Attempt, deadline: Instant) {
-        let store = self.store.clone();
-        let metrics = self.metrics.clone();
+    /// that logins do not all take the whole deadline. A row the store does not take waits
+    /// in the recorder's queue and is written when the store is back.
+    async fn record(&self, pending: PendingWrite, deadline: Instant) {
+        let recorder = self.recorder.clone();
         let trouble = self.store_trouble.clone();
         let mut writing = tokio::spawn(
             async move {
-                let give_up = Instant::now() + RECORD_TIMEOUT;
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    let error = match tokio::time::timeout_at(
-                        give_up,
-                        store.record_attempt(&attempt),
-                    )
-                    .await
-                    {
-                        Ok(Ok(())) => return,
-                        Ok(Err(error)) => error.to_string(),
-                        Err(_) => format!("no answer within {} s", RECORD_TIMEOUT.as_secs()),
-                    };
-                    metrics.store_error("record_attempt");
+                if recorder.submit(pending).await.is_err() {
                     trouble.seen();
-                    // A connection the database dropped fails once, then the pool replaces
-                    // it: try again, a few times.
-                    if tries >= RECORD_TRIES || Instant::now() + RECORD_RETRY_PAUSE >= give_up {
-                        tracing::error!(%error, tries, "could not record the hook outcome");
-                        return;
-                    }
-                    tracing::warn!(%error, "recording the hook outcome failed; trying again");
-                    tokio::time::sleep(RECORD_RETRY_PAUSE).await;
                 }
             }
             .instrument(tracing::Span::current()),
@@ -297,52 +418,52 @@ impl HookService {
         }
     }
 
-    /// DESIGN.md's order: identity/external id and normalised identifier through the store,
-    /// then the identifier as typed; and the guard's counts, in the same query. Store
-    /// trouble falls back to the identifier and lets the attempt through (Cognito's own
-    /// lockout still stands).
+    /// DESIGN.md's order and binding rule: identity/external id and the identifier through
+    /// the store ([`Resolution::decide`]), else the identifier as typed. When the store
+    /// fails, the identifier as typed, and the row is resolved again when it is written.
     async fn resolve(
         &self,
         request: &HookRequest,
-        now: chrono::DateTime<chrono::Utc>,
         cognito_deadline: Instant,
-    ) -> (Option<CognitoUsername>, Resolution) {
+    ) -> (Target, Option<LateLookup>) {
         let identifier = request.identifier().trim();
         let normalized = normalize_identifier(identifier);
-        let window =
-            chrono::Duration::from_std(self.rules.guard.window).unwrap_or(chrono::Duration::MAX);
         let lookup = UserLookup {
             identity_id: request.identity_id(),
             external_id: request.external_id(),
             identifier,
             normalized_identifier: &normalized,
-            client_ip: request.client_ip(),
-            window_start: now - window,
         };
-        let budget = cognito_deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(500));
-        let resolution = match tokio::time::timeout(budget, self.store.resolve(lookup)).await {
-            Ok(Ok(found)) => found,
-            Ok(Err(error)) => {
-                self.store_trouble.seen();
-                self.metrics.store_error("resolve");
-                tracing::warn!(%error, "username lookup failed; using the identifier as typed");
-                Resolution::default()
+        let as_typed = || CognitoUsername::parse(identifier).map_or(Target::Unusable, Target::User);
+        let problem = match tokio::time::timeout(
+            self.store_budget(cognito_deadline),
+            self.store.resolve(lookup),
+        )
+        .await
+        {
+            Ok(Ok(Resolution::User(username))) => {
+                let target = CognitoUsername::parse(&username).map_or_else(as_typed, Target::User);
+                return (target, None);
             }
-            Err(_) => {
-                self.store_trouble.seen();
-                self.metrics.store_error("resolve");
-                tracing::warn!("username lookup timed out; using the identifier as typed");
-                Resolution::default()
+            Ok(Ok(Resolution::NoMatch)) => return (as_typed(), None),
+            Ok(Ok(Resolution::Ambiguous)) => {
+                return (Target::Refused(Outcome::AmbiguousIdentifier), None);
             }
+            Ok(Ok(Resolution::IdentityMismatch)) => {
+                return (Target::Refused(Outcome::IdentityMismatch), None);
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer in time".to_owned(),
         };
-        let username = resolution
-            .cognito_username
-            .as_deref()
-            .and_then(CognitoUsername::parse)
-            .or_else(|| CognitoUsername::parse(identifier));
-        (username, resolution)
+        self.store_trouble.seen();
+        self.metrics.store_error("resolve");
+        tracing::warn!(error = %problem, "username lookup failed; using the identifier as typed");
+        let late = LateLookup {
+            identity_id: request.identity_id().map(str::to_owned),
+            external_id: request.external_id().map(str::to_owned),
+            identifier: identifier.to_owned(),
+        };
+        (as_typed(), Some(late))
     }
 
     /// Call Cognito until it decides, retrying unavailability with jittered backoff while

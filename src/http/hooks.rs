@@ -16,6 +16,9 @@ use crate::hook::{HookRequest, RequestMeta};
 #[derive(Serialize)]
 struct HookAnswer {
     status: &'static str,
+    /// Why Cognito was not asked, when the identifier does not bind to one user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 pub async fn password_migration(
@@ -48,9 +51,11 @@ fn answer(outcome: Outcome) -> Result<HttpResponse, ApiError> {
         Outcome::CircuitOpen => Err(ApiError::CognitoCircuitOpen),
         outcome if outcome.is_match() => Ok(HttpResponse::Ok().json(HookAnswer {
             status: "password_match",
+            reason: None,
         })),
-        _ => Ok(HttpResponse::Forbidden().json(HookAnswer {
+        outcome => Ok(HttpResponse::Forbidden().json(HookAnswer {
             status: "password_no_match",
+            reason: outcome.binding_refusal(),
         })),
     }
 }
@@ -175,6 +180,8 @@ mod tests {
             Outcome::TemporaryPasswordDenied,
             Outcome::UnexpectedChallenge,
             Outcome::RefusedLocally,
+            Outcome::AmbiguousIdentifier,
+            Outcome::IdentityMismatch,
         ] {
             assert_eq!(status(refused), StatusCode::FORBIDDEN, "{refused:?}");
         }

@@ -86,7 +86,11 @@ impl Dependencies {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
+
+/// At shutdown, how long attempt rows still waiting for the database may take.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 impl Application {
     /// Everything `serve` does before accepting requests.
@@ -134,10 +138,11 @@ impl Application {
             max_body_bytes: settings.hooks.max_body_bytes,
             body_timeout: request_timeout,
         });
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .configure(routes)
         })
         .disable_signals()
@@ -151,6 +156,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            state,
         })
     }
 
@@ -159,7 +165,8 @@ impl Application {
     }
 
     /// Serve until SIGINT or SIGTERM; then stop accepting and let requests in flight
-    /// finish (up to the hook deadline plus 2 s). actix alone would drop them on SIGINT.
+    /// finish (up to the hook deadline plus 2 s; actix alone would drop them on SIGINT),
+    /// and write the attempt rows still waiting for the database (up to 5 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         tokio::spawn(async move {
@@ -167,7 +174,10 @@ impl Application {
             tracing::info!(signal, "stopping: finishing the requests in flight");
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        let until = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
+        self.state.hooks.flush_records(until).await;
+        served
     }
 }
 

@@ -218,10 +218,13 @@ impl Mapping {
                 json!({"password": {"config": {"use_password_migration_hook": true}}}),
             );
         }
+        // Only a verified e-mail may find this user at login (DESIGN.md "Binding rule"):
+        // anyone can put someone else's address, unverified, on their own account.
+        let email_verified = user.attribute("email_verified") == Some("true");
         Ok(MappedUser {
             username: user.username.clone(),
             external_id,
-            email_normalized: email,
+            email_normalized: email.filter(|_| email_verified),
             state,
             identity: Value::Object(identity),
         })
@@ -375,6 +378,10 @@ mod tests {
         assert_eq!(
             mapped.identity["verifiable_addresses"][0]["status"],
             "pending"
+        );
+        assert_eq!(
+            mapped.email_normalized, None,
+            "an unverified e-mail must not find the user at login"
         );
 
         let mut phone_only = user("CONFIRMED", true);

@@ -7,7 +7,6 @@ mod sql;
 mod sqlite;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,39 +30,148 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("`database.url` must start with `sqlite:` or `postgres://` / `postgresql://`")]
     UnsupportedUrl,
+    #[error("the database did not answer in time")]
+    Timeout,
     #[error("the database holds a value this version does not know: {0}")]
     Corrupt(String),
 }
 
-/// What the hook knows about a caller, for finding their Cognito username and counting
-/// their recent failures.
+/// What the hook knows about the identity logging in, for finding its Cognito username.
 #[derive(Debug, Clone, Copy)]
 pub struct UserLookup<'a> {
+    /// From an extended body: the Kratos identity being logged in.
     pub identity_id: Option<&'a str>,
+    /// From an extended body: that identity's external id (the Cognito `sub`).
     pub external_id: Option<&'a str>,
     /// The identifier as typed, trimmed.
     pub identifier: &'a str,
     /// Trimmed and lower-cased.
     pub normalized_identifier: &'a str,
-    /// The caller's address, when the hook body carried one.
-    pub client_ip: Option<IpAddr>,
-    /// Failures before this instant no longer count (`guard.window_secs` ago).
-    pub window_start: DateTime<Utc>,
 }
 
-/// The username a lookup found, and the brute-force guard's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resolution {
-    pub cognito_username: Option<String>,
-    /// Failed guesses at this user since the window opened or their last match.
+impl UserLookup<'_> {
+    fn is_extended(&self) -> bool {
+        self.identity_id.is_some() || self.external_id.is_some()
+    }
+}
+
+/// A user row a lookup found, with what the binding rule checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub cognito_username: String,
+    pub kratos_identity_id: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// Whose password the hook may check (DESIGN.md, "Binding rule").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The one user behind the identity logging in.
+    User(String),
+    /// No user row matches: the identifier as typed goes to Cognito.
+    NoMatch,
+    /// The identifier matches several users: refused without asking Cognito.
+    Ambiguous,
+    /// Extended body: the rows found belong to another Kratos identity.
+    IdentityMismatch,
+}
+
+impl Resolution {
+    /// Apply the binding rule to the rows matching a lookup (any order; at most a handful).
+    ///
+    /// With an extended body, a row carrying the identity id or external id is the user;
+    /// ids pointing at two users, or an identifier whose only row carries other ids, is a
+    /// mismatch. Otherwise an exact Cognito username wins; else the rows whose normalised
+    /// username or *verified* e-mail (import stores no other) equals the identifier must
+    /// be exactly one.
+    pub fn decide(lookup: &UserLookup<'_>, candidates: &[Candidate]) -> Self {
+        let same = |stored: &Option<String>, given: Option<&str>| {
+            given.is_some() && stored.as_deref() == given
+        };
+        if lookup.is_extended() {
+            let mut by_id = candidates.iter().filter(|row| {
+                same(&row.kratos_identity_id, lookup.identity_id)
+                    || same(&row.external_id, lookup.external_id)
+            });
+            match (by_id.next(), by_id.next()) {
+                (Some(row), None) => return Self::User(row.cognito_username.clone()),
+                (Some(_), Some(_)) => return Self::IdentityMismatch,
+                (None, _) => {}
+            }
+        }
+        let by_identifier = match candidates
+            .iter()
+            .find(|row| row.cognito_username == lookup.identifier)
+        {
+            Some(exact) => exact,
+            None => match candidates {
+                [] => return Self::NoMatch,
+                [only] => only,
+                _ => return Self::Ambiguous,
+            },
+        };
+        // Found by identifier only: a row linked to some identity is not this one's.
+        let linked =
+            by_identifier.kratos_identity_id.is_some() || by_identifier.external_id.is_some();
+        if lookup.is_extended() && linked {
+            Self::IdentityMismatch
+        } else {
+            Self::User(by_identifier.cognito_username.clone())
+        }
+    }
+}
+
+/// The brute-force guard's question before Cognito is asked: may this attempt go ahead?
+/// Granted, it is written at once as an attempt in flight that counts as a failure until
+/// it is settled, so concurrent attempts (on every replica) see it.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardClaim<'a> {
+    pub at: DateTime<Utc>,
+    pub cognito_username: &'a str,
+    /// The normalised Cognito username.
+    pub guard_key: &'a str,
+    /// The client's address group ([`crate::domain::ip_group`]).
+    pub client_ip: Option<&'a str>,
+    /// 0: off.
+    pub identifier_limit: u32,
+    /// 0: off.
+    pub ip_limit: u32,
+    /// Failures older than this, by the database's clock, no longer count.
+    pub window: std::time::Duration,
+    pub request_id: Option<&'a str>,
+    pub trigger_id: Option<&'a str>,
+    pub identity_id: Option<&'a str>,
+    /// The attempt's key ([`Attempt::key`]).
+    pub attempt_key: uuid::Uuid,
+}
+
+/// The guard's counts: failed guesses at the user since the window opened or their last
+/// match, and from the client's address group within the window (attempts in flight
+/// included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardCounts {
     pub identifier_failures: i64,
-    /// Failed guesses from the client IP within the window (0 without an IP).
     pub ip_failures: i64,
 }
+
+/// The store's answer to a [`GuardClaim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The attempt row in flight is written under the claim's attempt key;
+    /// [`Store::record_attempt`] writes the outcome over it.
+    Granted,
+    /// A limit is reached; nothing was written.
+    Refused(GuardCounts),
+}
+
+/// The outcome recorded for an attempt while Cognito is being asked.
+pub const IN_FLIGHT: &str = "in_flight";
 
 /// One hook call's outcome, to be recorded. No password, no token, no body.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    /// Made by the hook call; the claim's row and the outcome share it.
+    pub key: uuid::Uuid,
     pub at: DateTime<Utc>,
     /// `None` when the identifier could not be a Cognito username.
     pub cognito_username: Option<String>,
@@ -76,8 +184,13 @@ pub struct Attempt {
     /// Kratos's `Ory-Webhook-Trigger-ID`.
     pub trigger_id: Option<String>,
     pub identity_id: Option<String>,
-    /// For the per-IP guard. (The per-user guard counts by the normalised username.)
-    pub client_ip: Option<IpAddr>,
+    /// Whether a verified attempt may create the user's row. False when the username is
+    /// the identifier as typed and the store could not confirm it (it may be an e-mail or
+    /// another spelling of a user the store knows under another name).
+    pub creates_row: bool,
+    /// For the per-IP guard: the client's address group ([`crate::domain::ip_group`]).
+    /// (The per-user guard counts by the normalised username.)
+    pub client_ip: Option<String>,
 }
 
 impl Attempt {
@@ -86,7 +199,7 @@ impl Attempt {
     /// (so typos and guesses never add phantom stragglers).
     fn row_change(&self) -> Option<RowChange> {
         self.cognito_username.as_ref()?;
-        Some(if self.outcome.proves_user_exists() {
+        Some(if self.creates_row && self.outcome.proves_user_exists() {
             RowChange::Upsert
         } else {
             RowChange::TouchExisting
@@ -176,11 +289,15 @@ pub trait Store: ImportStore + Send + Sync {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// The Cognito username of a known user, in DESIGN.md's order (Kratos identity id,
-    /// external id, then the identifier: exact, normalised, e-mail), and the guard's
-    /// failure counts. One round trip.
+    /// Whose password to check, by DESIGN.md's binding rule ([`Resolution::decide`]).
+    /// One round trip.
     async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError>;
-    /// Write the attempt and move the user's row, in one transaction.
+    /// Check the guard's limits and, below them, write the attempt in flight; atomic per
+    /// user and per address group, across every process sharing the database.
+    async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError>;
+    /// Write the attempt's outcome (over its claim's row in flight, if any: the attempt
+    /// key decides, so a retried write never makes a second row) and move the user's row,
+    /// in one transaction.
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The newest attempts first.
@@ -252,4 +369,92 @@ pub async fn connect(
 
 fn state_from_db(raw: String) -> Result<UserState, StoreError> {
     UserState::parse(&raw).ok_or(StoreError::Corrupt(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(username: &str, identity: Option<&str>, sub: Option<&str>) -> Candidate {
+        Candidate {
+            cognito_username: username.to_owned(),
+            kratos_identity_id: identity.map(str::to_owned),
+            external_id: sub.map(str::to_owned),
+        }
+    }
+
+    fn lookup<'a>(
+        identifier: &'a str,
+        normalized: &'a str,
+        identity_id: Option<&'a str>,
+        external_id: Option<&'a str>,
+    ) -> UserLookup<'a> {
+        UserLookup {
+            identity_id,
+            external_id,
+            identifier,
+            normalized_identifier: normalized,
+        }
+    }
+
+    #[test]
+    fn default_body_exact_username_wins_else_exactly_one_row() {
+        let carol = row("carol@corp.com", Some("id-carol"), Some("sub-carol"));
+        let mallory = row("mallory", Some("id-mallory"), Some("sub-mallory"));
+        let typed = lookup("carol@corp.com", "carol@corp.com", None, None);
+        let user = |name: &str| Resolution::User(name.to_owned());
+        // The review's scenario: Mallory's row matches by e-mail, Carol's by username.
+        assert_eq!(
+            Resolution::decide(&typed, &[mallory.clone(), carol.clone()]),
+            user("carol@corp.com")
+        );
+        // Another spelling matches both, and neither exactly: refused.
+        let spelled = lookup("Carol@Corp.com", "carol@corp.com", None, None);
+        assert_eq!(
+            Resolution::decide(&spelled, &[mallory.clone(), carol.clone()]),
+            Resolution::Ambiguous
+        );
+        assert_eq!(
+            Resolution::decide(&spelled, std::slice::from_ref(&carol)),
+            user("carol@corp.com")
+        );
+        assert_eq!(Resolution::decide(&spelled, &[]), Resolution::NoMatch);
+    }
+
+    #[test]
+    fn extended_body_binds_to_the_identity_being_logged_in() {
+        let carol = row("carol@corp.com", Some("id-carol"), Some("sub-carol"));
+        let mallory = row("mallory", Some("id-mallory"), Some("sub-mallory"));
+        let both = [mallory.clone(), carol.clone()];
+        let user = |name: &str| Resolution::User(name.to_owned());
+        let as_carol = lookup("carol@corp.com", "carol@corp.com", Some("id-carol"), None);
+        assert_eq!(Resolution::decide(&as_carol, &both), user("carol@corp.com"));
+        let by_sub = lookup("anything", "anything", None, Some("sub-carol"));
+        assert_eq!(Resolution::decide(&by_sub, &both), user("carol@corp.com"));
+        // The identifier's only row is another identity's.
+        let as_other = lookup(
+            "mallory",
+            "mallory",
+            Some("id-someone"),
+            Some("sub-someone"),
+        );
+        assert_eq!(
+            Resolution::decide(&as_other, std::slice::from_ref(&mallory)),
+            Resolution::IdentityMismatch
+        );
+        // Identity id and external id name two different users.
+        let split = lookup("x", "x", Some("id-carol"), Some("sub-mallory"));
+        assert_eq!(
+            Resolution::decide(&split, &both),
+            Resolution::IdentityMismatch
+        );
+        // A row no import linked may still be the user; nothing at all is no match.
+        let unlinked = row("dave", None, None);
+        let as_dave = lookup("dave", "dave", Some("id-dave"), None);
+        assert_eq!(
+            Resolution::decide(&as_dave, std::slice::from_ref(&unlinked)),
+            user("dave")
+        );
+        assert_eq!(Resolution::decide(&as_dave, &[]), Resolution::NoMatch);
+    }
 }

@@ -9,8 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, Resolution,
-    RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
+    Attempt, AttemptRecord, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, Progress,
+    Resolution, RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -65,13 +65,32 @@ impl Store for PostgresStore {
     }
 
     async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError> {
-        let row: sql::ResolveRow =
-            sql::bind_lookup!(sqlx::query_as(sql::RESOLVE_AND_COUNT), lookup)
-                .fetch_one(&self.pool)
+        let rows: Vec<sql::CandidateRow> =
+            sql::bind_lookup!(sqlx::query_as(sql::CANDIDATES), lookup)
+                .fetch_all(&self.pool)
                 .await?;
-        Ok(sql::resolution_from_row(row))
+        let candidates: Vec<_> = rows.into_iter().map(sql::candidate_from_row).collect();
+        Ok(Resolution::decide(&lookup, &candidates))
     }
 
+    async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
+        let row: sql::ClaimRow = sqlx::query_as(sql::POSTGRES_CLAIM)
+            .bind(claim.guard_key)
+            .bind(claim.client_ip)
+            .bind(i64::from(claim.identifier_limit))
+            .bind(i64::from(claim.ip_limit))
+            .bind(claim.window.as_secs_f64())
+            .bind(claim.cognito_username)
+            .bind(claim.request_id)
+            .bind(claim.trigger_id)
+            .bind(claim.identity_id)
+            .bind(claim.attempt_key.to_string())
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(sql::claim_from_row(row))
+    }
+
+    /// One statement: the row change runs as a data-modifying CTE beside the update.
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {
         sqlx::query_as(sql::SELECT_USER)
             .bind(cognito_username)

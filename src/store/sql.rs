@@ -1,8 +1,8 @@
 //! SQL shared by both backends: `$N` placeholders work in Postgres and in SQLite (through
 //! sqlx), and the tables have the same columns in both migration sets.
 //!
-//! Recording binds the attempt's eleven columns as `$1..$11` and the user row's extra values
-//! as `$12..$15`, so one argument list serves every statement that records.
+//! Recording binds the attempt's twelve columns as `$1..$12` and the user row's extra values
+//! as `$13..$16`, so one argument list serves every statement that records.
 
 use chrono::{DateTime, Utc};
 
@@ -11,54 +11,33 @@ use super::{
     state_from_db,
 };
 
-/// Username lookup in DESIGN.md's order, imported rows first: Kratos identity id, external
-/// id, then an imported row's e-mail (pools whose username is not the e-mail), then the
-/// identifier as a username (exact, normalised) and any row's e-mail. In the same round trip,
-/// the brute-force guard's counts: failed guesses at that user (keyed by the normalised
-/// username: the row's, or the identifier's when no row matched) since the window opened or
-/// their last match, whichever is later; and failed guesses from the client IP in the window.
+/// The user rows a hook lookup may mean, for [`super::Resolution::decide`]: those carrying the
+/// Kratos identity id or external id, and those whose username (exact or normalised) or
+/// verified e-mail equals the identifier; ids first, then the exact username.
 /// `$1` Kratos identity id, `$2` external id, `$3` identifier as typed (trimmed),
-/// `$4` normalised identifier, `$5` the window's start, `$6` client IP.
-pub const RESOLVE_AND_COUNT: &str = "
-WITH resolved AS (
-    SELECT cognito_username, username_normalized FROM users
-    WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
-       OR username_normalized = $4 OR email_normalized = $4
-    ORDER BY CASE
-        WHEN kratos_identity_id = $1 THEN 0
-        WHEN external_id = $2 THEN 1
-        WHEN external_id IS NOT NULL AND email_normalized = $4 THEN 2
-        WHEN cognito_username = $3 THEN 3
-        WHEN username_normalized = $4 THEN 4
-        ELSE 5 END
-    LIMIT 1
-), subject AS (
-    SELECT COALESCE((SELECT username_normalized FROM resolved), $4) AS guard_key
-), since AS (
-    SELECT COALESCE(MAX(attempts.at), $5) AS at FROM attempts, subject
-    WHERE attempts.guard_key = subject.guard_key AND attempts.guard = 'success'
-      AND attempts.at > $5
-)
-SELECT
-    (SELECT cognito_username FROM resolved),
-    (SELECT COUNT(*) FROM attempts, subject, since
-     WHERE attempts.guard_key = subject.guard_key AND attempts.guard = 'failure'
-       AND attempts.at > since.at),
-    (SELECT COUNT(*) FROM attempts
-     WHERE attempts.client_ip = $6 AND attempts.guard = 'failure' AND attempts.at > $5)";
+/// `$4` normalised identifier.
+pub const CANDIDATES: &str = "
+SELECT cognito_username, kratos_identity_id, external_id FROM users
+WHERE kratos_identity_id = $1 OR external_id = $2 OR cognito_username = $3
+   OR username_normalized = $4 OR email_normalized = $4
+ORDER BY CASE
+    WHEN kratos_identity_id = $1 OR external_id = $2 THEN 0
+    WHEN cognito_username = $3 THEN 1
+    ELSE 2 END, cognito_username
+LIMIT 8";
 
-/// A `RESOLVE_AND_COUNT` row.
-pub type ResolveRow = (Option<String>, i64, i64);
+/// A `CANDIDATES` row.
+pub type CandidateRow = (String, Option<String>, Option<String>);
 
-pub fn resolution_from_row(row: ResolveRow) -> super::Resolution {
-    super::Resolution {
+pub fn candidate_from_row(row: CandidateRow) -> super::Candidate {
+    super::Candidate {
         cognito_username: row.0,
-        identifier_failures: row.1,
-        ip_failures: row.2,
+        kratos_identity_id: row.1,
+        external_id: row.2,
     }
 }
 
-/// Bind `RESOLVE_AND_COUNT`'s `$1..$6`.
+/// Bind `CANDIDATES`' `$1..$4`.
 macro_rules! bind_lookup {
     ($query:expr, $lookup:expr) => {{
         let lookup: $crate::store::UserLookup<'_> = $lookup;
@@ -67,40 +46,114 @@ macro_rules! bind_lookup {
             .bind(lookup.external_id)
             .bind(lookup.identifier)
             .bind(lookup.normalized_identifier)
-            .bind(lookup.window_start)
-            .bind(lookup.client_ip.map(|ip| ip.to_string()))
     }};
 }
 
 pub(crate) use bind_lookup;
 
+/// The guard's counts from the attempt log (attempts in flight are written as failures):
+/// failures at the user since the window opened or their last match, whichever is later,
+/// and failures from the address group within the window. The placeholders are given as
+/// literals so that each backend numbers its own statement.
+macro_rules! guard_counts {
+    ($key:literal, $ip:literal, $window_start:literal) => {
+        concat!(
+            "(SELECT COUNT(*) FROM attempts WHERE guard_key = ",
+            $key,
+            " AND guard = 'failure' AND at > (SELECT COALESCE(MAX(at), ",
+            $window_start,
+            ") FROM attempts WHERE guard_key = ",
+            $key,
+            " AND guard = 'success' AND at > ",
+            $window_start,
+            ")) AS identifier_failures, (SELECT COUNT(*) FROM attempts \
+             WHERE client_ip = ",
+            $ip,
+            " AND guard = 'failure' AND at > ",
+            $window_start,
+            ") AS ip_failures"
+        )
+    };
+}
+
+/// SQLite's claim: one statement, so atomic (a writing statement takes the database's
+/// write lock before it reads). `$1` time, `$2` username, `$3` request id, `$4` trigger id,
+/// `$5` identity id, `$6` guard key, `$7` address group, `$8` identifier limit, `$9` IP
+/// limit, `$10` window start, `$11` attempt key.
+pub const SQLITE_CLAIM: &str = concat!(
+    "
+INSERT INTO attempts (at, cognito_username, outcome, cognito_calls, request_id, trigger_id,
+                      identity_id, guard_key, client_ip, guard, attempt_key)
+SELECT $1, $2, 'in_flight', 0, $3, $4, $5, $6, $7, 'failure', $11
+FROM (SELECT ",
+    guard_counts!("$6", "$7", "$10"),
+    ") AS counts
+WHERE ($8 = 0 OR counts.identifier_failures < $8) AND ($9 = 0 OR counts.ip_failures < $9)
+RETURNING id"
+);
+
+/// The counts alone, to say which limit refused a claim. `$1` guard key, `$2` address
+/// group, `$3` window start.
+pub const SQLITE_GUARD_COUNTS: &str = concat!("SELECT ", guard_counts!("$1", "$2", "$3"));
+
+/// Postgres's claim: `guard_claim` (migration `..._binding_and_claims`) takes a lock per
+/// user and per address group, counts by the database's clock, and writes the attempt in
+/// flight below the limits, in one round trip. `$1` guard key, `$2` address group,
+/// `$3` identifier limit, `$4` IP limit, `$5` window in seconds, `$6` username,
+/// `$7` request id, `$8` trigger id, `$9` identity id, `$10` attempt key.
+pub const POSTGRES_CLAIM: &str = "
+SELECT granted, identifier_failures, ip_failures
+FROM guard_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// A claim's answer, and the counts it saw.
+pub type ClaimRow = (bool, i64, i64);
+
+pub fn claim_from_row(row: ClaimRow) -> super::Claim {
+    if row.0 {
+        super::Claim::Granted
+    } else {
+        super::Claim::Refused(super::GuardCounts {
+            identifier_failures: row.1,
+            ip_failures: row.2,
+        })
+    }
+}
+
 /// The statements are macros so that Postgres can `concat!` them into one statement.
+/// Written over the row of the same key (the claim's row in flight, or an earlier try of this
+/// write): the claim's time stays, the outcome replaces it.
 macro_rules! log_attempt {
     () => {
         "
 INSERT INTO attempts (at, cognito_username, outcome, cognito_latency_ms, cognito_calls,
-                      request_id, trigger_id, identity_id, guard_key, client_ip, guard)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                      request_id, trigger_id, identity_id, guard_key, client_ip, guard,
+                      attempt_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (attempt_key) WHERE attempt_key IS NOT NULL DO UPDATE SET
+    cognito_username = excluded.cognito_username, outcome = excluded.outcome,
+    cognito_latency_ms = excluded.cognito_latency_ms, cognito_calls = excluded.cognito_calls,
+    identity_id = excluded.identity_id, guard_key = excluded.guard_key,
+    client_ip = excluded.client_ip, guard = excluded.guard"
     };
 }
 
 /// Create the row, or move it; a migrated user is never moved back.
-/// `$12` normalised username, `$13` new state or NULL, `$14` `via` or NULL, `$15` MFA dropped.
+/// `$13` normalised username, `$14` new state or NULL, `$15` `via` or NULL, `$16` MFA dropped.
 macro_rules! upsert_user {
     () => {
         "
 INSERT INTO users (cognito_username, username_normalized, state, migrated_via, mfa_dropped,
                    created_at, updated_at, migrated_at, last_attempt_at)
-VALUES ($2, $12, COALESCE($13, 'pending'), $14, $15, $1, $1,
-        CASE WHEN $14 IS NULL THEN NULL ELSE $1 END, $1)
+VALUES ($2, $13, COALESCE($14, 'pending'), $15, $16, $1, $1,
+        CASE WHEN $15 IS NULL THEN NULL ELSE $1 END, $1)
 ON CONFLICT (cognito_username) DO UPDATE SET
     state = CASE WHEN users.state = 'migrated' THEN users.state
-                 ELSE COALESCE($13, users.state) END,
+                 ELSE COALESCE($14, users.state) END,
     migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
-                        ELSE COALESCE($14, users.migrated_via) END,
-    migrated_at = CASE WHEN users.state = 'migrated' OR $14 IS NULL THEN users.migrated_at
+                        ELSE COALESCE($15, users.migrated_via) END,
+    migrated_at = CASE WHEN users.state = 'migrated' OR $15 IS NULL THEN users.migrated_at
                        ELSE $1 END,
-    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $15 END,
+    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $16 END,
     updated_at = $1,
     last_attempt_at = $1"
     };
@@ -181,7 +234,7 @@ pub fn attempt_from_row(row: AttemptRow) -> AttemptRecord {
     }
 }
 
-/// Bind `$1..$11` (the attempt) and, for an upsert, `$12..$15` (the user row).
+/// Bind `$1..$12` (the attempt) and, for an upsert, `$13..$16` (the user row).
 macro_rules! bind_attempt {
     ($query:expr, $attempt:expr, $with_user_row:expr) => {{
         let attempt: &$crate::store::Attempt = $attempt;
@@ -200,8 +253,9 @@ macro_rules! bind_attempt {
                     .as_deref()
                     .map($crate::domain::normalize_identifier),
             )
-            .bind(attempt.client_ip.map(|ip| ip.to_string()))
-            .bind(attempt.outcome.guard_effect().map(|effect| effect.as_str()));
+            .bind(attempt.client_ip.as_deref())
+            .bind(attempt.outcome.guard_effect().map(|effect| effect.as_str()))
+            .bind(attempt.key.to_string());
         if $with_user_row {
             query
                 .bind(
@@ -272,7 +326,8 @@ pub fn imported_external_ids(style: Placeholders, count: usize) -> String {
 }
 
 /// Create or link `rows` user rows, nine values each in the order of the column list. A row the
-/// hook has already moved to `migrated` or `needs_recovery` keeps its state.
+/// hook has already moved to `migrated` or `needs_recovery` keeps its state. The e-mail is
+/// replaced, not kept: one no longer verified in Cognito must stop finding the user.
 pub fn upsert_imported_users(style: Placeholders, rows: usize) -> String {
     let values = style.rows(rows, 9);
     format!(
@@ -281,7 +336,7 @@ INSERT INTO users (cognito_username, username_normalized, email_normalized, exte
                    kratos_identity_id, state, import_run_id, created_at, updated_at)
 VALUES {values}
 ON CONFLICT (cognito_username) DO UPDATE SET
-    email_normalized = COALESCE(excluded.email_normalized, users.email_normalized),
+    email_normalized = excluded.email_normalized,
     external_id = excluded.external_id,
     kratos_identity_id = excluded.kratos_identity_id,
     import_run_id = excluded.import_run_id,

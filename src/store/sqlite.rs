@@ -9,8 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, ImportCommit, ImportFailure, ImportRun, Progress, Resolution,
-    RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
+    Attempt, AttemptRecord, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, Progress,
+    Resolution, RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -90,11 +90,46 @@ impl Store for SqliteStore {
     }
 
     async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError> {
-        let row: sql::ResolveRow =
-            sql::bind_lookup!(sqlx::query_as(sql::RESOLVE_AND_COUNT), lookup)
+        let rows: Vec<sql::CandidateRow> =
+            sql::bind_lookup!(sqlx::query_as(sql::CANDIDATES), lookup)
+                .fetch_all(&self.pool)
+                .await?;
+        let candidates: Vec<_> = rows.into_iter().map(sql::candidate_from_row).collect();
+        Ok(Resolution::decide(&lookup, &candidates))
+    }
+
+    async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
+        let window = chrono::Duration::from_std(claim.window).unwrap_or(chrono::Duration::MAX);
+        let window_start = claim.at - window;
+        let granted: Option<i64> = sqlx::query_scalar(sql::SQLITE_CLAIM)
+            .bind(claim.at)
+            .bind(claim.cognito_username)
+            .bind(claim.request_id)
+            .bind(claim.trigger_id)
+            .bind(claim.identity_id)
+            .bind(claim.guard_key)
+            .bind(claim.client_ip)
+            .bind(i64::from(claim.identifier_limit))
+            .bind(i64::from(claim.ip_limit))
+            .bind(window_start)
+            .bind(claim.attempt_key.to_string())
+            .fetch_optional(&self.writer)
+            .await?;
+        if granted.is_some() {
+            return Ok(Claim::Granted);
+        }
+        // Refused: read the counts that did it, for the log and the metric.
+        let (identifier_failures, ip_failures): (i64, i64) =
+            sqlx::query_as(sql::SQLITE_GUARD_COUNTS)
+                .bind(claim.guard_key)
+                .bind(claim.client_ip)
+                .bind(window_start)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(sql::resolution_from_row(row))
+        Ok(Claim::Refused(super::GuardCounts {
+            identifier_failures,
+            ip_failures,
+        }))
     }
 
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {
