@@ -7,7 +7,8 @@
 //   flow                      the login flow
 //   request_headers           the login request's headers, unfiltered, as Go's
 //                             http.Header: canonical names ("User-Agent",
-//                             "X-Forwarded-For", "True-Client-Ip") -> arrays of strings
+//                             "X-Forwarded-For", "True-Client-Ip") -> arrays of strings;
+//                             only the address headers and the user agent are passed on
 //   request_method, request_url, request_cookies
 //
 // Every extra field is null when unknown; this file never fails on a missing key.
@@ -35,13 +36,22 @@ function(ctx)
         (if std.length(value) == 0 then null else text(value[0]))
       else text(value);
 
-  // The leftmost address is the original client as the proxies report it.
-  local firstForwarded(value) =
-    if value == null then null else text(std.split(value, ',')[0]);
-
-  local firstOf(values) =
-    local known = [v for v in values if v != null];
-    if std.length(known) == 0 then null else known[0];
+  // The address headers, passed on as they came (every value, lower-cased names); the
+  // bridge picks the client's address from them by hooks.trusted_proxies and
+  // hooks.client_ip_header. Nothing else of the request (no cookie, no authorization).
+  local addressHeaders = [
+    'x-forwarded-for', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip',
+    'x-real-ip', 'x-client-ip', 'x-cluster-client-ip',
+  ];
+  local values(value) =
+    if std.type(value) == 'array' then [v for v in value if std.type(v) == 'string']
+    else if std.type(value) == 'string' then [value]
+    else [];
+  local allValues(name) = std.flattenArrays([
+    values(headers[k])
+    for k in std.objectFields(headers)
+    if std.asciiLower(k) == name
+  ]);
 
   local identity = if present(ctx, 'identity') then ctx.identity else {};
 
@@ -50,10 +60,10 @@ function(ctx)
     password: ctx.password,
     identity_id: if present(identity, 'id') then text(identity.id) else null,
     external_id: if present(identity, 'external_id') then text(identity.external_id) else null,
-    client_ip: firstOf([
-      header('True-Client-Ip'),
-      firstForwarded(header('X-Forwarded-For')),
-      header('X-Real-Ip'),
-    ]),
+    client_headers: {
+      [name]: allValues(name)
+      for name in addressHeaders
+      if std.length(allValues(name)) > 0
+    },
     user_agent: header('User-Agent'),
   }

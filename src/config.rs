@@ -278,6 +278,15 @@ pub struct HookSettings {
     pub temporary_password_policy: Policy,
     /// Largest accepted request body (`hooks.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// Proxies between the users and Kratos whose `X-Forwarded-For` entries are skipped when
+    /// the client's address is read from the right (`hooks.trusted_proxies`): CIDRs or
+    /// addresses. Default: none (the entry the nearest proxy appended is the client).
+    #[serde(deserialize_with = "plain_string_or_list")]
+    pub trusted_proxies: Vec<String>,
+    /// A header a trusted proxy sets to the client's address, overwriting what the client
+    /// sent, such as `True-Client-Ip` or `CF-Connecting-IP` (`hooks.client_ip_header`).
+    /// Default: none; such headers are ignored, since a client can send them itself.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for HookSettings {
@@ -288,6 +297,8 @@ impl Default for HookSettings {
             mfa_policy: Policy::Deny,
             temporary_password_policy: Policy::Deny,
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
+            client_ip_header: None,
         }
     }
 }
@@ -304,8 +315,50 @@ impl HookSettings {
         }
     }
 
+    /// `hooks.trusted_proxies` as networks (a bare address is a /32 or /128).
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(position, raw)| {
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        invalid(
+                            "hooks.trusted_proxies",
+                            format!(
+                                "entry {position} (`{raw}`) is neither a CIDR such as \
+                                 `10.0.0.0/8` nor an address"
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// `hooks.client_ip_header`, when set to a usable header name.
+    pub fn client_ip_header(&self) -> Result<Option<&str>, ConfigError> {
+        match self.client_ip_header.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(name)
+                if name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Ok(Some(name))
+            }
+            Some(_) => Err(invalid(
+                "hooks.client_ip_header",
+                "must be a header name such as `True-Client-Ip` (letters, digits, `-`)",
+            )),
+        }
+    }
+
     /// What `serve` needs on top of parsing: at least one key, and a usable deadline.
     pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+        self.trusted_proxy_nets()?;
+        self.client_ip_header()?;
         if self.api_keys.is_empty() {
             return Err(invalid(
                 "hooks.api_keys",
@@ -358,6 +411,29 @@ fn string_or_list<'de, D: Deserializer<'de>>(
         .collect())
 }
 
+/// A list of plain strings from a TOML list, one string, or `KEY=a,b` from the environment.
+fn plain_string_or_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
+    {
+        OneOrMany::One(item) => item.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
 /// The `[guard]` section: the brute-force guard, checked before Cognito is called.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -365,8 +441,10 @@ pub struct GuardSettings {
     /// Failed attempts per normalised identifier within the window before further attempts
     /// are refused without asking Cognito; 0 turns the limit off (`guard.identifier_failures`).
     pub identifier_failures: u32,
-    /// Failed attempts per client IP within the window (`guard.ip_failures`); 0 turns it off.
-    /// Needs `client_ip` in the hook body.
+    /// Failed attempts per client address within the window (`guard.ip_failures`); 0 turns
+    /// it off. An IPv6 address counts by its /64. Needs the extended hook body (the
+    /// forwarded address headers) and `hooks.trusted_proxies` set to the proxies in front of
+    /// Kratos.
     pub ip_failures: u32,
     /// The sliding window, in seconds (`guard.window_secs`).
     pub window_secs: u64,
@@ -766,6 +844,56 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(key), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_client_ip_header_are_parsed_and_checked() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES",
+                    "10.0.0.0/8, 192.0.2.7,2001:db8::/32",
+                ),
+                (
+                    "COGNITO_BRIDGE__HOOKS__CLIENT_IP_HEADER",
+                    "CF-Connecting-IP",
+                ),
+            ]),
+        )
+        .unwrap();
+        let nets: Vec<String> = settings
+            .hooks
+            .trusted_proxy_nets()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        assert_eq!(
+            settings.hooks.client_ip_header().unwrap(),
+            Some("CF-Connecting-IP")
+        );
+        let defaults = Settings::load_from(None, env(&[])).unwrap();
+        assert!(defaults.hooks.trusted_proxy_nets().unwrap().is_empty());
+        assert_eq!(defaults.hooks.client_ip_header().unwrap(), None);
+
+        for (name, value, key) in [
+            (
+                "COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES",
+                "10.0.0.0/8,proxy.internal",
+                "hooks.trusted_proxies",
+            ),
+            (
+                "COGNITO_BRIDGE__HOOKS__CLIENT_IP_HEADER",
+                "X-Forwarded-For: 1",
+                "hooks.client_ip_header",
+            ),
+        ] {
+            let settings = Settings::load_from(None, env(&[(name, value)])).unwrap();
+            let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
         }
     }
 

@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use cognito_bridge::hook::HookRequest;
+use cognito_bridge::hook::{ClientIpRule, HookRequest};
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use rsjsonnet_lang::arena::Arena;
 use rsjsonnet_lang::interner::InternedStr;
@@ -395,6 +395,15 @@ fn jsonnet_body_with_all_headers_and_identity() {
     ));
 
     assert_eq!(body["password"], json!(PASSWORD));
+    assert_eq!(
+        body["client_headers"],
+        json!({
+            "x-forwarded-for": ["203.0.113.7, 10.0.0.2"],
+            "x-real-ip": ["10.0.0.2"],
+            "true-client-ip": ["198.51.100.23"],
+        }),
+        "the address headers pass as they came, and nothing else (no cookie)"
+    );
     let request = parse(&body);
     assert_eq!(
         request.identifier(),
@@ -404,28 +413,38 @@ fn jsonnet_body_with_all_headers_and_identity() {
     assert_eq!(request.identity_id(), Some(IDENTITY_ID));
     assert_eq!(request.external_id(), Some(EXTERNAL_ID));
     assert_eq!(
-        request.client_ip(),
+        request.client_ip(&ClientIpRule::new(Vec::new(), Some("True-Client-Ip"))),
         Some("198.51.100.23".parse().unwrap()),
-        "True-Client-IP wins"
+        "True-Client-IP when configured"
     );
     assert_eq!(request.user_agent(), Some(USER_AGENT));
 }
 
 #[test]
-fn jsonnet_body_takes_the_first_forwarded_address() {
+fn jsonnet_body_gives_the_address_the_proxies_appended() {
     let body = render_body(&kratos_ctx(
         browser_headers(),
         Some(kratos_identity(Some(EXTERNAL_ID))),
     ));
     let request = parse(&body);
-    assert_eq!(request.client_ip(), Some("203.0.113.7".parse().unwrap()));
+    // "203.0.113.7, 10.0.0.2": the client wrote the left entry itself for all we know.
+    assert_eq!(
+        request.client_ip(&ClientIpRule::default()),
+        Some("10.0.0.2".parse().unwrap())
+    );
+    let behind_proxies = ClientIpRule::new(vec!["10.0.0.0/8".parse().unwrap()], None);
+    assert_eq!(
+        request.client_ip(&behind_proxies),
+        Some("203.0.113.7".parse().unwrap())
+    );
 
     let headers = json!({ "X-Real-Ip": ["192.0.2.44"], "User-Agent": [USER_AGENT] });
     let request = parse(&render_body(&kratos_ctx(headers, None)));
+    assert_eq!(request.client_ip(&ClientIpRule::default()), None);
     assert_eq!(
-        request.client_ip(),
+        request.client_ip(&ClientIpRule::new(Vec::new(), Some("X-Real-Ip"))),
         Some("192.0.2.44".parse().unwrap()),
-        "X-Real-IP is the last resort"
+        "X-Real-IP only when configured"
     );
 }
 
@@ -439,9 +458,9 @@ fn jsonnet_body_matches_header_names_in_any_case() {
     let request = parse(&render_body(&kratos_ctx(headers, None)));
     assert_eq!(request.user_agent(), Some(USER_AGENT));
     assert_eq!(
-        request.client_ip(),
+        request.client_ip(&ClientIpRule::new(Vec::new(), Some("True-Client-IP"))),
         Some("203.0.113.8".parse().unwrap()),
-        "empty values are skipped, spaces trimmed"
+        "an empty header is no address, spaces are trimmed"
     );
 }
 
@@ -456,7 +475,7 @@ fn jsonnet_body_without_headers_or_identity_has_nulls() {
                 "password": PASSWORD,
                 "identity_id": null,
                 "external_id": null,
-                "client_ip": null,
+                "client_headers": {},
                 "user_agent": null
             })
         );
@@ -464,7 +483,7 @@ fn jsonnet_body_without_headers_or_identity_has_nulls() {
         assert_eq!(request.identifier(), "Alice@Example.com ");
         assert_eq!(request.identity_id(), None);
         assert_eq!(request.external_id(), None);
-        assert_eq!(request.client_ip(), None);
+        assert_eq!(request.client_ip(&ClientIpRule::default()), None);
         assert_eq!(request.user_agent(), None);
     }
 }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 pub use limits::{CognitoGate, Refusal};
 pub use recorder::Recorder;
-pub use request::{HookBodyError, HookRequest};
+pub use request::{ClientIpRule, HookBodyError, HookRequest};
 
 use guard::{LocalGuard, LocalTicket};
 use recorder::{LateLookup, PendingWrite};
@@ -94,6 +94,7 @@ pub struct HookRules {
     pub timing: HookTiming,
     pub guard: GuardLimits,
     pub gate: CognitoGate,
+    pub client_ip: ClientIpRule,
 }
 
 /// The longest a lookup or a guard claim may keep a hook call waiting; shorter while the
@@ -226,7 +227,8 @@ impl HookService {
         let deadline = started + timing.deadline;
         let cognito_deadline = deadline - timing.record_reserve;
         let now = chrono::Utc::now();
-        let client_ip = request.client_ip().map(ip_group);
+        let client_address = request.client_ip(&self.rules.client_ip);
+        let client_ip = client_address.map(ip_group);
 
         let (target, late_lookup) = self.resolve(request, cognito_deadline).await;
         let span = tracing::Span::current();
@@ -264,8 +266,9 @@ impl HookService {
                 let store_down = late_lookup.is_some();
                 match self.claim(&attempt, store_down, cognito_deadline).await {
                     Ok(ticket) => {
-                        let verification =
-                            self.ask_cognito(username, request, cognito_deadline).await;
+                        let verification = self
+                            .ask_cognito(username, request, client_address, cognito_deadline)
+                            .await;
                         self.local_guard
                             .settle(ticket, verification.outcome.guard_effect());
                         verification
@@ -473,10 +476,11 @@ impl HookService {
         &self,
         username: &CognitoUsername,
         request: &HookRequest,
+        client_address: Option<std::net::IpAddr>,
         cognito_deadline: Instant,
     ) -> Verification {
         let min_attempt = self.rules.timing.min_attempt;
-        let context = request.client_ip().map(|ip| ClientContext {
+        let context = client_address.map(|ip| ClientContext {
             ip,
             user_agent: request.user_agent(),
         });

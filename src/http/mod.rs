@@ -18,7 +18,7 @@ pub use error::ApiError;
 
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{CognitoConfig, QuotaSettings, Settings};
-use crate::hook::{CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
+use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
@@ -118,6 +118,10 @@ impl Application {
             gate: CognitoGate::new(
                 QuotaSettings::from_settings(&settings.cognito)?,
                 metrics.clone(),
+            ),
+            client_ip: ClientIpRule::new(
+                settings.hooks.trusted_proxy_nets()?,
+                settings.hooks.client_ip_header()?,
             ),
         };
         let hooks = HookService::new(

@@ -21,6 +21,9 @@ on_both_backends!(
     a_match_clears_the_identifier_count,
     spellings_of_one_user_share_a_count,
     the_client_ip_limit_spans_users,
+    spoofed_forwarded_entries_do_not_escape_the_ip_limit,
+    an_ipv6_client_counts_by_its_slash_64,
+    thirty_concurrent_wrong_guesses_reach_cognito_at_most_five_times,
 );
 
 fn options(backend: Backend, fake: &CognitoFake) -> AppOptions {
@@ -147,7 +150,8 @@ async fn the_client_ip_limit_spans_users(backend: Backend) {
     let app = spawn_app(
         options(backend, &fake)
             .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 3)
-            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100),
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100)
+            .with("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "10.0.0.0/8"),
     )
     .await;
     let login_from = |user: &'static str, password: &'static str, ip: &'static str| {
@@ -166,7 +170,7 @@ async fn the_client_ip_limit_spans_users(backend: Backend) {
     // A fourth user from the same address: refused, even with the right password.
     assert_refused(&login_from("u4", PASSWORD, "203.0.113.9").await);
     assert_eq!(fake.calls("u4"), 0);
-    // The same forwarded-for chain names the same client.
+    // The same client behind a trusted proxy.
     assert_refused(&login_from("u5", PASSWORD, "203.0.113.9, 10.0.0.7").await);
     // Another address is not affected; neither is a body without one.
     assert_match(&login_from("u4", PASSWORD, "198.51.100.1").await);
@@ -175,6 +179,136 @@ async fn the_client_ip_limit_spans_users(backend: Backend) {
     assert!(
         metrics.contains("cognito_bridge_guard_refusals_total{limit=\"ip\"} 2"),
         "{metrics}"
+    );
+}
+
+/// The review's scenario: a client sprays guesses, each with a fresh address of its own in
+/// `X-Forwarded-For` and `True-Client-Ip`; the address the proxies appended is what counts.
+async fn spoofed_forwarded_entries_do_not_escape_the_ip_limit(backend: Backend) {
+    let users = ["s1", "s2", "s3", "s4"];
+    let fake = fake_with(&users).await;
+    let app = spawn_app(
+        options(backend, &fake)
+            .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 3)
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100)
+            .with("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "10.0.0.0/8"),
+    )
+    .await;
+    for (n, user) in users.iter().enumerate() {
+        let spoof = format!("198.51.100.{}", n + 1);
+        let answer = app
+            .post_hook(&json!({
+                "identifier": user,
+                "password": if n < 3 { WRONG } else { PASSWORD },
+                "client_headers": {
+                    "x-forwarded-for": [format!("{spoof}, 203.0.113.50"), "10.0.0.7"],
+                    "true-client-ip": [spoof],
+                },
+            }))
+            .await;
+        if n < 3 {
+            assert_no_match(&answer);
+        } else {
+            assert_refused(&answer);
+        }
+    }
+    assert_eq!(fake.calls("s4"), 0);
+    // A client-sent True-Client-Ip counts only when `hooks.client_ip_header` names it.
+    let attempts = outcomes(&app).await;
+    assert_eq!(attempts.last().map(String::as_str), Some("refused_locally"));
+}
+
+/// IPv6 clients hold whole /64s: four addresses of one /64 are one client.
+async fn an_ipv6_client_counts_by_its_slash_64(backend: Backend) {
+    let users = ["v1", "v2", "v3", "v4"];
+    let fake = fake_with(&users).await;
+    let app = spawn_app(
+        options(backend, &fake)
+            .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 3)
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100),
+    )
+    .await;
+    let login_from = |user: &'static str, password: &'static str, ip: &'static str| {
+        let app = &app;
+        async move {
+            app.post_hook(&json!({
+                "identifier": user, "password": password,
+                "client_headers": {"X-Forwarded-For": ip},
+            }))
+            .await
+        }
+    };
+    assert_no_match(&login_from("v1", WRONG, "2001:db8:1:2::a").await);
+    assert_no_match(&login_from("v2", WRONG, "2001:db8:1:2:ffff::b").await);
+    assert_no_match(&login_from("v3", WRONG, "[2001:db8:1:2::c]:4431").await);
+    assert_refused(&login_from("v4", PASSWORD, "2001:db8:1:2::d").await);
+    assert_eq!(fake.calls("v4"), 0);
+    assert_match(&login_from("v4", PASSWORD, "2001:db8:1:3::d").await);
+}
+
+/// Send `count` wrong guesses for `user` at once, spread over `apps`; Cognito answers each
+/// only after 300 ms, so every guess is in flight before any is answered.
+async fn concurrent_wrong_guesses(apps: &[&TestApp], user: &str, count: usize) -> Vec<HookAnswer> {
+    join_all((0..count).map(|i| apps[i % apps.len()].login(user, WRONG))).await
+}
+
+fn slow_fake_user(fake: &CognitoFake, user: &str) {
+    fake.user(
+        user,
+        PASSWORD,
+        Script::delay(Duration::from_millis(300), Script::Authenticate),
+    );
+}
+
+/// The guard reserves before Cognito is asked: of 30 wrong guesses sent at once, at most
+/// `guard.identifier_failures` reach Cognito (and push the real user toward Cognito's own
+/// lockout); the rest are refused.
+async fn thirty_concurrent_wrong_guesses_reach_cognito_at_most_five_times(backend: Backend) {
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    slow_fake_user(&fake, "grace");
+    let app = spawn_app(options(backend, &fake)).await;
+
+    let answers = concurrent_wrong_guesses(&[&app], "grace", 30).await;
+    for answer in &answers {
+        assert_no_match(answer);
+    }
+    assert!(
+        fake.calls("grace") <= 5,
+        "{} guesses reached Cognito",
+        fake.calls("grace")
+    );
+    assert!(fake.calls("grace") >= 1);
+    // Every attempt has its row, none is left in flight.
+    let outcomes = outcomes(&app).await;
+    assert_eq!(outcomes.len(), 30, "{outcomes:?}");
+    assert!(!outcomes.iter().any(|o| o == "in_flight"), "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "not_authorized").count(),
+        fake.calls("grace")
+    );
+    // And the right password is refused too now: five failures are on record.
+    assert_refused(&app.login("grace", PASSWORD).await);
+    assert!(fake.calls("grace") <= 5);
+}
+
+/// The same across two replicas on one Postgres: the claim is atomic in the database.
+#[tokio::test]
+async fn thirty_concurrent_wrong_guesses_across_two_instances_reach_cognito_at_most_five_times() {
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    slow_fake_user(&fake, "heidi");
+    let first = spawn_app(options(Backend::Postgres, &fake)).await;
+    let mut second_options = options(Backend::Postgres, &fake);
+    second_options.shared_database = Some(first.database.url.clone());
+    let second = spawn_app(second_options).await;
+
+    let answers = concurrent_wrong_guesses(&[&first, &second], "heidi", 30).await;
+    for answer in &answers {
+        assert_no_match(answer);
+    }
+    assert!(
+        (1..=5).contains(&fake.calls("heidi")),
+        "{} guesses reached Cognito",
+        fake.calls("heidi")
     );
 }
 

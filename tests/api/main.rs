@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod binding;
 mod cli;
 mod guard;
 mod helpers;

@@ -168,6 +168,15 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|options| {
+        options
+            .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 1_000_000)
+            .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 1_000_000)
+    })
+    .await
+}
+
+async fn setup_with(configure: impl FnOnce(AppOptions) -> AppOptions) -> Setup {
     let fake = CognitoFake::start(FakeConfig::default()).await;
     for user in USERS {
         fake.user(user, RIGHT, Script::Authenticate);
@@ -181,13 +190,10 @@ async fn setup() -> Setup {
         cognito_fake::CLIENT_ID,
     );
     options.deadline_ms = DEADLINE_MS;
-    let options = options
-        .with(
-            "COGNITO_BRIDGE__DATABASE__URL",
-            through(&database.url, proxy.address),
-        )
-        .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 1_000_000)
-        .with("COGNITO_BRIDGE__GUARD__IP_FAILURES", 1_000_000);
+    let options = configure(options.with(
+        "COGNITO_BRIDGE__DATABASE__URL",
+        through(&database.url, proxy.address),
+    ));
     let app = spawn_app(options).await;
     Setup {
         app,
@@ -388,4 +394,112 @@ async fn postgres_down_for_a_while_then_back() {
     );
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The brute-force guard holds while the database is down: the in-process windows refuse
+/// past the limit (today's default, 5 failures), so an outage does not open Cognito to
+/// guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_holds_while_the_store_is_down() {
+    let Setup {
+        app, fake, proxy, ..
+    } = setup_with(|options| options).await;
+    proxy.refuse().await;
+    proxy.cut_all();
+
+    for _ in 0..10 {
+        let seen = login(&app, USERS[0], false).await;
+        assert_eq!(seen.status, StatusCode::FORBIDDEN, "{seen:?}");
+    }
+    assert_eq!(fake.calls(USERS[0]), 5, "guesses that reached Cognito");
+    let seen = login(&app, USERS[0], true).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{seen:?}");
+    assert_eq!(fake.calls(USERS[0]), 5);
+    // Other users are not affected.
+    let seen = login(&app, USERS[1], true).await;
+    assert_eq!(seen.status, StatusCode::OK, "{seen:?}");
+}
+
+/// A verified login while the database is down is not lost: its row waits (counted in
+/// /metrics) and is written once the database is back, on the user's real row: the lookup
+/// is made again at write time, so an e-mail typed at login never becomes a row of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back() {
+    let Setup {
+        app,
+        fake,
+        proxy,
+        database,
+    } = setup_with(|options| options).await;
+    // An imported user whose Cognito username is not what they type; Cognito knows the
+    // e-mail as an alias (the fake: as a name).
+    fake.user("amy@example.com", RIGHT, Script::Authenticate);
+    let at = chrono::Utc::now();
+    let run_id = app.store.start_import_run(false, at, None).await.unwrap();
+    let users = [cognito_bridge::store::ImportedUser {
+        cognito_username: "8c1e-amy".to_owned(),
+        email_normalized: Some("amy@example.com".to_owned()),
+        external_id: "sub-amy".to_owned(),
+        kratos_identity_id: "identity-amy".to_owned(),
+        state: cognito_bridge::domain::UserState::Pending,
+    }];
+    app.store
+        .commit_import(&cognito_bridge::store::ImportCommit {
+            run_id,
+            at,
+            users: &users,
+            failures: &[],
+            next_token: None,
+            counters: Default::default(),
+            duration_ms: 0,
+        })
+        .await
+        .unwrap();
+
+    proxy.refuse().await;
+    proxy.cut_all();
+    let seen = login(&app, "amy@example.com", true).await;
+    assert_eq!(seen.status, StatusCode::OK, "{seen:?}");
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = app.get_text("/metrics").await;
+        if metrics.contains("cognito_bridge_unwritten_attempts 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the row is not waiting:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Longer than the old code's retries of a row.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.listen().await;
+
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let state: String = loop {
+        let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM users WHERE cognito_username = '8c1e-amy'")
+                .fetch_optional(&mut connection)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("migrated") || Instant::now() > give_up {
+            break state.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state, "migrated");
+    assert_eq!(rows_for(&database, &seen.request_id).await, 1);
+    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let users: Vec<String> = sqlx::query_scalar("SELECT cognito_username FROM users")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(users, ["8c1e-amy"], "no row under the typed e-mail");
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("cognito_bridge_unwritten_attempts 0"),
+        "{metrics}"
+    );
 }
