@@ -547,7 +547,8 @@ impl Importer {
         }
         let rows = last_row_per_user(rows);
         failures.extend(covered.failures);
-        self.store
+        let failed = self
+            .store
             .commit_import(&ImportCommit {
                 run_id: ledger.id,
                 at: Utc::now(),
@@ -558,7 +559,9 @@ impl Importer {
                 duration_ms: ledger.duration_ms(),
             })
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        ledger.failures_stored(failed);
+        Ok(())
     }
 
     /// One `PATCH /admin/identities`; conflicts are looked up by external id and linked.
@@ -584,7 +587,6 @@ impl Importer {
                 }
                 ItemResult::Conflict => conflicts.push(user),
                 ItemResult::Failed { status, message } => {
-                    ledger.sending.failed += 1;
                     // Kratos's message may quote trait values: it goes to the store, not the log.
                     tracing::warn!(user = %redact(&user.username), status, "Kratos refused an identity");
                     failures.push(failure(user, status, message));
@@ -609,7 +611,6 @@ impl Importer {
                     rows.push(imported(user, identity_id));
                 }
                 None => {
-                    ledger.sending.failed += 1;
                     failures.push(failure(
                         user,
                         Some(409),

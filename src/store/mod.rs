@@ -215,10 +215,13 @@ pub trait ImportStore: Send + Sync {
         run_id: i64,
         limit: i64,
     ) -> Result<Vec<ImportFailure>, StoreError>;
-    /// User rows, failures and the run's progress, in one transaction.
-    async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError>;
-    /// The run's status and totals (its end, or a resumed run's restart).
-    async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError>;
+    /// User rows, failures and the run's progress, in one transaction. A failure replaces
+    /// the run's earlier failure of that user; a user row clears it. Returns the run's
+    /// `failed` as stored: its count of failure rows.
+    async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<i64, StoreError>;
+    /// The run's status and totals (its end, or a resumed run's restart); returns `failed`
+    /// as stored (a real run's count of failure rows, a dry run's own count).
+    async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<i64, StoreError>;
 }
 
 /// A run's new status and totals; `next_token` is kept as the last commit left it.

@@ -291,13 +291,47 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     )
 }
 
-/// Six values per failure: run id, time, username, external id, status, reason.
-pub fn insert_import_failures(style: Placeholders, rows: usize) -> String {
+/// Six values per failure: run id, time, username, external id, status, reason. A user the
+/// run failed before (an interrupted run's page listed again by `--resume`) keeps one row, with
+/// the latest reason. One row per user in a statement (Postgres refuses to upsert a row twice).
+pub fn upsert_import_failures(style: Placeholders, rows: usize) -> String {
     let values = style.rows(rows, 6);
     format!(
-        "INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason) \
-         VALUES {values}"
+        "
+INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason)
+VALUES {values}
+ON CONFLICT (run_id, cognito_username) DO UPDATE SET
+    at = excluded.at,
+    external_id = excluded.external_id,
+    status = excluded.status,
+    reason = excluded.reason"
     )
+}
+
+/// Users the run has now imported are no failures of it: `count` usernames, then the run id.
+pub fn forget_import_failures(style: Placeholders, count: usize) -> String {
+    let list = style.rows(1, count);
+    let run = match style {
+        Placeholders::Numbered => format!("${}", count + 1),
+        Placeholders::Anonymous => "?".to_owned(),
+    };
+    format!("DELETE FROM import_failures WHERE cognito_username IN {list} AND run_id = {run}")
+}
+
+/// The last failure of each user, in the order of their first.
+pub fn last_failure_per_user(failures: &[ImportFailure]) -> Vec<&ImportFailure> {
+    let mut index = std::collections::HashMap::new();
+    let mut unique: Vec<&ImportFailure> = Vec::with_capacity(failures.len());
+    for failure in failures {
+        match index.entry(failure.cognito_username.as_str()) {
+            std::collections::hash_map::Entry::Occupied(entry) => unique[*entry.get()] = failure,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(unique.len());
+                unique.push(failure);
+            }
+        }
+    }
+    unique
 }
 
 /// `COUNT` is a 64-bit integer in both backends (a bare `1` is 32-bit in Postgres).
@@ -311,12 +345,17 @@ VALUES ($1, 'running', $2, $2, $3) RETURNING id";
 
 /// Everything a run's row says after a commit or at its end. `$1` id, `$2` status,
 /// `$3` next token, `$4..$10` counters, `$11` duration, `$12` time, `$13` finished at,
-/// `$14` error.
+/// `$14` error. A real run's `failed` is the count of its `import_failures` rows (so a user
+/// failed twice counts once, and one imported after all not at all); a dry run stores no
+/// failures and keeps `$9`. Returns `failed` as stored.
 pub const UPDATE_IMPORT_RUN: &str = "
 UPDATE import_runs SET status = $2, next_token = $3, pages = $4, seen = $5, created = $6,
-    linked = $7, skipped = $8, failed = $9, invalid = $10, duration_ms = $11,
-    updated_at = $12, finished_at = $13, error = $14
-WHERE id = $1";
+    linked = $7, skipped = $8,
+    failed = CASE WHEN dry_run THEN $9
+                  ELSE (SELECT COUNT(*) FROM import_failures WHERE run_id = $1) END,
+    invalid = $10, duration_ms = $11, updated_at = $12, finished_at = $13, error = $14
+WHERE id = $1
+RETURNING failed";
 
 const IMPORT_RUN_COLUMNS: &str = "id, dry_run, status, started_at, finished_at, next_token, \
      pages, seen, created, linked, skipped, failed, invalid, estimated_users, duration_ms, error";
@@ -460,7 +499,7 @@ macro_rules! import_methods {
                 Ok(rows.into_iter().map(sql::import_failure_from_row).collect())
             }
 
-            async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError> {
+            async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<i64, StoreError> {
                 let mut tx = self.writer.begin().await?;
                 for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
                     let statement = sql::upsert_imported_users($placeholders, rows.len());
@@ -479,8 +518,9 @@ macro_rules! import_methods {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                for rows in commit.failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
-                    let statement = sql::insert_import_failures($placeholders, rows.len());
+                let failures = sql::last_failure_per_user(commit.failures);
+                for rows in failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::upsert_import_failures($placeholders, rows.len());
                     let mut query = sqlx::query(&statement);
                     for row in rows {
                         query = query
@@ -493,8 +533,18 @@ macro_rules! import_methods {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                sql::bind_run_update!(
-                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                // After the failures: a user both failed and imported in this commit (listed
+                // twice) is imported.
+                for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::forget_import_failures($placeholders, rows.len());
+                    let mut query = sqlx::query(&statement);
+                    for row in rows {
+                        query = query.bind(row.cognito_username.as_str());
+                    }
+                    query.bind(commit.run_id).execute(&mut *tx).await?;
+                }
+                let failed: i64 = sql::bind_run_update!(
+                    sqlx::query_scalar(sql::UPDATE_IMPORT_RUN),
                     commit.run_id,
                     RunStatus::Running,
                     commit.next_token,
@@ -504,16 +554,16 @@ macro_rules! import_methods {
                     None::<chrono::DateTime<chrono::Utc>>,
                     None::<&str>
                 )
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(failed)
             }
 
-            async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError> {
+            async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<i64, StoreError> {
                 let finished_at = (update.status != RunStatus::Running).then_some(update.at);
                 sql::bind_run_update!(
-                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                    sqlx::query_scalar(sql::UPDATE_IMPORT_RUN),
                     update.run_id,
                     update.status,
                     update.next_token,
@@ -523,9 +573,9 @@ macro_rules! import_methods {
                     finished_at,
                     update.error
                 )
-                .execute(&self.writer)
-                .await?;
-                Ok(())
+                .fetch_one(&self.writer)
+                .await
+                .map_err(StoreError::from)
             }
         }
     };
@@ -569,5 +619,28 @@ mod tests {
             "SELECT external_id, import_run_id FROM users WHERE external_id IN ($1, $2, $3)"
         );
         assert!(upsert_imported_users(Placeholders::Numbered, 2).contains("$18)"));
+        assert_eq!(
+            forget_import_failures(Placeholders::Numbered, 2),
+            "DELETE FROM import_failures WHERE cognito_username IN ($1, $2) AND run_id = $3"
+        );
+        assert!(
+            forget_import_failures(Placeholders::Anonymous, 2).ends_with("(?, ?) AND run_id = ?")
+        );
+    }
+
+    #[test]
+    fn a_user_failed_twice_in_one_commit_keeps_the_last_reason_in_first_place() {
+        let failure = |username: &str, reason: &str| ImportFailure {
+            cognito_username: username.to_owned(),
+            external_id: None,
+            status: None,
+            reason: reason.to_owned(),
+        };
+        let failures = [failure("a", "1"), failure("b", "2"), failure("a", "3")];
+        let unique: Vec<(&str, &str)> = last_failure_per_user(&failures)
+            .into_iter()
+            .map(|f| (f.cognito_username.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(unique, [("a", "3"), ("b", "2")]);
     }
 }

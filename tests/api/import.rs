@@ -409,6 +409,169 @@ async fn a_crashed_import_resumes_without_duplicates(backend: Backend) {
     assert_no_contract_violations(&kratos);
 }
 
+on_both_backends!(a_resumed_run_counts_each_failed_user_once);
+
+/// Users Kratos refused before the interruption are retried by `--resume`: one that fails
+/// again stays one failure of the run, one that now succeeds is no failure any more.
+async fn a_resumed_run_counts_each_failed_user_once(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(180),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    )
+    .await;
+    // All five are in the first batch (users 0..49), which is committed while its page
+    // (users 0..59) is not: --resume lists that page again.
+    let fail_again = [3, 10, 40];
+    let recover = [5, 20];
+    kratos.refuse_items(fail_again.iter().chain(&recover).map(|i| synthetic_sub(*i)));
+    kratos.fail_patches_from(2, 500);
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    let ImportError::Interrupted { run_id, .. } = error else {
+        panic!("expected an interrupted run: {error}");
+    };
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        run.counters.pages, 0,
+        "the first page is not covered: {run:?}"
+    );
+    assert_eq!((run.counters.created, run.counters.failed), (45, 5));
+    assert_eq!(store.import_failures(run_id, 100).await.unwrap().len(), 5);
+
+    kratos.heal();
+    kratos.accept_items(recover.iter().map(|i| synthetic_sub(*i)));
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.run_id, run_id);
+    assert_eq!(summary.status, RunStatus::Completed);
+    let counters = summary.counters;
+    assert_eq!(
+        (counters.seen, counters.created, counters.failed),
+        (180, 177, 3),
+        "{summary:?}"
+    );
+    assert!(
+        summary.render().contains("3 user(s) failed"),
+        "{}",
+        summary.render()
+    );
+    assert_eq!(kratos.creates(), 177);
+
+    let mut failed: Vec<String> = store
+        .import_failures(run_id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|failure| failure.cognito_username)
+        .collect();
+    failed.sort();
+    let expected: Vec<String> = fail_again.iter().map(|i| synthetic_username(*i)).collect();
+    assert_eq!(
+        failed, expected,
+        "each failed user once, the recovered ones gone"
+    );
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        run.counters, counters,
+        "the stored run says what the summary says"
+    );
+    for i in recover {
+        assert!(store.user(&synthetic_username(i)).await.unwrap().is_some());
+    }
+    assert_no_contract_violations(&kratos);
+}
+
+on_both_backends!(the_migration_counts_each_failed_user_once_in_earlier_runs);
+
+/// Runs resumed before failures were one row per user: the migration keeps each user's
+/// latest failure, drops those the run imported after all, and recounts `failed`.
+async fn the_migration_counts_each_failed_user_once_in_earlier_runs(backend: Backend) {
+    use sqlx::Connection;
+    let database = TestDatabase::new(backend).await;
+    let statements = [
+        "INSERT INTO import_runs (dry_run, status, started_at, updated_at, failed) \
+         VALUES (false, 'completed', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z', 4), \
+                (true, 'completed', '2026-11-30T11:00:00Z', '2026-11-30T11:00:00Z', 2)",
+        "INSERT INTO import_failures (run_id, at, cognito_username, status, reason) VALUES \
+         (1, '2026-11-30T10:00:00Z', 'again', 400, 'first'), \
+         (1, '2026-11-30T10:00:00Z', 'recovered', 400, 'once'), \
+         (1, '2026-11-30T10:05:00Z', 'again', 400, 'latest'), \
+         (1, '2026-11-30T10:05:00Z', 'other', 400, 'once')",
+        "INSERT INTO users (cognito_username, username_normalized, external_id, \
+                            kratos_identity_id, import_run_id, created_at, updated_at) \
+         VALUES ('recovered', 'recovered', 'sub-r', 'id-r', 1, \
+                 '2026-11-30T10:05:00Z', '2026-11-30T10:05:00Z')",
+    ];
+    let before = 20261201000100;
+    let sqlite = || sqlx::migrate!("./migrations/sqlite");
+    let postgres = || sqlx::migrate!("./migrations/postgres");
+    match backend {
+        Backend::Sqlite => {
+            let mut connection =
+                sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", database.url))
+                    .await
+                    .unwrap();
+            let mut older = sqlite();
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < before)
+                .cloned()
+                .collect();
+            older.run(&mut connection).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            sqlite().run(&mut connection).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            let mut older = postgres();
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < before)
+                .cloned()
+                .collect();
+            older.run(&mut connection).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            postgres().run(&mut connection).await.unwrap();
+        }
+    }
+    let store = open_store(&database).await;
+    let failures: Vec<(String, String)> = store
+        .import_failures(1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|failure| (failure.cognito_username, failure.reason))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            ("again".to_owned(), "latest".to_owned()),
+            ("other".to_owned(), "once".to_owned())
+        ]
+    );
+    let runs = store.import_runs(10).await.unwrap();
+    let failed: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|run| (run.id, run.counters.failed))
+        .collect();
+    assert_eq!(failed, [(2, 2), (1, 2)], "a dry run keeps its count");
+}
+
 #[tokio::test]
 async fn throttling_slows_the_import_down_and_it_completes() {
     let list_rate = 20.0;

@@ -8,7 +8,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -140,6 +140,31 @@ impl KratosAdminDouble {
         self.shared.state().fail_from = None;
     }
 
+    /// Items with one of these external ids get a per-item 400 (as for traits the identity
+    /// schema rejects) and are not created, until [`accept_items`](Self::accept_items).
+    pub fn refuse_items<I, S>(&self, external_ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut state = self.shared.state();
+        state
+            .refused
+            .extend(external_ids.into_iter().map(Into::into));
+    }
+
+    /// Undo [`refuse_items`](Self::refuse_items) for these external ids.
+    pub fn accept_items<I, S>(&self, external_ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut state = self.shared.state();
+        for external_id in external_ids {
+            state.refused.remove(&external_id.into());
+        }
+    }
+
     /// Every stored identity (pre-seeded ones included): the create body as sent plus `"id"`,
     /// in creation order.
     pub fn identities(&self) -> Vec<Value> {
@@ -252,6 +277,8 @@ struct State {
     violations: Vec<String>,
     batch_sizes: Vec<usize>,
     fail_from: Option<(usize, u16)>,
+    /// External ids whose items are refused (see `refuse_items`).
+    refused: HashSet<String>,
 }
 
 struct Stored {
@@ -522,6 +549,12 @@ fn batch_patch(
         let mut state = shared.state();
         for item in prepared {
             let (patch_id, outcome) = match item {
+                Prepared::Create { patch_id, create }
+                    if external_id_of(&create).is_some_and(|id| state.refused.contains(id)) =>
+                {
+                    let reason = "refused by KratosAdminDouble::refuse_items".to_owned();
+                    (patch_id, Err(herodot(400, Some(reason), BAD_REQUEST)))
+                }
                 Prepared::Create { patch_id, create } => {
                     let taken = external_id_of(&create)
                         .is_some_and(|external_id| state.by_external_id.contains_key(external_id));
