@@ -12,3 +12,17 @@ CREATE UNIQUE INDEX import_failures_run_user ON import_failures (run_id, cognito
 UPDATE import_runs
 SET failed = (SELECT COUNT(*) FROM import_failures WHERE import_failures.run_id = import_runs.id)
 WHERE NOT dry_run;
+
+-- One real import at a time per database: the lease its process holds (a single row, id 1),
+-- taken when absent or expired, renewed by a heartbeat, deleted at the end. `token` is
+-- random per process; `holder` names it for people (host, pid). Times come from the
+-- database's clock, so importers on several machines agree.
+CREATE TABLE import_lease (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    token        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    run_id       BIGINT,
+    acquired_at  TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);

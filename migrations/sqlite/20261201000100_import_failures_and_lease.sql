@@ -12,3 +12,18 @@ CREATE UNIQUE INDEX import_failures_run_user ON import_failures (run_id, cognito
 UPDATE import_runs
 SET failed = (SELECT COUNT(*) FROM import_failures WHERE import_failures.run_id = import_runs.id)
 WHERE NOT dry_run;
+
+-- One real import at a time per database: the lease its process holds (a single row, id 1),
+-- taken when absent or expired, renewed by a heartbeat, deleted at the end. `token` is
+-- random per process; `holder` names it for people (host, pid). Times come from the
+-- database's clock, so importers on several machines agree (here RFC 3339 text with
+-- milliseconds, written only by SQLite's strftime, so that text order is time order).
+CREATE TABLE import_lease (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    token        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    run_id       INTEGER,
+    acquired_at  TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+);

@@ -103,4 +103,8 @@ impl Store for PostgresStore {
     }
 }
 
-import_methods!(PostgresStore, sql::Placeholders::Numbered);
+import_methods!(
+    PostgresStore,
+    sql::Placeholders::Numbered,
+    sql::Clock::Postgres
+);

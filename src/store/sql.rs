@@ -374,6 +374,80 @@ pub const IMPORT_FAILURES: &str = "
 SELECT cognito_username, external_id, status, reason FROM import_failures
 WHERE run_id = $1 ORDER BY id LIMIT $2";
 
+/// Whose clock a statement reads: the database's, so that importers on several machines
+/// agree about a lease's expiry.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// `timestamptz` values.
+    Postgres,
+    /// RFC 3339 text with milliseconds (`…T10:00:00.123Z`): one format, so text order is
+    /// time order.
+    Sqlite,
+}
+
+impl Clock {
+    fn now(self) -> &'static str {
+        match self {
+            Clock::Postgres => "now()",
+            Clock::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        }
+    }
+
+    /// Now plus the seconds bound as `$n` (a float).
+    fn in_seconds(self, n: usize) -> String {
+        match self {
+            Clock::Postgres => format!("now() + make_interval(secs => ${n})"),
+            Clock::Sqlite => {
+                format!("strftime('%Y-%m-%dT%H:%M:%fZ', julianday('now') + ${n} / 86400.0)")
+            }
+        }
+    }
+}
+
+/// `$1` token, `$2` holder, `$3` seconds to expiry. A row comes back when the lease was free
+/// or expired, and is now this claim's.
+pub fn acquire_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    let expires = clock.in_seconds(3);
+    format!(
+        "
+INSERT INTO import_lease (id, token, holder, run_id, acquired_at, heartbeat_at, expires_at)
+VALUES (1, $1, $2, NULL, {now}, {now}, {expires})
+ON CONFLICT (id) DO UPDATE SET
+    token = excluded.token,
+    holder = excluded.holder,
+    run_id = NULL,
+    acquired_at = excluded.acquired_at,
+    heartbeat_at = excluded.heartbeat_at,
+    expires_at = excluded.expires_at
+WHERE import_lease.expires_at <= {now}
+RETURNING token"
+    )
+}
+
+/// `$1` token, `$2` run id or NULL (keeps the one named before), `$3` seconds to expiry.
+pub fn renew_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    let expires = clock.in_seconds(3);
+    format!(
+        "UPDATE import_lease SET heartbeat_at = {now}, expires_at = {expires}, \
+         run_id = COALESCE($2, run_id) WHERE token = $1"
+    )
+}
+
+pub const RELEASE_IMPORT_LEASE: &str = "DELETE FROM import_lease WHERE token = $1";
+
+pub fn select_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    format!(
+        "
+SELECT import_lease.holder, import_lease.run_id, import_runs.started_at,
+       import_lease.acquired_at, import_lease.heartbeat_at, import_lease.expires_at,
+       import_lease.expires_at <= {now}
+FROM import_lease LEFT JOIN import_runs ON import_runs.id = import_lease.run_id"
+    )
+}
+
 /// An `import_runs` row.
 pub type ImportRunRow = (
     i64,
@@ -431,7 +505,7 @@ pub fn import_failure_from_row(row: ImportFailureRow) -> ImportFailure {
 /// The import half of `impl Store`, the same for both backends (only the pool type differs).
 /// Reads go to `self.pool`, writes to `self.writer` (SQLite: its one writing connection).
 macro_rules! import_methods {
-    ($store:ty, $placeholders:expr) => {
+    ($store:ty, $placeholders:expr, $clock:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::ImportStore for $store {
             async fn imported_external_ids(
@@ -576,6 +650,49 @@ macro_rules! import_methods {
                 .fetch_one(&self.writer)
                 .await
                 .map_err(StoreError::from)
+            }
+
+            async fn acquire_import_lease(
+                &self,
+                claim: &$crate::store::LeaseClaim<'_>,
+            ) -> Result<bool, StoreError> {
+                let acquired: Option<String> =
+                    sqlx::query_scalar(&sql::acquire_import_lease($clock))
+                        .bind(claim.token)
+                        .bind(claim.holder)
+                        .bind(claim.ttl.as_secs_f64())
+                        .fetch_optional(&self.writer)
+                        .await?;
+                Ok(acquired.is_some())
+            }
+
+            async fn renew_import_lease(
+                &self,
+                claim: &$crate::store::LeaseClaim<'_>,
+                run_id: Option<i64>,
+            ) -> Result<bool, StoreError> {
+                let renewed = sqlx::query(&sql::renew_import_lease($clock))
+                    .bind(claim.token)
+                    .bind(run_id)
+                    .bind(claim.ttl.as_secs_f64())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(renewed.rows_affected() == 1)
+            }
+
+            async fn release_import_lease(&self, token: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::RELEASE_IMPORT_LEASE)
+                    .bind(token)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn import_lease(&self) -> Result<Option<$crate::store::LeaseHolder>, StoreError> {
+                let row = sqlx::query_as(&sql::select_import_lease($clock))
+                    .fetch_optional(&self.writer)
+                    .await?;
+                Ok(row.map($crate::store::import_lease::lease_from_row))
             }
         }
     };

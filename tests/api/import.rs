@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use cognito_bridge::config::Settings;
 use cognito_bridge::domain::UserState;
-use cognito_bridge::import::{self, Backoff, ImportError, ImportOptions, ImportSummary};
-use cognito_bridge::store::{self, RunStatus, Store};
+use cognito_bridge::import::{
+    self, Backoff, ImportError, ImportOptions, ImportSummary, LeaseTiming,
+};
+use cognito_bridge::store::{self, LeaseClaim, RunStatus, Store};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -1017,4 +1019,204 @@ async fn a_stale_page_token_on_resume_points_to_the_delta_sync() {
     assert_eq!(summary.counters.skipped, 60, "{summary:?}");
     assert_eq!(summary.counters.created, 140);
     assert_eq!(kratos.creates(), 200);
+}
+
+/// Wait until `condition` holds, for at most ten seconds.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both_backends!(a_second_import_is_refused_while_one_runs);
+
+async fn a_second_import_is_refused_while_one_runs(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(150),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 100\n",
+    )
+    .await;
+    kratos.hold_patches();
+    let second = async {
+        eventually("the first import's batch", || kratos.held_patches() == 1).await;
+        for options in [ImportOptions::default(), resume()] {
+            let refused =
+                tokio::time::timeout(Duration::from_secs(10), run_import(&settings, options))
+                    .await
+                    .expect("refused at once, not queued behind the first import");
+            let error = refused.unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("another import is running")
+                    && message.contains("run 1 ")
+                    && message.contains("started")
+                    && message.contains(&format!("pid {}", std::process::id())),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            kratos.patch_calls(),
+            1,
+            "nothing sent by the refused imports"
+        );
+        let runs = open_store(&database).await.import_runs(10).await.unwrap();
+        assert_eq!(
+            runs.len(),
+            1,
+            "no run recorded for a refused import: {runs:?}"
+        );
+        assert_eq!(runs[0].status, RunStatus::Running);
+        kratos.release_patches();
+    };
+    // One task, so the import future need not be `Send`.
+    let (first, ()) = tokio::join!(run_import(&settings, ImportOptions::default()), second);
+    assert_eq!(first.unwrap().counters.created, 150);
+    // Once it has ended, the next import runs.
+    let rerun = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rerun.counters.skipped, 150, "{rerun:?}");
+    assert_no_contract_violations(&kratos);
+}
+
+/// One statement on the test database, behind the store's back.
+async fn execute_sql(database: &TestDatabase, statement: &str) {
+    use sqlx::Connection;
+    match database.backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&database.url)
+                .await
+                .unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+on_both_backends!(an_expired_lease_is_taken_over);
+
+/// A killed import leaves its lease behind: it blocks the next import until it expires (by
+/// the database's clock), then the next import takes it over.
+async fn an_expired_lease_is_taken_over(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(70),
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+    let store = open_store(&database).await;
+    store.migrate().await.unwrap();
+    let ghost = LeaseClaim {
+        token: "ghost",
+        holder: "gone-host, pid 4242",
+        ttl: Duration::from_secs(1),
+    };
+    assert!(store.acquire_import_lease(&ghost).await.unwrap());
+    let rival = LeaseClaim {
+        token: "rival",
+        ..ghost
+    };
+    assert!(!store.acquire_import_lease(&rival).await.unwrap(), "held");
+
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ImportError::AlreadyRunning(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("gone-host, pid 4242") && message.contains("starting"),
+        "{message}"
+    );
+    assert_eq!(kratos.write_calls(), 0);
+    assert!(store.import_runs(5).await.unwrap().is_empty());
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(store.import_lease().await.unwrap().unwrap().expired);
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.created, 70, "{summary:?}");
+    assert!(
+        store.import_lease().await.unwrap().is_none(),
+        "released at the end"
+    );
+    assert!(
+        !store.renew_import_lease(&ghost, None).await.unwrap(),
+        "the killed import's lease is gone"
+    );
+}
+
+on_both_backends!(a_running_import_renews_its_lease_and_stops_when_it_is_lost);
+
+async fn a_running_import_renews_its_lease_and_stops_when_it_is_lost(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(200),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 100\n",
+    )
+    .await;
+    let store = open_store(&database).await;
+    let short = ImportOptions {
+        lease: LeaseTiming {
+            ttl: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(100),
+        },
+        ..ImportOptions::default()
+    };
+    kratos.hold_patches();
+    let meanwhile = async {
+        eventually("the first batch", || kratos.held_patches() == 1).await;
+        // Held well past its ttl: the heartbeat keeps the lease.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let lease = store.import_lease().await.unwrap().expect("a lease");
+        assert!(!lease.expired, "{lease:?}");
+        assert_eq!(lease.run_id, Some(1));
+        assert!(lease.heartbeat_at > lease.acquired_at, "{lease:?}");
+        let error = run_import(&settings, ImportOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ImportError::AlreadyRunning(_)), "{error}");
+
+        // Another import takes the lease over (as after a stall longer than the ttl).
+        execute_sql(
+            &database,
+            "UPDATE import_lease SET token = 'usurper', holder = 'elsewhere, pid 1'",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        kratos.release_patches();
+    };
+    let (outcome, ()) = tokio::join!(run_import(&settings, short), meanwhile);
+    let error = outcome.unwrap_err();
+    assert!(
+        matches!(&error, ImportError::Interrupted { reason, .. } if reason.contains("lost the import lease")),
+        "{error}"
+    );
+    assert_eq!(kratos.patch_calls(), 1, "no batch after the lease was lost");
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.counters.created, 100,
+        "the batch in flight is committed"
+    );
+    let lease = store.import_lease().await.unwrap().expect("the usurper's");
+    assert_eq!(
+        lease.holder, "elsewhere, pid 1",
+        "not released by the loser"
+    );
 }

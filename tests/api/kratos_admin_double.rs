@@ -104,6 +104,7 @@ impl KratosAdminDouble {
             schema_id: options.schema_id,
             schema_url,
             state: Mutex::new(State::default()),
+            hold: tokio::sync::watch::Sender::new(false),
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -151,6 +152,21 @@ impl KratosAdminDouble {
         state
             .refused
             .extend(external_ids.into_iter().map(Into::into));
+    }
+
+    /// Every `PATCH /admin/identities` from now on waits (unanswered) until
+    /// [`release_patches`](Self::release_patches): an import held in the middle of a batch.
+    pub fn hold_patches(&self) {
+        self.shared.hold.send_replace(true);
+    }
+
+    pub fn release_patches(&self) {
+        self.shared.hold.send_replace(false);
+    }
+
+    /// `PATCH /admin/identities` requests waiting for [`release_patches`](Self::release_patches).
+    pub fn held_patches(&self) -> usize {
+        self.shared.state().held
     }
 
     /// Undo [`refuse_items`](Self::refuse_items) for these external ids.
@@ -264,6 +280,8 @@ struct Shared {
     schema_id: String,
     schema_url: String,
     state: Mutex<State>,
+    /// `true` while patches are held (see `hold_patches`).
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -279,6 +297,8 @@ struct State {
     fail_from: Option<(usize, u16)>,
     /// External ids whose items are refused (see `refuse_items`).
     refused: HashSet<String>,
+    /// Patches waiting while held.
+    held: usize,
 }
 
 struct Stored {
@@ -424,6 +444,12 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
         return error_response(401, None, UNAUTHORIZED);
     }
     if let Some(parsed) = parsed {
+        let mut hold = shared.hold.subscribe();
+        if *hold.borrow_and_update() {
+            shared.state().held += 1;
+            let _ = hold.wait_for(|held| !*held).await;
+            shared.state().held -= 1;
+        }
         return batch_patch(&shared, body.len(), parsed, nth, fail_from);
     }
     if is_lookup {
