@@ -615,6 +615,8 @@ impl Importer {
     }
 
     /// One `PATCH /admin/identities`; conflicts are looked up by external id and linked.
+    /// Counted only once every answer is in: a batch that fails half way is not committed,
+    /// and `--resume` sends (and counts) its users again.
     async fn send_batch(
         &self,
         ledger: &mut Ledger,
@@ -629,10 +631,11 @@ impl Importer {
         .await
         .map_err(|error| error.to_string())?;
         let mut conflicts = Vec::new();
+        let mut created = 0;
         for (user, result) in members.iter().zip(results) {
             match result {
                 ItemResult::Created { identity_id } => {
-                    ledger.sending.created += 1;
+                    created += 1;
                     rows.push(imported(user, identity_id));
                 }
                 ItemResult::Conflict => conflicts.push(user),
@@ -654,10 +657,11 @@ impl Importer {
             .buffer_unordered(LOOKUP_CONCURRENCY)
             .collect()
             .await;
+        let mut linked = 0;
         for (user, found) in lookups {
             match found.map_err(|error| error.to_string())? {
                 Some(identity_id) => {
-                    ledger.sending.linked += 1;
+                    linked += 1;
                     rows.push(imported(user, identity_id));
                 }
                 None => {
@@ -671,6 +675,8 @@ impl Importer {
                 }
             }
         }
+        ledger.sending.created += created;
+        ledger.sending.linked += linked;
         Ok(())
     }
 }

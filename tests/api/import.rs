@@ -486,6 +486,58 @@ async fn a_resumed_run_counts_each_failed_user_once(backend: Backend) {
     assert_no_contract_violations(&kratos);
 }
 
+on_both_backends!(a_batch_whose_conflicts_cannot_be_looked_up_is_not_counted);
+
+/// A batch interrupted while its conflicts are looked up is not committed, so it must not be
+/// counted either: --resume sends its users again (the created ones come back as conflicts,
+/// linked) and would count them twice.
+async fn a_batch_whose_conflicts_cannot_be_looked_up_is_not_counted(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(120),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    )
+    .await;
+    // User 5 already has an identity: the first batch has one conflict to look up.
+    let mut existing = json!({
+        "schema_id": "default",
+        "traits": {"email": "user.5@example.com"},
+        "external_id": synthetic_sub(5),
+    });
+    existing["metadata_admin"] = json!({"cognito": {"username": synthetic_username(5)}});
+    kratos.insert_existing(existing);
+    kratos.fail_lookups(500);
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    assert_eq!(kratos.creates(), 49, "Kratos created them all the same");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        store.progress().await.unwrap().total,
+        0,
+        "nothing committed"
+    );
+    assert_eq!(
+        (run.counters.created, run.counters.linked),
+        (0, 0),
+        "the run counts what it committed: {run:?}"
+    );
+
+    kratos.heal();
+    let summary = run_import(&settings, resume()).await.unwrap();
+    let counters = summary.counters;
+    assert_eq!(
+        (counters.seen, counters.created, counters.linked),
+        (120, 70, 50),
+        "{summary:?}"
+    );
+    assert_eq!(kratos.creates(), 119);
+    assert_eq!(store.progress().await.unwrap().total, 120);
+}
+
 on_both_backends!(the_migration_counts_each_failed_user_once_in_earlier_runs);
 
 /// Runs resumed before failures were one row per user: the migration keeps each user's

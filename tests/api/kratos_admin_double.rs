@@ -138,7 +138,16 @@ impl KratosAdminDouble {
     }
 
     pub fn heal(&self) {
-        self.shared.state().fail_from = None;
+        let mut state = self.shared.state();
+        state.fail_from = None;
+        state.fail_lookups = None;
+    }
+
+    /// Every `GET /admin/identities/by/external/{id}` answers `status` with an `errorGeneric`
+    /// body until [`heal`](Self::heal).
+    pub fn fail_lookups(&self, status: u16) {
+        StatusCode::from_u16(status).expect("an HTTP status code");
+        self.shared.state().fail_lookups = Some(status);
     }
 
     /// Items with one of these external ids get a per-item 400 (as for traits the identity
@@ -299,6 +308,7 @@ struct State {
     refused: HashSet<String>,
     /// Patches waiting while held.
     held: usize,
+    fail_lookups: Option<u16>,
 }
 
 struct Stored {
@@ -475,6 +485,10 @@ fn identity_schema(shared: &Shared, id: &str) -> HttpResponse {
 
 fn lookup(shared: &Shared, external_id: &str) -> HttpResponse {
     let state = shared.state();
+    if let Some(status) = state.fail_lookups {
+        let reason = format!("injected by KratosAdminDouble::fail_lookups({status})");
+        return error_response(status, Some(reason), INTERNAL);
+    }
     match state.by_external_id.get(external_id) {
         Some(&index) => json_response(200, &shared.identity_json(&state.identities[index])),
         None => error_response(404, None, NOT_FOUND),
