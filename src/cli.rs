@@ -58,18 +58,25 @@ pub enum Command {
         is 30/s and shared with your live apps) and sends batches of `import.batch_size` \
         identities to `PATCH /admin/identities` at `kratos.admin_url`. An identity that already \
         exists (same external_id = Cognito sub) is linked, not duplicated. Progress is \
-        committed after every batch: an interrupted run continues with --resume. A rerun \
-        without --resume is the delta sync: users imported before cost no Kratos call.\n\n\
+        committed after every batch: an interrupted run continues with --resume, under the \
+        same run id, retrying the users it failed (each counts once). A rerun without \
+        --resume is the delta sync: users imported before cost no Kratos call.\n\n\
+        One import at a time: while an import runs (or resumes), another one against the same \
+        database is refused at once, naming the running run, its host and pid, and sends \
+        nothing to Kratos. The running import holds a lease in the database, renewed every 5 s; \
+        if it is killed, the lease expires after 60 s and the next import takes over. A \
+        --dry-run is never refused and never blocks an import.\n\n\
         Exit status: 0 when every user is imported, 3 when the run completed but some users \
         failed (listed; a rerun retries them), 1 when the run was interrupted, 2 for a \
-        configuration error."
+        configuration error, 4 when another import is running."
     )]
     Import {
         /// Map every user and check it against the identity schema (from `kratos.public_url`
         /// or `import.schema_file`); write nothing to Kratos.
         #[arg(long, conflicts_with = "resume")]
         dry_run: bool,
-        /// Continue the newest interrupted run from its last committed page.
+        /// Continue the newest interrupted run from its last committed page (same run id;
+        /// its failed users are retried).
         #[arg(long)]
         resume: bool,
         /// Stop after N users; `--resume` continues from there.
@@ -89,6 +96,8 @@ pub enum Command {
 
 /// Exit status of an import that completed with users Kratos refused.
 pub const EXIT_IMPORT_FAILURES: u8 = 3;
+/// Exit status of an import refused because another one is running.
+pub const EXIT_IMPORT_ALREADY_RUNNING: u8 = 4;
 
 /// Run one command with loaded settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {

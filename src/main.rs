@@ -25,6 +25,8 @@ async fn main() -> ExitCode {
             eprintln!("cognito-bridge: {error:#}");
             if is_config_error(&error) {
                 ExitCode::from(2)
+            } else if is_already_running(&error) {
+                ExitCode::from(cli::EXIT_IMPORT_ALREADY_RUNNING)
             } else {
                 ExitCode::FAILURE
             }
@@ -41,5 +43,15 @@ fn is_config_error(error: &anyhow::Error) -> bool {
                 cause.downcast_ref::<ImportError>(),
                 Some(ImportError::Config(_))
             )
+    })
+}
+
+/// Another import holds the lease: this one did nothing.
+fn is_already_running(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ImportError>(),
+            Some(ImportError::AlreadyRunning(_))
+        )
     })
 }

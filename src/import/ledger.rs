@@ -16,7 +16,8 @@ pub(super) struct Listing {
     pub pages: i64,
     pub seen: i64,
     pub skipped: i64,
-    /// Users that could not be mapped (and, on resume, failures of earlier invocations).
+    /// Users that could not be mapped: a dry run's `failed`. (A real run's failures are
+    /// counted by the store, where a user failed twice is one row.)
     pub unmappable: i64,
     /// Dry run: valid identities that would be created.
     pub would_create: i64,
@@ -28,17 +29,16 @@ pub(super) struct Listing {
 pub(super) struct Sending {
     pub created: i64,
     pub linked: i64,
-    pub failed: i64,
 }
 
-fn counters(listing: Listing, sending: Sending) -> ImportCounters {
+fn counters(listing: Listing, sending: Sending, failed: i64) -> ImportCounters {
     ImportCounters {
         pages: listing.pages,
         seen: listing.seen,
         created: sending.created + listing.would_create,
         linked: sending.linked,
         skipped: listing.skipped,
-        failed: sending.failed + listing.unmappable,
+        failed,
         invalid: listing.invalid,
     }
 }
@@ -68,6 +68,9 @@ pub(super) struct Ledger {
     pub listing: Listing,
     pub sending: Sending,
     committed_listing: Listing,
+    /// A real run's failed users as the store counts them (`import_failures` rows): a
+    /// resumed run retries its failures, so counting them here would count some twice.
+    stored_failures: i64,
     /// The committed page token: where `--resume` starts. `None` with no page committed
     /// means the start; with pages committed, that the listing is complete.
     pub token: Option<String>,
@@ -99,6 +102,7 @@ impl Ledger {
             listing: Listing::default(),
             sending: Sending::default(),
             committed_listing: Listing::default(),
+            stored_failures: 0,
             token: None,
             listing_complete: false,
             boundaries: VecDeque::new(),
@@ -132,7 +136,7 @@ impl Ledger {
             would_create: 0,
             invalid: c.invalid,
         };
-        let ledger = Self {
+        let mut ledger = Self {
             id: last.id,
             dry_run: false,
             estimated_users: last.estimated_users,
@@ -140,9 +144,9 @@ impl Ledger {
             sending: Sending {
                 created: c.created,
                 linked: c.linked,
-                failed: c.failed,
             },
             committed_listing: listing,
+            stored_failures: c.failed,
             listing_complete: last.listing_complete(),
             token: last.next_token.clone(),
             boundaries: VecDeque::new(),
@@ -155,9 +159,23 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Totals as this process counts them.
+    /// Totals as this process counts them (a real run's failures as the store last
+    /// counted them).
     pub fn counters(&self) -> ImportCounters {
-        counters(self.listing, self.sending)
+        counters(self.listing, self.sending, self.failed())
+    }
+
+    fn failed(&self) -> i64 {
+        if self.dry_run {
+            self.listing.unmappable
+        } else {
+            self.stored_failures
+        }
+    }
+
+    /// The store committed this run's failures: it counts `failed` users.
+    pub fn failures_stored(&mut self, failed: i64) {
+        self.stored_failures = failed;
     }
 
     /// Totals as committed: what an interrupted run's row keeps. Users of a page not yet
@@ -167,7 +185,7 @@ impl Ledger {
         if self.dry_run {
             self.counters()
         } else {
-            counters(self.committed_listing, self.sending)
+            counters(self.committed_listing, self.sending, self.failed())
         }
     }
 
@@ -223,12 +241,12 @@ impl Ledger {
     }
 
     pub async fn update(
-        &self,
+        &mut self,
         store: &dyn Store,
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        store
+        let failed = store
             .update_import_run(&RunUpdate {
                 run_id: self.id,
                 status,
@@ -238,7 +256,9 @@ impl Ledger {
                 duration_ms: self.duration_ms(),
                 error,
             })
-            .await
+            .await?;
+        self.failures_stored(failed);
+        Ok(())
     }
 }
 

@@ -5,10 +5,13 @@
 //! batches to Kratos and commits rows, failures and the next page token together.
 
 mod directory;
+mod lease;
 mod ledger;
 mod mapping;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,14 +23,17 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 pub use directory::{Backoff, CognitoUser, Directory, DirectoryError, PAGE_SIZE, Page};
+pub use lease::LeaseTiming;
 pub use mapping::{MappedUser, Mapping, MappingError};
 
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::domain::redact;
 use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, MAX_BATCH_BODY_BYTES};
 use crate::store::{
-    self, ImportCommit, ImportCounters, ImportFailure, ImportedUser, RunStatus, Store, StoreError,
+    self, ImportCommit, ImportCounters, ImportFailure, ImportedUser, LeaseHolder, RunStatus, Store,
+    StoreError,
 };
+use lease::Lease;
 use ledger::Ledger;
 
 /// Attempts per Kratos request when Kratos is briefly unavailable (5xx, 429, no answer).
@@ -51,6 +57,8 @@ pub struct ImportOptions {
     /// Stop cleanly on Ctrl-C (the command line sets this; tests do not).
     pub stop_on_ctrl_c: bool,
     pub backoff: Backoff,
+    /// The lease that keeps a second real import from running beside this one.
+    pub lease: LeaseTiming,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,11 @@ pub enum ImportError {
     NothingToResume(String),
     #[error("identity schema for the dry run: {0}")]
     Schema(String),
+    /// Another real import holds the lease; this one did nothing.
+    #[error("{}", lease::refusal(.0))]
+    AlreadyRunning(LeaseHolder),
+    #[error("import lease: {0}")]
+    Lease(String),
     #[error(
         "import run {run_id} interrupted after {seen} users: {reason}\n\
          `cognito-bridge import --resume` continues from the last committed page"
@@ -123,58 +136,99 @@ pub async fn run(
     )
     .await?;
     store.migrate().await?;
-    let schema = if options.dry_run {
-        Some(load_schema(settings, &kratos).await?)
-    } else {
+    // A dry run writes nothing to Kratos: it neither waits for a real import nor blocks one.
+    let lease = if options.dry_run {
         None
-    };
-    let directory = Arc::new(
-        Directory::new(
-            &pool,
-            settings.import.list_rate,
-            options.backoff,
-            credentials,
-        )
-        .await,
-    );
-
-    let ledger = if options.resume {
-        Ledger::resume(store.as_ref()).await?
     } else {
-        let estimated = match directory.estimated_users().await {
-            Ok(estimate) => Some(estimate),
-            Err(error) => {
-                tracing::warn!(%error, "no user estimate from DescribeUserPool; the progress bar has no ETA");
-                None
-            }
+        Some(Lease::acquire(store.clone(), options.lease).await?)
+    };
+    let outcome = async {
+        let schema = if options.dry_run {
+            Some(load_schema(settings, &kratos).await?)
+        } else {
+            None
         };
-        Ledger::start(store.as_ref(), options.dry_run, estimated).await?
-    };
-    tracing::info!(
-        run_id = ledger.id,
-        dry_run = options.dry_run,
-        resume = options.resume,
-        user_pool_id = %pool.user_pool_id,
-        kratos = %crate::kratos::display_url(&settings.kratos.admin_url),
-        list_rate = settings.import.list_rate,
-        batch_size = settings.import.batch_size,
-        "import started"
-    );
-    let check_known = options.resume || store.any_imported_user().await?;
-    let importer = Importer {
-        check_known,
-        store,
-        kratos,
-        mapping,
-        schema,
-        batch_size: settings.import.batch_size,
-        progress: progress_bar(
-            options.progress,
-            ledger.estimated_users,
-            ledger.listing.seen,
-        ),
-    };
-    importer.execute(ledger, directory, &options).await
+        let directory = Arc::new(
+            Directory::new(
+                &pool,
+                settings.import.list_rate,
+                options.backoff,
+                credentials,
+            )
+            .await,
+        );
+
+        let ledger = if options.resume {
+            Ledger::resume(store.as_ref()).await?
+        } else {
+            let estimated = match directory.estimated_users().await {
+                Ok(estimate) => Some(estimate),
+                Err(error) => {
+                    tracing::warn!(%error, "no user estimate from DescribeUserPool; the progress bar has no ETA");
+                    None
+                }
+            };
+            Ledger::start(store.as_ref(), options.dry_run, estimated).await?
+        };
+        if let Some(lease) = &lease {
+            lease.attach(ledger.id).await?;
+        }
+        tracing::info!(
+            run_id = ledger.id,
+            dry_run = options.dry_run,
+            resume = options.resume,
+            user_pool_id = %pool.user_pool_id,
+            kratos = %crate::kratos::display_url(&settings.kratos.admin_url),
+            list_rate = settings.import.list_rate,
+            batch_size = settings.import.batch_size,
+            "import started"
+        );
+        let check_known = options.resume || store.any_imported_user().await?;
+        let importer = Importer {
+            check_known,
+            store: store.clone(),
+            kratos,
+            mapping,
+            schema,
+            batch_size: settings.import.batch_size,
+            progress: progress_bar(
+                options.progress,
+                ledger.estimated_users,
+                ledger.listing.seen,
+            ),
+        };
+        let stop = stop_signal(options.stop_on_ctrl_c, lease.as_ref());
+        importer.execute(ledger, directory, &options, stop).await
+    }
+    .await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    outcome
+}
+
+/// Why a run stops early: Ctrl-C (when asked to listen for it), or the lease taken over.
+type StopSignal = Pin<Box<dyn Future<Output = String> + Send>>;
+
+fn stop_signal(stop_on_ctrl_c: bool, lease: Option<&Lease>) -> StopSignal {
+    let lost = lease.map(Lease::lost);
+    Box::pin(async move {
+        let ctrl_c = async {
+            if stop_on_ctrl_c {
+                let _ = tokio::signal::ctrl_c().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+            "stopped by Ctrl-C".to_owned()
+        };
+        match lost {
+            Some(lost) => tokio::select! {
+                reason = ctrl_c => reason,
+                reason = lost => reason,
+            },
+            None => ctrl_c.await,
+        }
+    })
 }
 
 /// The identity schema from `import.schema_file`, or from Kratos's public API.
@@ -263,10 +317,11 @@ impl Importer {
         mut ledger: Ledger,
         directory: Arc<Directory>,
         options: &ImportOptions,
+        stop: StopSignal,
     ) -> Result<ImportSummary, ImportError> {
         let mut invalid = Vec::new();
         let outcome = self
-            .import_pages(&mut ledger, directory, options, &mut invalid)
+            .import_pages(&mut ledger, directory, options, stop, &mut invalid)
             .await;
         self.progress.finish_and_clear();
         let (status, error) = match &outcome {
@@ -324,12 +379,13 @@ impl Importer {
 
     /// List, map, send and commit until the listing ends; `Err` carries the reason a run
     /// was interrupted (everything taken before it is sent and committed, except after
-    /// Ctrl-C or when Kratos or the database is the problem).
+    /// Ctrl-C, a lost lease, or when Kratos or the database is the problem).
     async fn import_pages(
         &self,
         ledger: &mut Ledger,
         directory: Arc<Directory>,
         options: &ImportOptions,
+        mut stop: StopSignal,
         invalid: &mut Vec<InvalidExample>,
     ) -> Result<Stop, String> {
         if ledger.listing_complete {
@@ -354,23 +410,17 @@ impl Importer {
         ));
         let mut queue = VecDeque::new();
         let mut last_token = ledger.token.clone();
-        let mut stopped_by_signal = false;
+        let mut stopped = false;
         // One listener for the whole run, so a Ctrl-C during a send is not lost.
-        let stop_on_ctrl_c = options.stop_on_ctrl_c;
-        let mut interrupted = std::pin::pin!(async move {
-            if stop_on_ctrl_c {
-                let _ = tokio::signal::ctrl_c().await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        });
         let listed: Result<(), String> = loop {
             let next = tokio::select! {
-                next = receiver.recv() => next,
-                () = &mut interrupted => {
-                    stopped_by_signal = true;
-                    break Err("stopped by Ctrl-C".to_owned());
+                // First: after a lost lease, not one more page.
+                biased;
+                reason = &mut stop => {
+                    stopped = true;
+                    break Err(reason);
                 }
+                next = receiver.recv() => next,
             };
             let page = match next {
                 None => break Ok(()),
@@ -403,7 +453,7 @@ impl Importer {
             }
         };
         lister.abort();
-        if !ledger.dry_run && !stopped_by_signal {
+        if !ledger.dry_run && !stopped {
             // Send what was taken even when the listing failed, so --resume redoes less.
             while !queue.is_empty() {
                 self.send_and_commit(ledger, &mut queue).await?;
@@ -547,7 +597,8 @@ impl Importer {
         }
         let rows = last_row_per_user(rows);
         failures.extend(covered.failures);
-        self.store
+        let failed = self
+            .store
             .commit_import(&ImportCommit {
                 run_id: ledger.id,
                 at: Utc::now(),
@@ -558,10 +609,14 @@ impl Importer {
                 duration_ms: ledger.duration_ms(),
             })
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        ledger.failures_stored(failed);
+        Ok(())
     }
 
     /// One `PATCH /admin/identities`; conflicts are looked up by external id and linked.
+    /// Counted only once every answer is in: a batch that fails half way is not committed,
+    /// and `--resume` sends (and counts) its users again.
     async fn send_batch(
         &self,
         ledger: &mut Ledger,
@@ -576,15 +631,15 @@ impl Importer {
         .await
         .map_err(|error| error.to_string())?;
         let mut conflicts = Vec::new();
+        let mut created = 0;
         for (user, result) in members.iter().zip(results) {
             match result {
                 ItemResult::Created { identity_id } => {
-                    ledger.sending.created += 1;
+                    created += 1;
                     rows.push(imported(user, identity_id));
                 }
                 ItemResult::Conflict => conflicts.push(user),
                 ItemResult::Failed { status, message } => {
-                    ledger.sending.failed += 1;
                     // Kratos's message may quote trait values: it goes to the store, not the log.
                     tracing::warn!(user = %redact(&user.username), status, "Kratos refused an identity");
                     failures.push(failure(user, status, message));
@@ -602,14 +657,14 @@ impl Importer {
             .buffer_unordered(LOOKUP_CONCURRENCY)
             .collect()
             .await;
+        let mut linked = 0;
         for (user, found) in lookups {
             match found.map_err(|error| error.to_string())? {
                 Some(identity_id) => {
-                    ledger.sending.linked += 1;
+                    linked += 1;
                     rows.push(imported(user, identity_id));
                 }
                 None => {
-                    ledger.sending.failed += 1;
                     failures.push(failure(
                         user,
                         Some(409),
@@ -620,6 +675,8 @@ impl Importer {
                 }
             }
         }
+        ledger.sending.created += created;
+        ledger.sending.linked += linked;
         Ok(())
     }
 }

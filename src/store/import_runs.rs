@@ -49,7 +49,8 @@ pub struct ImportCounters {
     pub linked: i64,
     /// Users already imported by an earlier run: no Kratos call.
     pub skipped: i64,
-    /// Users Kratos refused, or that could not be mapped; recorded with the reason.
+    /// Users Kratos refused, or that could not be mapped; recorded with the reason, once per
+    /// user and run (a resumed run's retry that succeeds is no failure any more).
     pub failed: i64,
     /// Dry run: mapped identities the identity schema rejects.
     pub invalid: i64,

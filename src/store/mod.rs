@@ -1,6 +1,7 @@
 //! The store: one row per Cognito user and an append-only attempt log, behind one trait
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
+mod import_lease;
 mod import_runs;
 mod postgres;
 mod sql;
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
 };
@@ -332,10 +334,27 @@ pub trait ImportStore: Send + Sync {
         run_id: i64,
         limit: i64,
     ) -> Result<Vec<ImportFailure>, StoreError>;
-    /// User rows, failures and the run's progress, in one transaction.
-    async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError>;
-    /// The run's status and totals (its end, or a resumed run's restart).
-    async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError>;
+    /// User rows, failures and the run's progress, in one transaction. A failure replaces
+    /// the run's earlier failure of that user; a user row clears it. Returns the run's
+    /// `failed` as stored: its count of failure rows.
+    async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<i64, StoreError>;
+    /// The run's status and totals (its end, or a resumed run's restart); returns `failed`
+    /// as stored (a real run's count of failure rows, a dry run's own count).
+    async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<i64, StoreError>;
+    /// Take the import lease when nobody holds it or its holder's has expired (by the
+    /// database's clock), atomically; whether this claim got it.
+    async fn acquire_import_lease(&self, claim: &LeaseClaim<'_>) -> Result<bool, StoreError>;
+    /// Extend the lease by `claim.ttl` from now and, with `run_id`, name the holder's run;
+    /// `false` when `claim.token` no longer holds it (it expired and was taken over).
+    async fn renew_import_lease(
+        &self,
+        claim: &LeaseClaim<'_>,
+        run_id: Option<i64>,
+    ) -> Result<bool, StoreError>;
+    /// Give the lease up (nothing happens when `token` no longer holds it).
+    async fn release_import_lease(&self, token: &str) -> Result<(), StoreError>;
+    /// Who holds the lease, if anyone (expired or not).
+    async fn import_lease(&self) -> Result<Option<LeaseHolder>, StoreError>;
 }
 
 /// A run's new status and totals; `next_token` is kept as the last commit left it.

@@ -122,4 +122,8 @@ impl Store for PostgresStore {
     }
 }
 
-import_methods!(PostgresStore, sql::Placeholders::Numbered);
+import_methods!(
+    PostgresStore,
+    sql::Placeholders::Numbered,
+    sql::Clock::Postgres
+);

@@ -346,13 +346,47 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     )
 }
 
-/// Six values per failure: run id, time, username, external id, status, reason.
-pub fn insert_import_failures(style: Placeholders, rows: usize) -> String {
+/// Six values per failure: run id, time, username, external id, status, reason. A user the
+/// run failed before (an interrupted run's page listed again by `--resume`) keeps one row, with
+/// the latest reason. One row per user in a statement (Postgres refuses to upsert a row twice).
+pub fn upsert_import_failures(style: Placeholders, rows: usize) -> String {
     let values = style.rows(rows, 6);
     format!(
-        "INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason) \
-         VALUES {values}"
+        "
+INSERT INTO import_failures (run_id, at, cognito_username, external_id, status, reason)
+VALUES {values}
+ON CONFLICT (run_id, cognito_username) DO UPDATE SET
+    at = excluded.at,
+    external_id = excluded.external_id,
+    status = excluded.status,
+    reason = excluded.reason"
     )
+}
+
+/// Users the run has now imported are no failures of it: `count` usernames, then the run id.
+pub fn forget_import_failures(style: Placeholders, count: usize) -> String {
+    let list = style.rows(1, count);
+    let run = match style {
+        Placeholders::Numbered => format!("${}", count + 1),
+        Placeholders::Anonymous => "?".to_owned(),
+    };
+    format!("DELETE FROM import_failures WHERE cognito_username IN {list} AND run_id = {run}")
+}
+
+/// The last failure of each user, in the order of their first.
+pub fn last_failure_per_user(failures: &[ImportFailure]) -> Vec<&ImportFailure> {
+    let mut index = std::collections::HashMap::new();
+    let mut unique: Vec<&ImportFailure> = Vec::with_capacity(failures.len());
+    for failure in failures {
+        match index.entry(failure.cognito_username.as_str()) {
+            std::collections::hash_map::Entry::Occupied(entry) => unique[*entry.get()] = failure,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(unique.len());
+                unique.push(failure);
+            }
+        }
+    }
+    unique
 }
 
 /// `COUNT` is a 64-bit integer in both backends (a bare `1` is 32-bit in Postgres).
@@ -366,12 +400,17 @@ VALUES ($1, 'running', $2, $2, $3) RETURNING id";
 
 /// Everything a run's row says after a commit or at its end. `$1` id, `$2` status,
 /// `$3` next token, `$4..$10` counters, `$11` duration, `$12` time, `$13` finished at,
-/// `$14` error.
+/// `$14` error. A real run's `failed` is the count of its `import_failures` rows (so a user
+/// failed twice counts once, and one imported after all not at all); a dry run stores no
+/// failures and keeps `$9`. Returns `failed` as stored.
 pub const UPDATE_IMPORT_RUN: &str = "
 UPDATE import_runs SET status = $2, next_token = $3, pages = $4, seen = $5, created = $6,
-    linked = $7, skipped = $8, failed = $9, invalid = $10, duration_ms = $11,
-    updated_at = $12, finished_at = $13, error = $14
-WHERE id = $1";
+    linked = $7, skipped = $8,
+    failed = CASE WHEN dry_run THEN $9
+                  ELSE (SELECT COUNT(*) FROM import_failures WHERE run_id = $1) END,
+    invalid = $10, duration_ms = $11, updated_at = $12, finished_at = $13, error = $14
+WHERE id = $1
+RETURNING failed";
 
 const IMPORT_RUN_COLUMNS: &str = "id, dry_run, status, started_at, finished_at, next_token, \
      pages, seen, created, linked, skipped, failed, invalid, estimated_users, duration_ms, error";
@@ -389,6 +428,80 @@ pub fn latest_real_import_run() -> String {
 pub const IMPORT_FAILURES: &str = "
 SELECT cognito_username, external_id, status, reason FROM import_failures
 WHERE run_id = $1 ORDER BY id LIMIT $2";
+
+/// Whose clock a statement reads: the database's, so that importers on several machines
+/// agree about a lease's expiry.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// `timestamptz` values.
+    Postgres,
+    /// RFC 3339 text with milliseconds (`…T10:00:00.123Z`): one format, so text order is
+    /// time order.
+    Sqlite,
+}
+
+impl Clock {
+    fn now(self) -> &'static str {
+        match self {
+            Clock::Postgres => "now()",
+            Clock::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        }
+    }
+
+    /// Now plus the seconds bound as `$n` (a float).
+    fn in_seconds(self, n: usize) -> String {
+        match self {
+            Clock::Postgres => format!("now() + make_interval(secs => ${n})"),
+            Clock::Sqlite => {
+                format!("strftime('%Y-%m-%dT%H:%M:%fZ', julianday('now') + ${n} / 86400.0)")
+            }
+        }
+    }
+}
+
+/// `$1` token, `$2` holder, `$3` seconds to expiry. A row comes back when the lease was free
+/// or expired, and is now this claim's.
+pub fn acquire_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    let expires = clock.in_seconds(3);
+    format!(
+        "
+INSERT INTO import_lease (id, token, holder, run_id, acquired_at, heartbeat_at, expires_at)
+VALUES (1, $1, $2, NULL, {now}, {now}, {expires})
+ON CONFLICT (id) DO UPDATE SET
+    token = excluded.token,
+    holder = excluded.holder,
+    run_id = NULL,
+    acquired_at = excluded.acquired_at,
+    heartbeat_at = excluded.heartbeat_at,
+    expires_at = excluded.expires_at
+WHERE import_lease.expires_at <= {now}
+RETURNING token"
+    )
+}
+
+/// `$1` token, `$2` run id or NULL (keeps the one named before), `$3` seconds to expiry.
+pub fn renew_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    let expires = clock.in_seconds(3);
+    format!(
+        "UPDATE import_lease SET heartbeat_at = {now}, expires_at = {expires}, \
+         run_id = COALESCE($2, run_id) WHERE token = $1"
+    )
+}
+
+pub const RELEASE_IMPORT_LEASE: &str = "DELETE FROM import_lease WHERE token = $1";
+
+pub fn select_import_lease(clock: Clock) -> String {
+    let now = clock.now();
+    format!(
+        "
+SELECT import_lease.holder, import_lease.run_id, import_runs.started_at,
+       import_lease.acquired_at, import_lease.heartbeat_at, import_lease.expires_at,
+       import_lease.expires_at <= {now}
+FROM import_lease LEFT JOIN import_runs ON import_runs.id = import_lease.run_id"
+    )
+}
 
 /// An `import_runs` row.
 pub type ImportRunRow = (
@@ -447,7 +560,7 @@ pub fn import_failure_from_row(row: ImportFailureRow) -> ImportFailure {
 /// The import half of `impl Store`, the same for both backends (only the pool type differs).
 /// Reads go to `self.pool`, writes to `self.writer` (SQLite: its one writing connection).
 macro_rules! import_methods {
-    ($store:ty, $placeholders:expr) => {
+    ($store:ty, $placeholders:expr, $clock:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::ImportStore for $store {
             async fn imported_external_ids(
@@ -515,7 +628,7 @@ macro_rules! import_methods {
                 Ok(rows.into_iter().map(sql::import_failure_from_row).collect())
             }
 
-            async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<(), StoreError> {
+            async fn commit_import(&self, commit: &ImportCommit<'_>) -> Result<i64, StoreError> {
                 let mut tx = self.writer.begin().await?;
                 for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
                     let statement = sql::upsert_imported_users($placeholders, rows.len());
@@ -534,8 +647,9 @@ macro_rules! import_methods {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                for rows in commit.failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
-                    let statement = sql::insert_import_failures($placeholders, rows.len());
+                let failures = sql::last_failure_per_user(commit.failures);
+                for rows in failures.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::upsert_import_failures($placeholders, rows.len());
                     let mut query = sqlx::query(&statement);
                     for row in rows {
                         query = query
@@ -548,8 +662,18 @@ macro_rules! import_methods {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                sql::bind_run_update!(
-                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                // After the failures: a user both failed and imported in this commit (listed
+                // twice) is imported.
+                for rows in commit.users.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::forget_import_failures($placeholders, rows.len());
+                    let mut query = sqlx::query(&statement);
+                    for row in rows {
+                        query = query.bind(row.cognito_username.as_str());
+                    }
+                    query.bind(commit.run_id).execute(&mut *tx).await?;
+                }
+                let failed: i64 = sql::bind_run_update!(
+                    sqlx::query_scalar(sql::UPDATE_IMPORT_RUN),
                     commit.run_id,
                     RunStatus::Running,
                     commit.next_token,
@@ -559,16 +683,16 @@ macro_rules! import_methods {
                     None::<chrono::DateTime<chrono::Utc>>,
                     None::<&str>
                 )
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(failed)
             }
 
-            async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<(), StoreError> {
+            async fn update_import_run(&self, update: &RunUpdate<'_>) -> Result<i64, StoreError> {
                 let finished_at = (update.status != RunStatus::Running).then_some(update.at);
                 sql::bind_run_update!(
-                    sqlx::query(sql::UPDATE_IMPORT_RUN),
+                    sqlx::query_scalar(sql::UPDATE_IMPORT_RUN),
                     update.run_id,
                     update.status,
                     update.next_token,
@@ -578,9 +702,52 @@ macro_rules! import_methods {
                     finished_at,
                     update.error
                 )
-                .execute(&self.writer)
-                .await?;
+                .fetch_one(&self.writer)
+                .await
+                .map_err(StoreError::from)
+            }
+
+            async fn acquire_import_lease(
+                &self,
+                claim: &$crate::store::LeaseClaim<'_>,
+            ) -> Result<bool, StoreError> {
+                let acquired: Option<String> =
+                    sqlx::query_scalar(&sql::acquire_import_lease($clock))
+                        .bind(claim.token)
+                        .bind(claim.holder)
+                        .bind(claim.ttl.as_secs_f64())
+                        .fetch_optional(&self.writer)
+                        .await?;
+                Ok(acquired.is_some())
+            }
+
+            async fn renew_import_lease(
+                &self,
+                claim: &$crate::store::LeaseClaim<'_>,
+                run_id: Option<i64>,
+            ) -> Result<bool, StoreError> {
+                let renewed = sqlx::query(&sql::renew_import_lease($clock))
+                    .bind(claim.token)
+                    .bind(run_id)
+                    .bind(claim.ttl.as_secs_f64())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(renewed.rows_affected() == 1)
+            }
+
+            async fn release_import_lease(&self, token: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::RELEASE_IMPORT_LEASE)
+                    .bind(token)
+                    .execute(&self.writer)
+                    .await?;
                 Ok(())
+            }
+
+            async fn import_lease(&self) -> Result<Option<$crate::store::LeaseHolder>, StoreError> {
+                let row = sqlx::query_as(&sql::select_import_lease($clock))
+                    .fetch_optional(&self.writer)
+                    .await?;
+                Ok(row.map($crate::store::import_lease::lease_from_row))
             }
         }
     };
@@ -624,5 +791,28 @@ mod tests {
             "SELECT external_id, import_run_id FROM users WHERE external_id IN ($1, $2, $3)"
         );
         assert!(upsert_imported_users(Placeholders::Numbered, 2).contains("$18)"));
+        assert_eq!(
+            forget_import_failures(Placeholders::Numbered, 2),
+            "DELETE FROM import_failures WHERE cognito_username IN ($1, $2) AND run_id = $3"
+        );
+        assert!(
+            forget_import_failures(Placeholders::Anonymous, 2).ends_with("(?, ?) AND run_id = ?")
+        );
+    }
+
+    #[test]
+    fn a_user_failed_twice_in_one_commit_keeps_the_last_reason_in_first_place() {
+        let failure = |username: &str, reason: &str| ImportFailure {
+            cognito_username: username.to_owned(),
+            external_id: None,
+            status: None,
+            reason: reason.to_owned(),
+        };
+        let failures = [failure("a", "1"), failure("b", "2"), failure("a", "3")];
+        let unique: Vec<(&str, &str)> = last_failure_per_user(&failures)
+            .into_iter()
+            .map(|f| (f.cognito_username.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(unique, [("a", "3"), ("b", "2")]);
     }
 }

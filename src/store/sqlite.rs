@@ -163,4 +163,8 @@ impl Store for SqliteStore {
     }
 }
 
-import_methods!(SqliteStore, sql::Placeholders::Anonymous);
+import_methods!(
+    SqliteStore,
+    sql::Placeholders::Anonymous,
+    sql::Clock::Sqlite
+);

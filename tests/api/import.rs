@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use cognito_bridge::config::Settings;
 use cognito_bridge::domain::UserState;
-use cognito_bridge::import::{self, Backoff, ImportError, ImportOptions, ImportSummary};
-use cognito_bridge::store::{self, RunStatus, Store};
+use cognito_bridge::import::{
+    self, Backoff, ImportError, ImportOptions, ImportSummary, LeaseTiming,
+};
+use cognito_bridge::store::{self, LeaseClaim, RunStatus, Store};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -407,6 +409,221 @@ async fn a_crashed_import_resumes_without_duplicates(backend: Backend) {
     let error = run_import(&settings, resume()).await.unwrap_err();
     assert!(matches!(error, ImportError::NothingToResume(_)), "{error}");
     assert_no_contract_violations(&kratos);
+}
+
+on_both_backends!(a_resumed_run_counts_each_failed_user_once);
+
+/// Users Kratos refused before the interruption are retried by `--resume`: one that fails
+/// again stays one failure of the run, one that now succeeds is no failure any more.
+async fn a_resumed_run_counts_each_failed_user_once(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(180),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    )
+    .await;
+    // All five are in the first batch (users 0..49), which is committed while its page
+    // (users 0..59) is not: --resume lists that page again.
+    let fail_again = [3, 10, 40];
+    let recover = [5, 20];
+    kratos.refuse_items(fail_again.iter().chain(&recover).map(|i| synthetic_sub(*i)));
+    kratos.fail_patches_from(2, 500);
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    let ImportError::Interrupted { run_id, .. } = error else {
+        panic!("expected an interrupted run: {error}");
+    };
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        run.counters.pages, 0,
+        "the first page is not covered: {run:?}"
+    );
+    assert_eq!((run.counters.created, run.counters.failed), (45, 5));
+    assert_eq!(store.import_failures(run_id, 100).await.unwrap().len(), 5);
+
+    kratos.heal();
+    kratos.accept_items(recover.iter().map(|i| synthetic_sub(*i)));
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.run_id, run_id);
+    assert_eq!(summary.status, RunStatus::Completed);
+    let counters = summary.counters;
+    assert_eq!(
+        (counters.seen, counters.created, counters.failed),
+        (180, 177, 3),
+        "{summary:?}"
+    );
+    assert!(
+        summary.render().contains("3 user(s) failed"),
+        "{}",
+        summary.render()
+    );
+    assert_eq!(kratos.creates(), 177);
+
+    let mut failed: Vec<String> = store
+        .import_failures(run_id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|failure| failure.cognito_username)
+        .collect();
+    failed.sort();
+    let expected: Vec<String> = fail_again.iter().map(|i| synthetic_username(*i)).collect();
+    assert_eq!(
+        failed, expected,
+        "each failed user once, the recovered ones gone"
+    );
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        run.counters, counters,
+        "the stored run says what the summary says"
+    );
+    for i in recover {
+        assert!(store.user(&synthetic_username(i)).await.unwrap().is_some());
+    }
+    assert_no_contract_violations(&kratos);
+}
+
+on_both_backends!(a_batch_whose_conflicts_cannot_be_looked_up_is_not_counted);
+
+/// A batch interrupted while its conflicts are looked up is not committed, so it must not be
+/// counted either: --resume sends its users again (the created ones come back as conflicts,
+/// linked) and would count them twice.
+async fn a_batch_whose_conflicts_cannot_be_looked_up_is_not_counted(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(120),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 50\n",
+    )
+    .await;
+    // User 5 already has an identity: the first batch has one conflict to look up.
+    let mut existing = json!({
+        "schema_id": "default",
+        "traits": {"email": "user.5@example.com"},
+        "external_id": synthetic_sub(5),
+    });
+    existing["metadata_admin"] = json!({"cognito": {"username": synthetic_username(5)}});
+    kratos.insert_existing(existing);
+    kratos.fail_lookups(500);
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    assert_eq!(kratos.creates(), 49, "Kratos created them all the same");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(
+        store.progress().await.unwrap().total,
+        0,
+        "nothing committed"
+    );
+    assert_eq!(
+        (run.counters.created, run.counters.linked),
+        (0, 0),
+        "the run counts what it committed: {run:?}"
+    );
+
+    kratos.heal();
+    let summary = run_import(&settings, resume()).await.unwrap();
+    let counters = summary.counters;
+    assert_eq!(
+        (counters.seen, counters.created, counters.linked),
+        (120, 70, 50),
+        "{summary:?}"
+    );
+    assert_eq!(kratos.creates(), 119);
+    assert_eq!(store.progress().await.unwrap().total, 120);
+}
+
+on_both_backends!(the_migration_counts_each_failed_user_once_in_earlier_runs);
+
+/// Runs resumed before failures were one row per user: the migration keeps each user's
+/// latest failure, drops those the run imported after all, and recounts `failed`.
+async fn the_migration_counts_each_failed_user_once_in_earlier_runs(backend: Backend) {
+    use sqlx::Connection;
+    let database = TestDatabase::new(backend).await;
+    let statements = [
+        "INSERT INTO import_runs (dry_run, status, started_at, updated_at, failed) \
+         VALUES (false, 'completed', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z', 4), \
+                (true, 'completed', '2026-11-30T11:00:00Z', '2026-11-30T11:00:00Z', 2)",
+        "INSERT INTO import_failures (run_id, at, cognito_username, status, reason) VALUES \
+         (1, '2026-11-30T10:00:00Z', 'again', 400, 'first'), \
+         (1, '2026-11-30T10:00:00Z', 'recovered', 400, 'once'), \
+         (1, '2026-11-30T10:05:00Z', 'again', 400, 'latest'), \
+         (1, '2026-11-30T10:05:00Z', 'other', 400, 'once')",
+        "INSERT INTO users (cognito_username, username_normalized, external_id, \
+                            kratos_identity_id, import_run_id, created_at, updated_at) \
+         VALUES ('recovered', 'recovered', 'sub-r', 'id-r', 1, \
+                 '2026-11-30T10:05:00Z', '2026-11-30T10:05:00Z')",
+    ];
+    let before = 20261201000100;
+    let sqlite = || sqlx::migrate!("./migrations/sqlite");
+    let postgres = || sqlx::migrate!("./migrations/postgres");
+    match backend {
+        Backend::Sqlite => {
+            let mut connection =
+                sqlx::SqliteConnection::connect(&format!("{}?mode=rwc", database.url))
+                    .await
+                    .unwrap();
+            let mut older = sqlite();
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < before)
+                .cloned()
+                .collect();
+            older.run(&mut connection).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            sqlite().run(&mut connection).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            let mut older = postgres();
+            older.migrations = older
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < before)
+                .cloned()
+                .collect();
+            older.run(&mut connection).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            postgres().run(&mut connection).await.unwrap();
+        }
+    }
+    let store = open_store(&database).await;
+    let failures: Vec<(String, String)> = store
+        .import_failures(1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|failure| (failure.cognito_username, failure.reason))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            ("again".to_owned(), "latest".to_owned()),
+            ("other".to_owned(), "once".to_owned())
+        ]
+    );
+    let runs = store.import_runs(10).await.unwrap();
+    let failed: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|run| (run.id, run.counters.failed))
+        .collect();
+    assert_eq!(failed, [(2, 2), (1, 2)], "a dry run keeps its count");
 }
 
 #[tokio::test]
@@ -854,4 +1071,204 @@ async fn a_stale_page_token_on_resume_points_to_the_delta_sync() {
     assert_eq!(summary.counters.skipped, 60, "{summary:?}");
     assert_eq!(summary.counters.created, 140);
     assert_eq!(kratos.creates(), 200);
+}
+
+/// Wait until `condition` holds, for at most ten seconds.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both_backends!(a_second_import_is_refused_while_one_runs);
+
+async fn a_second_import_is_refused_while_one_runs(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(150),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 100\n",
+    )
+    .await;
+    kratos.hold_patches();
+    let second = async {
+        eventually("the first import's batch", || kratos.held_patches() == 1).await;
+        for options in [ImportOptions::default(), resume()] {
+            let refused =
+                tokio::time::timeout(Duration::from_secs(10), run_import(&settings, options))
+                    .await
+                    .expect("refused at once, not queued behind the first import");
+            let error = refused.unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("another import is running")
+                    && message.contains("run 1 ")
+                    && message.contains("started")
+                    && message.contains(&format!("pid {}", std::process::id())),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            kratos.patch_calls(),
+            1,
+            "nothing sent by the refused imports"
+        );
+        let runs = open_store(&database).await.import_runs(10).await.unwrap();
+        assert_eq!(
+            runs.len(),
+            1,
+            "no run recorded for a refused import: {runs:?}"
+        );
+        assert_eq!(runs[0].status, RunStatus::Running);
+        kratos.release_patches();
+    };
+    // One task, so the import future need not be `Send`.
+    let (first, ()) = tokio::join!(run_import(&settings, ImportOptions::default()), second);
+    assert_eq!(first.unwrap().counters.created, 150);
+    // Once it has ended, the next import runs.
+    let rerun = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rerun.counters.skipped, 150, "{rerun:?}");
+    assert_no_contract_violations(&kratos);
+}
+
+/// One statement on the test database, behind the store's back.
+async fn execute_sql(database: &TestDatabase, statement: &str) {
+    use sqlx::Connection;
+    match database.backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&database.url)
+                .await
+                .unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+on_both_backends!(an_expired_lease_is_taken_over);
+
+/// A killed import leaves its lease behind: it blocks the next import until it expires (by
+/// the database's clock), then the next import takes it over.
+async fn an_expired_lease_is_taken_over(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(70),
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+    let store = open_store(&database).await;
+    store.migrate().await.unwrap();
+    let ghost = LeaseClaim {
+        token: "ghost",
+        holder: "gone-host, pid 4242",
+        ttl: Duration::from_secs(1),
+    };
+    assert!(store.acquire_import_lease(&ghost).await.unwrap());
+    let rival = LeaseClaim {
+        token: "rival",
+        ..ghost
+    };
+    assert!(!store.acquire_import_lease(&rival).await.unwrap(), "held");
+
+    let error = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ImportError::AlreadyRunning(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("gone-host, pid 4242") && message.contains("starting"),
+        "{message}"
+    );
+    assert_eq!(kratos.write_calls(), 0);
+    assert!(store.import_runs(5).await.unwrap().is_empty());
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(store.import_lease().await.unwrap().unwrap().expired);
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.created, 70, "{summary:?}");
+    assert!(
+        store.import_lease().await.unwrap().is_none(),
+        "released at the end"
+    );
+    assert!(
+        !store.renew_import_lease(&ghost, None).await.unwrap(),
+        "the killed import's lease is gone"
+    );
+}
+
+on_both_backends!(a_running_import_renews_its_lease_and_stops_when_it_is_lost);
+
+async fn a_running_import_renews_its_lease_and_stops_when_it_is_lost(backend: Backend) {
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(200),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 100\n",
+    )
+    .await;
+    let store = open_store(&database).await;
+    let short = ImportOptions {
+        lease: LeaseTiming {
+            ttl: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(100),
+        },
+        ..ImportOptions::default()
+    };
+    kratos.hold_patches();
+    let meanwhile = async {
+        eventually("the first batch", || kratos.held_patches() == 1).await;
+        // Held well past its ttl: the heartbeat keeps the lease.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let lease = store.import_lease().await.unwrap().expect("a lease");
+        assert!(!lease.expired, "{lease:?}");
+        assert_eq!(lease.run_id, Some(1));
+        assert!(lease.heartbeat_at > lease.acquired_at, "{lease:?}");
+        let error = run_import(&settings, ImportOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ImportError::AlreadyRunning(_)), "{error}");
+
+        // Another import takes the lease over (as after a stall longer than the ttl).
+        execute_sql(
+            &database,
+            "UPDATE import_lease SET token = 'usurper', holder = 'elsewhere, pid 1'",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        kratos.release_patches();
+    };
+    let (outcome, ()) = tokio::join!(run_import(&settings, short), meanwhile);
+    let error = outcome.unwrap_err();
+    assert!(
+        matches!(&error, ImportError::Interrupted { reason, .. } if reason.contains("lost the import lease")),
+        "{error}"
+    );
+    assert_eq!(kratos.patch_calls(), 1, "no batch after the lease was lost");
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(
+        run.counters.created, 100,
+        "the batch in flight is committed"
+    );
+    let lease = store.import_lease().await.unwrap().expect("the usurper's");
+    assert_eq!(
+        lease.holder, "elsewhere, pid 1",
+        "not released by the loser"
+    );
 }

@@ -44,6 +44,9 @@ async fn import_help_explains_the_flags_and_exit_codes() {
         "delta sync",
         "import.list_rate",
         "Exit status",
+        "another import",
+        "60 s",
+        "4 when another import is running",
     ] {
         assert!(help.contains(word), "import --help mentions {word}: {help}");
     }
@@ -264,4 +267,80 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
     assert_eq!(kratos.creates(), 600, "no duplicates, nobody missing");
     let summary = text(&output.stdout);
     assert!(summary.contains("600 users listed"), "{summary}");
+}
+
+#[tokio::test]
+async fn a_second_import_process_is_refused_with_exit_status_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(150)).await;
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions {
+        // For the dry run's check; it accepts every identity.
+        identity_schema: Some(json!({"type": "object"})),
+        ..AdminDoubleOptions::default()
+    })
+    .await;
+    let environment = [
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            cognito.user_pool_id.as_str(),
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+            cognito.endpoint.as_str(),
+        ),
+        ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
+        ("COGNITO_BRIDGE__KRATOS__PUBLIC_URL", kratos.url.as_str()),
+        ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
+    ];
+    kratos.hold_patches();
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .args(["import", "--no-progress"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(environment)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = command.spawn().unwrap();
+    let first_pid = first.id().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while kratos.held_patches() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first import never sent a batch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let output = bridge(&dir, &["import", "--no-progress"], &environment).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("another import is running: run 1 (started ")
+            && stderr.contains(&format!("pid {first_pid}")),
+        "{stderr}"
+    );
+    assert_eq!(kratos.patch_calls(), 1, "the refused import sent nothing");
+
+    // A dry run writes nothing to Kratos: it is not refused.
+    let output = bridge(&dir, &["import", "--dry-run"], &environment).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("150 would be created"));
+
+    kratos.release_patches();
+    let output = first.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(kratos.creates(), 150);
+
+    let output = bridge(&dir, &["import", "--no-progress"], &environment).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("150 skipped"),
+        "{}",
+        text(&output.stdout)
+    );
 }

@@ -8,7 +8,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -104,6 +104,7 @@ impl KratosAdminDouble {
             schema_id: options.schema_id,
             schema_url,
             state: Mutex::new(State::default()),
+            hold: tokio::sync::watch::Sender::new(false),
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -137,7 +138,56 @@ impl KratosAdminDouble {
     }
 
     pub fn heal(&self) {
-        self.shared.state().fail_from = None;
+        let mut state = self.shared.state();
+        state.fail_from = None;
+        state.fail_lookups = None;
+    }
+
+    /// Every `GET /admin/identities/by/external/{id}` answers `status` with an `errorGeneric`
+    /// body until [`heal`](Self::heal).
+    pub fn fail_lookups(&self, status: u16) {
+        StatusCode::from_u16(status).expect("an HTTP status code");
+        self.shared.state().fail_lookups = Some(status);
+    }
+
+    /// Items with one of these external ids get a per-item 400 (as for traits the identity
+    /// schema rejects) and are not created, until [`accept_items`](Self::accept_items).
+    pub fn refuse_items<I, S>(&self, external_ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut state = self.shared.state();
+        state
+            .refused
+            .extend(external_ids.into_iter().map(Into::into));
+    }
+
+    /// Every `PATCH /admin/identities` from now on waits (unanswered) until
+    /// [`release_patches`](Self::release_patches): an import held in the middle of a batch.
+    pub fn hold_patches(&self) {
+        self.shared.hold.send_replace(true);
+    }
+
+    pub fn release_patches(&self) {
+        self.shared.hold.send_replace(false);
+    }
+
+    /// `PATCH /admin/identities` requests waiting for [`release_patches`](Self::release_patches).
+    pub fn held_patches(&self) -> usize {
+        self.shared.state().held
+    }
+
+    /// Undo [`refuse_items`](Self::refuse_items) for these external ids.
+    pub fn accept_items<I, S>(&self, external_ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut state = self.shared.state();
+        for external_id in external_ids {
+            state.refused.remove(&external_id.into());
+        }
     }
 
     /// Every stored identity (pre-seeded ones included): the create body as sent plus `"id"`,
@@ -239,6 +289,8 @@ struct Shared {
     schema_id: String,
     schema_url: String,
     state: Mutex<State>,
+    /// `true` while patches are held (see `hold_patches`).
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -252,6 +304,11 @@ struct State {
     violations: Vec<String>,
     batch_sizes: Vec<usize>,
     fail_from: Option<(usize, u16)>,
+    /// External ids whose items are refused (see `refuse_items`).
+    refused: HashSet<String>,
+    /// Patches waiting while held.
+    held: usize,
+    fail_lookups: Option<u16>,
 }
 
 struct Stored {
@@ -397,6 +454,12 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
         return error_response(401, None, UNAUTHORIZED);
     }
     if let Some(parsed) = parsed {
+        let mut hold = shared.hold.subscribe();
+        if *hold.borrow_and_update() {
+            shared.state().held += 1;
+            let _ = hold.wait_for(|held| !*held).await;
+            shared.state().held -= 1;
+        }
         return batch_patch(&shared, body.len(), parsed, nth, fail_from);
     }
     if is_lookup {
@@ -422,6 +485,10 @@ fn identity_schema(shared: &Shared, id: &str) -> HttpResponse {
 
 fn lookup(shared: &Shared, external_id: &str) -> HttpResponse {
     let state = shared.state();
+    if let Some(status) = state.fail_lookups {
+        let reason = format!("injected by KratosAdminDouble::fail_lookups({status})");
+        return error_response(status, Some(reason), INTERNAL);
+    }
     match state.by_external_id.get(external_id) {
         Some(&index) => json_response(200, &shared.identity_json(&state.identities[index])),
         None => error_response(404, None, NOT_FOUND),
@@ -522,6 +589,12 @@ fn batch_patch(
         let mut state = shared.state();
         for item in prepared {
             let (patch_id, outcome) = match item {
+                Prepared::Create { patch_id, create }
+                    if external_id_of(&create).is_some_and(|id| state.refused.contains(id)) =>
+                {
+                    let reason = "refused by KratosAdminDouble::refuse_items".to_owned();
+                    (patch_id, Err(herodot(400, Some(reason), BAD_REQUEST)))
+                }
                 Prepared::Create { patch_id, create } => {
                     let taken = external_id_of(&create)
                         .is_some_and(|external_id| state.by_external_id.contains_key(external_id));
