@@ -18,6 +18,11 @@ pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
 pub const MAX_DEADLINE_MS: u64 = 25_000;
 /// `ContextData.ServerName` unless `cognito.context_server_name` says otherwise.
 pub const DEFAULT_CONTEXT_SERVER_NAME: &str = "cognito-bridge";
+/// Shortest hook key `serve` accepts: `openssl rand -hex 32` gives 64 characters.
+pub const MIN_API_KEY_CHARS: usize = 32;
+/// The placeholder key of `cognito-bridge.example.toml` (and `kratos-hooks/`), which `serve`
+/// refuses whatever its length.
+pub const EXAMPLE_API_KEY: &str = "change-me-to-a-long-random-key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -27,6 +32,9 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// One entry of a list, named by position (`hooks.api_keys[2]`), never by value.
+    #[error("configuration key `{key}`: {reason}")]
+    InvalidEntry { key: String, reason: String },
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -316,13 +324,8 @@ impl HookSettings {
                 ),
             ));
         }
-        // Blank entries were dropped at load; a key with inner blanks cannot travel in a header.
-        if self
-            .api_keys
-            .iter()
-            .any(|key| key.expose_secret().contains(char::is_whitespace))
-        {
-            return Err(invalid("hooks.api_keys", "keys must contain no whitespace"));
+        for (position, key) in self.api_keys.iter().enumerate() {
+            check_api_key(position, key.expose_secret())?;
         }
         if self.deadline_ms < 100 {
             return Err(invalid("hooks.deadline_ms", "must be at least 100"));
@@ -332,6 +335,29 @@ impl HookSettings {
         }
         Ok(())
     }
+}
+
+/// One hook key, named by its position (among the non-blank entries) and never echoed.
+fn check_api_key(position: usize, key: &str) -> Result<(), ConfigError> {
+    let refuse = |reason: &str| {
+        Err(ConfigError::InvalidEntry {
+            key: format!("hooks.api_keys[{position}]"),
+            reason: format!("{reason}; make a key with `openssl rand -hex 32`"),
+        })
+    };
+    // Blank entries were dropped at load; a key with inner blanks cannot travel in a header.
+    if key.contains(char::is_whitespace) {
+        return refuse("must contain no whitespace");
+    }
+    if key == EXAMPLE_API_KEY {
+        return refuse("is the example configuration's placeholder, known to everyone");
+    }
+    if key.chars().count() < MIN_API_KEY_CHARS {
+        return refuse(&format!(
+            "is shorter than {MIN_API_KEY_CHARS} characters, too easy to guess"
+        ));
+    }
+    Ok(())
 }
 
 /// Accept `api_keys = ["a", "b"]`, `api_keys = "a"` and `KEY=a,b` from the environment.
@@ -635,6 +661,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// What `openssl rand -hex 32` could print.
+    const STRONG_KEY: &str = "5f0c3b9e8a1d47e2b6c94f0a7d3e12c85b9f6a0e4d7c21b3a8f5e09c6d4b7a21";
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -649,9 +678,21 @@ mod tests {
     }
 
     #[test]
-    fn the_example_configuration_loads_and_serves() {
+    fn the_example_configuration_loads_and_serves_once_its_key_is_replaced() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cognito-bridge.example.toml");
         let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        // As shipped, its hook key is the public placeholder: serve must refuse it.
+        let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("placeholder"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(EXAMPLE_API_KEY), "{error}");
+
+        let settings = Settings::load_from(
+            Some(&path),
+            env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", STRONG_KEY)]),
+        )
+        .unwrap();
         settings.server.check_for_serving().unwrap();
         settings.hooks.check_for_serving().unwrap();
         settings.guard.check_for_serving().unwrap();
@@ -782,6 +823,61 @@ mod tests {
         let error = settings.hooks.check_for_serving().unwrap_err().to_string();
         assert!(error.contains("hooks.api_keys"), "{error}");
         assert!(error.contains("COGNITO_BRIDGE__HOOKS__API_KEYS"), "{error}");
+    }
+
+    fn hook_key_error(keys: &str) -> String {
+        let settings =
+            Settings::load_from(None, env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", keys)])).unwrap();
+        settings.hooks.check_for_serving().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn serving_refuses_a_short_key_by_position_without_echoing_it() {
+        let short = "a".repeat(MIN_API_KEY_CHARS - 1);
+        let error = hook_key_error(&short);
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("32 characters"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(&short), "{error}");
+
+        // The weak key is the third one: named by its position, the others not echoed.
+        let keys = format!("{STRONG_KEY},{STRONG_KEY}x,weak-key-1234");
+        let error = hook_key_error(&keys);
+        assert!(error.contains("hooks.api_keys[2]"), "{error}");
+        assert!(!error.contains("weak-key-1234"), "{error}");
+        assert!(!error.contains(STRONG_KEY), "{error}");
+
+        let exactly_long_enough = "b".repeat(MIN_API_KEY_CHARS);
+        let settings = Settings::load_from(
+            None,
+            env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", &exactly_long_enough)]),
+        )
+        .unwrap();
+        settings.hooks.check_for_serving().unwrap();
+    }
+
+    #[test]
+    fn serving_refuses_the_example_placeholder_key() {
+        let error = hook_key_error(&format!("{STRONG_KEY},{EXAMPLE_API_KEY}"));
+        assert!(error.contains("hooks.api_keys[1]"), "{error}");
+        assert!(error.contains("placeholder"), "{error}");
+        assert!(!error.contains(EXAMPLE_API_KEY), "{error}");
+    }
+
+    #[test]
+    fn serving_refuses_a_key_with_inner_whitespace_by_position() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "COGNITO_BRIDGE__HOOKS__API_KEYS",
+                "0123456789abcdef 0123456789abcdef",
+            )]),
+        )
+        .unwrap();
+        let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("whitespace"), "{error}");
+        assert!(!error.contains("0123456789abcdef"), "{error}");
     }
 
     #[test]

@@ -49,12 +49,46 @@ fn serve_refuses_to_start_without_api_keys() {
 }
 
 #[test]
+fn serve_refuses_a_weak_or_placeholder_api_key_by_position() {
+    for (weak, position) in [
+        ("short-key-0123456789", "hooks.api_keys[1]"),
+        ("change-me-to-a-long-random-key", "hooks.api_keys[1]"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = format!("{API_KEY},{weak}");
+        let output = bridge(
+            &dir,
+            &["serve"],
+            &[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", &keys),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "a configuration error");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(position), "{weak}: {stderr}");
+        assert!(stderr.contains("openssl rand -hex 32"), "{weak}: {stderr}");
+        assert!(
+            !stderr.contains(weak) && !stderr.contains(API_KEY),
+            "a key reached stderr: {stderr}"
+        );
+        assert!(
+            !dir.path().join("cognito-bridge.db").exists(),
+            "refused before opening the database"
+        );
+    }
+}
+
+#[test]
 fn serve_names_missing_cognito_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(
         &dir,
         &["serve"],
-        &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "k-123")],
+        &[("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY)],
     )
     .output()
     .unwrap();

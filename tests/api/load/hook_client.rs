@@ -13,7 +13,8 @@ use super::fast_cognito;
 use super::open_loop::{Call, Outcome};
 use super::raw_http::{self, RawClient};
 
-pub const API_KEY: &str = "load-hook-key-0123456789";
+/// At least 32 characters, as `serve` requires of `hooks.api_keys`.
+pub const API_KEY: &str = "load-hook-key-0123456789abcdef0123456789";
 const MATCH_BODY: &[u8] = br#"{"status":"password_match"}"#;
 
 /// Keys that lift the Cognito quota guard (`cognito.max_rps`, `cognito.burst`,
