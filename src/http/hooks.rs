@@ -214,6 +214,7 @@ mod tests {
             Outcome::MfaDenied,
             Outcome::TemporaryPasswordDenied,
             Outcome::UnexpectedChallenge,
+            Outcome::RefusedByLambda,
             Outcome::RefusedLocally,
         ] {
             assert_eq!(status(refused), StatusCode::FORBIDDEN, "{refused:?}");
