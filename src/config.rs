@@ -130,6 +130,9 @@ pub struct CognitoSettings {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
     pub endpoint_url: Option<String>,
+    /// Accept an `http://` `cognito.endpoint_url` (`cognito.allow_insecure_endpoint`): for
+    /// tests and emulators only, as requests carry passwords.
+    pub allow_insecure_endpoint: bool,
     pub timeout_ms: u64,
     /// Most `AdminInitiateAuth` calls per second from this process (`cognito.max_rps`);
     /// the UserAuthentication quota (120/s by default) is shared with the live apps.
@@ -158,6 +161,7 @@ impl Default for CognitoSettings {
             client_id: None,
             client_secret: None,
             endpoint_url: None,
+            allow_insecure_endpoint: false,
             timeout_ms: 2000,
             max_rps: 50,
             burst: 10,
@@ -199,16 +203,33 @@ impl CognitoPool {
             .endpoint_url
             .as_deref()
             .filter(|url| !url.trim().is_empty())
-            .map(|url| {
-                Url::parse(url.trim())
-                    .map_err(|error| invalid("cognito.endpoint_url", error.to_string()))
-            })
+            .map(|url| endpoint(url.trim(), settings.allow_insecure_endpoint))
             .transpose()?;
         Ok(Self {
             region,
             user_pool_id,
             endpoint_url,
         })
+    }
+}
+
+/// `cognito.endpoint_url`: HTTPS, or plain HTTP when `cognito.allow_insecure_endpoint` says
+/// so (every `AdminInitiateAuth` carries a password).
+fn endpoint(raw: &str, allow_insecure: bool) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(raw).map_err(|error| invalid("cognito.endpoint_url", error.to_string()))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure => Ok(url),
+        "http" => Err(invalid(
+            "cognito.endpoint_url",
+            "is http://, which would send passwords in clear; use https://, or set \
+             `cognito.allow_insecure_endpoint = true` for a local emulator or test double",
+        )),
+        scheme => Err(invalid(
+            "cognito.endpoint_url",
+            format!("must be an https:// URL, not {scheme}://"),
+        )),
     }
 }
 
@@ -907,6 +928,7 @@ mod tests {
                     "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
                     "http://127.0.0.1:5000",
                 ),
+                ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ]),
         )
         .unwrap();
@@ -927,6 +949,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("cognito.user_pool_id"), "{error}");
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_needs_allow_insecure_endpoint() {
+        let pool = |endpoint: &str, allow: Option<&str>| {
+            let mut pairs = vec![
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", endpoint),
+            ];
+            if let Some(allow) = allow {
+                pairs.push(("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", allow));
+            }
+            let settings = Settings::load_from(None, env(&pairs)).unwrap();
+            CognitoPool::from_settings(&settings.cognito)
+        };
+        for allow in [None, Some("false")] {
+            let error = pool("http://127.0.0.1:5000", allow)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("cognito.endpoint_url"), "{error}");
+            assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
+        }
+        let error = pool("ftp://127.0.0.1:5000", Some("true"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.endpoint_url"), "{error}");
+
+        let allowed = pool("http://127.0.0.1:5000", Some("true")).unwrap();
+        assert_eq!(allowed.endpoint_url.unwrap().scheme(), "http");
+        let secure = pool("https://cognito-idp.eu-west-1.amazonaws.com", None).unwrap();
+        assert_eq!(secure.endpoint_url.unwrap().scheme(), "https");
+        assert!(
+            pool("", None).unwrap().endpoint_url.is_none(),
+            "blank is unset"
+        );
+        // What `serve` builds goes through the same check.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+                    "http://127.0.0.1:5000",
+                ),
+            ]),
+        )
+        .unwrap();
+        let error = CognitoConfig::from_settings(&settings.cognito)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
     }
 
     #[test]

@@ -83,6 +83,42 @@ fn serve_refuses_a_weak_or_placeholder_api_key_by_position() {
 }
 
 #[test]
+fn serve_and_import_refuse_a_plain_http_cognito_endpoint_unless_allowed() {
+    for command in ["serve", "import"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = bridge(
+            &dir,
+            &[command],
+            &[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+                    "http://127.0.0.1:9",
+                ),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command}: a configuration error"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cognito.endpoint_url"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("cognito.allow_insecure_endpoint"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn serve_names_missing_cognito_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(
@@ -226,6 +262,7 @@ async fn serve_runs_end_to_end_against_moto() {
             ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", &pool.id),
             ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", &pool.client_id),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
             ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],

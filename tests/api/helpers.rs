@@ -226,6 +226,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
             options.cognito_endpoint.clone(),
         ),
+        // moto and the loopback fakes speak plain HTTP.
+        (
+            "COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT",
+            "true".to_owned(),
+        ),
         (
             "COGNITO_BRIDGE__COGNITO__TIMEOUT_MS",
             options.cognito_timeout_ms.to_string(),

@@ -43,6 +43,7 @@ pub fn serve_env(
             fast_cognito::CLIENT_ID,
         ),
         ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", cognito_endpoint),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
         ("COGNITO_BRIDGE__LOG__LEVEL", log_level),
     ]
