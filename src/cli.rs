@@ -92,6 +92,9 @@ pub const EXIT_IMPORT_FAILURES: u8 = 3;
 
 /// Run one command with loaded settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    if matches!(command, Command::Serve | Command::Import { .. }) {
+        crate::config::check_aws_environment(std::env::vars_os().map(|(name, _)| name))?;
+    }
     match command {
         Command::Serve => {
             let listen = settings.server.listen;

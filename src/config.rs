@@ -35,6 +35,33 @@ pub enum ConfigError {
     /// One entry of a list, named by position (`hooks.api_keys[2]`), never by value.
     #[error("configuration key `{key}`: {reason}")]
     InvalidEntry { key: String, reason: String },
+    #[error("environment variable `{variable}` is set: {reason}")]
+    UnsafeEnvironment {
+        variable: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// With it set (to `true`), the AWS SDK's request signer logs request bodies, and
+/// `AdminInitiateAuth` bodies hold passwords.
+pub const LOG_SIGNABLE_BODY: &str = "LOG_SIGNABLE_BODY";
+
+/// For commands that call AWS: refuse an environment (given by its variable names) in which
+/// the AWS SDK would log secrets. Any value counts, so nobody has to know which ones the SDK
+/// reads.
+pub fn check_aws_environment<N: AsRef<std::ffi::OsStr>>(
+    names: impl IntoIterator<Item = N>,
+) -> Result<(), ConfigError> {
+    if names
+        .into_iter()
+        .any(|name| name.as_ref() == LOG_SIGNABLE_BODY)
+    {
+        return Err(ConfigError::UnsafeEnvironment {
+            variable: LOG_SIGNABLE_BODY,
+            reason: "the AWS SDK would log request bodies, and they hold passwords; unset it",
+        });
+    }
+    Ok(())
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -1001,6 +1028,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
+    }
+
+    #[test]
+    fn log_signable_body_in_the_environment_is_refused_by_name() {
+        check_aws_environment(["PATH", "RUST_LOG", "AWS_REGION"]).unwrap();
+        check_aws_environment(Vec::<String>::new()).unwrap();
+        let error = check_aws_environment(["PATH", "LOG_SIGNABLE_BODY"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("LOG_SIGNABLE_BODY"), "{error}");
+        assert!(error.contains("unset it"), "{error}");
     }
 
     #[test]

@@ -119,6 +119,42 @@ fn serve_and_import_refuse_a_plain_http_cognito_endpoint_unless_allowed() {
 }
 
 #[test]
+fn commands_that_call_aws_refuse_log_signable_body() {
+    for command in ["serve", "import"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = bridge(
+            &dir,
+            &[command],
+            &[
+                ("LOG_SIGNABLE_BODY", "true"),
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("LOG_SIGNABLE_BODY"), "{command}: {stderr}");
+        assert!(
+            !dir.path().join("cognito-bridge.db").exists(),
+            "{command}: refused before opening the database"
+        );
+    }
+    // Commands that never call AWS are not concerned.
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["migrate"], &[("LOG_SIGNABLE_BODY", "true")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn serve_names_missing_cognito_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(
