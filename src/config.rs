@@ -622,7 +622,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins.
+    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins when
+    /// set, not blank and valid.
     pub level: String,
 }
 

@@ -61,15 +61,26 @@ where
     })
 }
 
+/// The directives in force: `RUST_LOG` when set, not blank and valid; else `log.level`.
+/// A blank `RUST_LOG` counts as unset: as a filter it would be an empty one, which only lets
+/// errors through.
+fn directives(rust_log: Option<&str>, level: &str) -> String {
+    rust_log
+        .map(str::trim)
+        .filter(|value| !value.is_empty() && filter(value).is_ok())
+        .map_or_else(|| level.to_owned(), str::to_owned)
+}
+
 /// Install the process-wide subscriber, logging to stderr (stdout is for command output).
-/// `RUST_LOG`, when set and valid, wins over `log.level` (checked at load).
+/// `RUST_LOG`, when set, not blank and valid, wins over `log.level` (checked at load).
 pub fn init(settings: &LogSettings) {
-    let directives = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|value| filter(value).is_ok())
-        .unwrap_or_else(|| settings.level.clone());
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let directives = directives(rust_log.as_deref(), &settings.level);
     if let Ok(subscriber) = subscriber(settings.format, &directives, std::io::stderr) {
         let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+    if rust_log.is_some_and(|value| !value.trim().is_empty() && filter(&value).is_err()) {
+        tracing::warn!("RUST_LOG is not a tracing filter; using log.level");
     }
 }
 
@@ -124,5 +135,18 @@ mod tests {
         assert!(logged("trace").contains("our own trace line"));
         assert!(!logged("info").contains("sigv4 debug line"));
         assert!(super::filter("info,,=nonsense[").is_err());
+    }
+
+    #[test]
+    fn a_blank_or_invalid_rust_log_leaves_log_level_in_force() {
+        assert_eq!(directives(None, "info"), "info");
+        assert_eq!(directives(Some(""), "info"), "info");
+        assert_eq!(directives(Some("  \t"), "warn"), "warn");
+        assert_eq!(directives(Some("info,,=nonsense["), "info"), "info");
+        assert_eq!(directives(Some(" debug "), "info"), "debug");
+        assert_eq!(
+            directives(Some("cognito_bridge=trace"), "info"),
+            "cognito_bridge=trace"
+        );
     }
 }
