@@ -18,6 +18,9 @@ pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
 pub const MAX_DEADLINE_MS: u64 = 25_000;
 /// `ContextData.ServerName` unless `cognito.context_server_name` says otherwise.
 pub const DEFAULT_CONTEXT_SERVER_NAME: &str = "cognito-bridge";
+/// Largest `hooks.max_body_bytes` `serve` accepts (1 MiB). A hook body is a few hundred
+/// bytes, and a body without `Content-Length` gets a buffer of the whole limit up front.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024;
 /// Shortest hook key `serve` accepts: `openssl rand -hex 32` gives 64 characters.
 pub const MIN_API_KEY_CHARS: usize = 32;
 /// The placeholder key of `cognito-bridge.example.toml` (and `kratos-hooks/`), which `serve`
@@ -378,8 +381,14 @@ impl HookSettings {
         if self.deadline_ms < 100 {
             return Err(invalid("hooks.deadline_ms", "must be at least 100"));
         }
-        if self.max_body_bytes < 1024 {
-            return Err(invalid("hooks.max_body_bytes", "must be at least 1024"));
+        if !(1024..=MAX_BODY_BYTES_LIMIT).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "hooks.max_body_bytes",
+                format!(
+                    "must be between 1024 and {MAX_BODY_BYTES_LIMIT} (1 MiB); a hook body is a \
+                     few hundred bytes"
+                ),
+            ));
         }
         Ok(())
     }
@@ -878,6 +887,32 @@ mod tests {
         let settings =
             Settings::load_from(None, env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", keys)])).unwrap();
         settings.hooks.check_for_serving().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn hook_body_limit_is_bounded_both_ways() {
+        let check = |bytes: usize| {
+            let settings = Settings::load_from(
+                None,
+                env(&[
+                    ("COGNITO_BRIDGE__HOOKS__API_KEYS", STRONG_KEY),
+                    ("COGNITO_BRIDGE__HOOKS__MAX_BODY_BYTES", &bytes.to_string()),
+                ]),
+            )
+            .unwrap();
+            settings
+                .hooks
+                .check_for_serving()
+                .map_err(|e| e.to_string())
+        };
+        for refused in [1023, MAX_BODY_BYTES_LIMIT + 1, 64 * 1024 * 1024] {
+            let error = check(refused).unwrap_err();
+            assert!(error.contains("hooks.max_body_bytes"), "{error}");
+            assert!(error.contains("1048576"), "{error}");
+        }
+        for accepted in [1024, 64 * 1024, MAX_BODY_BYTES_LIMIT] {
+            check(accepted).unwrap();
+        }
     }
 
     #[test]
