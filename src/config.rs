@@ -470,6 +470,18 @@ impl GuardSettings {
         Duration::from_secs(self.window_secs)
     }
 
+    /// The keys of the limits set to 0, which turns them off: `serve` warns about each.
+    pub fn limits_off(&self) -> Vec<&'static str> {
+        [
+            ("guard.identifier_failures", self.identifier_failures),
+            ("guard.ip_failures", self.ip_failures),
+        ]
+        .into_iter()
+        .filter(|(_, limit)| *limit == 0)
+        .map(|(key, _)| key)
+        .collect()
+    }
+
     pub fn check_for_serving(&self) -> Result<(), ConfigError> {
         if self.window_secs == 0 || self.window_secs > 7 * 24 * 3600 {
             return Err(invalid(
@@ -887,6 +899,28 @@ mod tests {
         let settings =
             Settings::load_from(None, env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", keys)])).unwrap();
         settings.hooks.check_for_serving().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn guard_limits_set_to_zero_are_named() {
+        let off = |pairs: &[(&str, &str)]| {
+            Settings::load_from(None, env(pairs))
+                .unwrap()
+                .guard
+                .limits_off()
+        };
+        assert!(off(&[]).is_empty(), "both limits are on by default");
+        assert_eq!(
+            off(&[("COGNITO_BRIDGE__GUARD__IP_FAILURES", "0")]),
+            ["guard.ip_failures"]
+        );
+        assert_eq!(
+            off(&[
+                ("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", "0"),
+                ("COGNITO_BRIDGE__GUARD__IP_FAILURES", "0"),
+            ]),
+            ["guard.identifier_failures", "guard.ip_failures"]
+        );
     }
 
     #[test]

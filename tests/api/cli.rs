@@ -155,6 +155,35 @@ fn commands_that_call_aws_refuse_log_signable_body() {
 }
 
 #[test]
+fn serve_warns_at_start_about_a_guard_limit_set_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+            ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", "0"),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .kill_on_drop_guard();
+    let (_, log) = serving_log(child.0.stderr.take().unwrap());
+    let warned: Vec<&str> = log
+        .iter()
+        .filter(|line| line["level"] == "WARN")
+        .filter_map(|line| line["fields"]["key"].as_str())
+        .collect();
+    assert_eq!(warned, ["guard.identifier_failures"], "{log:#?}");
+    drop(child);
+}
+
+#[test]
 fn serve_names_missing_cognito_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(
@@ -329,13 +358,22 @@ async fn serve_runs_end_to_end_against_moto() {
 
 /// Read JSON log lines until the "serving" line, and return its port.
 pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
+    serving_log(stderr).0
+}
+
+/// Read JSON log lines until the "serving" line: its port, and the lines before it.
+pub(crate) fn serving_log(stderr: std::process::ChildStderr) -> (u16, Vec<Value>) {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut before = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str::<Value>(&line)
-                && let Some(port) = json["fields"]["port"].as_u64()
-            {
-                let _ = sender.send(port as u16);
+            let Ok(json) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(port) = json["fields"]["port"].as_u64() {
+                let _ = sender.send((port as u16, std::mem::take(&mut before)));
+            } else {
+                before.push(json);
             }
         }
     });
