@@ -275,6 +275,7 @@ async fn import(users: usize, list_rate: &str, ticks: f64) -> ImportRun {
             &cognito.user_pool_id,
         )
         .env("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint)
+        .env("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true")
         .env("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url)
         .env("COGNITO_BRIDGE__IMPORT__LIST_RATE", list_rate)
         .env("COGNITO_BRIDGE__LOG__LEVEL", "warn")

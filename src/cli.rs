@@ -101,6 +101,9 @@ pub const EXIT_IMPORT_ALREADY_RUNNING: u8 = 4;
 
 /// Run one command with loaded settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    if matches!(command, Command::Serve | Command::Import { .. }) {
+        crate::config::check_aws_environment(std::env::vars_os().map(|(name, _)| name))?;
+    }
     match command {
         Command::Serve => {
             let listen = settings.server.listen;

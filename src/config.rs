@@ -18,6 +18,14 @@ pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
 pub const MAX_DEADLINE_MS: u64 = 25_000;
 /// `ContextData.ServerName` unless `cognito.context_server_name` says otherwise.
 pub const DEFAULT_CONTEXT_SERVER_NAME: &str = "cognito-bridge";
+/// Largest `hooks.max_body_bytes` `serve` accepts (1 MiB). A hook body is a few hundred
+/// bytes, and a body without `Content-Length` gets a buffer of the whole limit up front.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024;
+/// Shortest hook key `serve` accepts: `openssl rand -hex 32` gives 64 characters.
+pub const MIN_API_KEY_CHARS: usize = 32;
+/// The placeholder key of `cognito-bridge.example.toml` (and `kratos-hooks/`), which `serve`
+/// refuses whatever its length.
+pub const EXAMPLE_API_KEY: &str = "change-me-to-a-long-random-key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -27,6 +35,36 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// One entry of a list, named by position (`hooks.api_keys[2]`), never by value.
+    #[error("configuration key `{key}`: {reason}")]
+    InvalidEntry { key: String, reason: String },
+    #[error("environment variable `{variable}` is set: {reason}")]
+    UnsafeEnvironment {
+        variable: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// With it set (to `true`), the AWS SDK's request signer logs request bodies, and
+/// `AdminInitiateAuth` bodies hold passwords.
+pub const LOG_SIGNABLE_BODY: &str = "LOG_SIGNABLE_BODY";
+
+/// For commands that call AWS: refuse an environment (given by its variable names) in which
+/// the AWS SDK would log secrets. Any value counts, so nobody has to know which ones the SDK
+/// reads.
+pub fn check_aws_environment<N: AsRef<std::ffi::OsStr>>(
+    names: impl IntoIterator<Item = N>,
+) -> Result<(), ConfigError> {
+    if names
+        .into_iter()
+        .any(|name| name.as_ref() == LOG_SIGNABLE_BODY)
+    {
+        return Err(ConfigError::UnsafeEnvironment {
+            variable: LOG_SIGNABLE_BODY,
+            reason: "the AWS SDK would log request bodies, and they hold passwords; unset it",
+        });
+    }
+    Ok(())
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -122,6 +160,9 @@ pub struct CognitoSettings {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
     pub endpoint_url: Option<String>,
+    /// Accept an `http://` `cognito.endpoint_url` (`cognito.allow_insecure_endpoint`): for
+    /// tests and emulators only, as requests carry passwords.
+    pub allow_insecure_endpoint: bool,
     pub timeout_ms: u64,
     /// Most `AdminInitiateAuth` calls per second from this process (`cognito.max_rps`);
     /// the UserAuthentication quota (120/s by default) is shared with the live apps.
@@ -150,6 +191,7 @@ impl Default for CognitoSettings {
             client_id: None,
             client_secret: None,
             endpoint_url: None,
+            allow_insecure_endpoint: false,
             timeout_ms: 2000,
             max_rps: 50,
             burst: 10,
@@ -191,16 +233,33 @@ impl CognitoPool {
             .endpoint_url
             .as_deref()
             .filter(|url| !url.trim().is_empty())
-            .map(|url| {
-                Url::parse(url.trim())
-                    .map_err(|error| invalid("cognito.endpoint_url", error.to_string()))
-            })
+            .map(|url| endpoint(url.trim(), settings.allow_insecure_endpoint))
             .transpose()?;
         Ok(Self {
             region,
             user_pool_id,
             endpoint_url,
         })
+    }
+}
+
+/// `cognito.endpoint_url`: HTTPS, or plain HTTP when `cognito.allow_insecure_endpoint` says
+/// so (every `AdminInitiateAuth` carries a password).
+fn endpoint(raw: &str, allow_insecure: bool) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(raw).map_err(|error| invalid("cognito.endpoint_url", error.to_string()))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure => Ok(url),
+        "http" => Err(invalid(
+            "cognito.endpoint_url",
+            "is http://, which would send passwords in clear; use https://, or set \
+             `cognito.allow_insecure_endpoint = true` for a local emulator or test double",
+        )),
+        scheme => Err(invalid(
+            "cognito.endpoint_url",
+            format!("must be an https:// URL, not {scheme}://"),
+        )),
     }
 }
 
@@ -369,22 +428,46 @@ impl HookSettings {
                 ),
             ));
         }
-        // Blank entries were dropped at load; a key with inner blanks cannot travel in a header.
-        if self
-            .api_keys
-            .iter()
-            .any(|key| key.expose_secret().contains(char::is_whitespace))
-        {
-            return Err(invalid("hooks.api_keys", "keys must contain no whitespace"));
+        for (position, key) in self.api_keys.iter().enumerate() {
+            check_api_key(position, key.expose_secret())?;
         }
         if self.deadline_ms < 100 {
             return Err(invalid("hooks.deadline_ms", "must be at least 100"));
         }
-        if self.max_body_bytes < 1024 {
-            return Err(invalid("hooks.max_body_bytes", "must be at least 1024"));
+        if !(1024..=MAX_BODY_BYTES_LIMIT).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "hooks.max_body_bytes",
+                format!(
+                    "must be between 1024 and {MAX_BODY_BYTES_LIMIT} (1 MiB); a hook body is a \
+                     few hundred bytes"
+                ),
+            ));
         }
         Ok(())
     }
+}
+
+/// One hook key, named by its position (among the non-blank entries) and never echoed.
+fn check_api_key(position: usize, key: &str) -> Result<(), ConfigError> {
+    let refuse = |reason: &str| {
+        Err(ConfigError::InvalidEntry {
+            key: format!("hooks.api_keys[{position}]"),
+            reason: format!("{reason}; make a key with `openssl rand -hex 32`"),
+        })
+    };
+    // Blank entries were dropped at load; a key with inner blanks cannot travel in a header.
+    if key.contains(char::is_whitespace) {
+        return refuse("must contain no whitespace");
+    }
+    if key == EXAMPLE_API_KEY {
+        return refuse("is the example configuration's placeholder, known to everyone");
+    }
+    if key.chars().count() < MIN_API_KEY_CHARS {
+        return refuse(&format!(
+            "is shorter than {MIN_API_KEY_CHARS} characters, too easy to guess"
+        ));
+    }
+    Ok(())
 }
 
 /// Accept `api_keys = ["a", "b"]`, `api_keys = "a"` and `KEY=a,b` from the environment.
@@ -463,6 +546,18 @@ impl Default for GuardSettings {
 impl GuardSettings {
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.window_secs)
+    }
+
+    /// The keys of the limits set to 0, which turns them off: `serve` warns about each.
+    pub fn limits_off(&self) -> Vec<&'static str> {
+        [
+            ("guard.identifier_failures", self.identifier_failures),
+            ("guard.ip_failures", self.ip_failures),
+        ]
+        .into_iter()
+        .filter(|(_, limit)| *limit == 0)
+        .map(|(key, _)| key)
+        .collect()
     }
 
     pub fn check_for_serving(&self) -> Result<(), ConfigError> {
@@ -626,7 +721,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins.
+    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins when
+    /// set, not blank and valid.
     pub level: String,
 }
 
@@ -713,6 +809,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// What `openssl rand -hex 32` could print.
+    const STRONG_KEY: &str = "5f0c3b9e8a1d47e2b6c94f0a7d3e12c85b9f6a0e4d7c21b3a8f5e09c6d4b7a21";
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -727,9 +826,21 @@ mod tests {
     }
 
     #[test]
-    fn the_example_configuration_loads_and_serves() {
+    fn the_example_configuration_loads_and_serves_once_its_key_is_replaced() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cognito-bridge.example.toml");
         let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        // As shipped, its hook key is the public placeholder: serve must refuse it.
+        let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("placeholder"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(EXAMPLE_API_KEY), "{error}");
+
+        let settings = Settings::load_from(
+            Some(&path),
+            env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", STRONG_KEY)]),
+        )
+        .unwrap();
         settings.server.check_for_serving().unwrap();
         settings.hooks.check_for_serving().unwrap();
         settings.guard.check_for_serving().unwrap();
@@ -912,6 +1023,109 @@ mod tests {
         assert!(error.contains("COGNITO_BRIDGE__HOOKS__API_KEYS"), "{error}");
     }
 
+    fn hook_key_error(keys: &str) -> String {
+        let settings =
+            Settings::load_from(None, env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", keys)])).unwrap();
+        settings.hooks.check_for_serving().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn guard_limits_set_to_zero_are_named() {
+        let off = |pairs: &[(&str, &str)]| {
+            Settings::load_from(None, env(pairs))
+                .unwrap()
+                .guard
+                .limits_off()
+        };
+        assert!(off(&[]).is_empty(), "both limits are on by default");
+        assert_eq!(
+            off(&[("COGNITO_BRIDGE__GUARD__IP_FAILURES", "0")]),
+            ["guard.ip_failures"]
+        );
+        assert_eq!(
+            off(&[
+                ("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", "0"),
+                ("COGNITO_BRIDGE__GUARD__IP_FAILURES", "0"),
+            ]),
+            ["guard.identifier_failures", "guard.ip_failures"]
+        );
+    }
+
+    #[test]
+    fn hook_body_limit_is_bounded_both_ways() {
+        let check = |bytes: usize| {
+            let settings = Settings::load_from(
+                None,
+                env(&[
+                    ("COGNITO_BRIDGE__HOOKS__API_KEYS", STRONG_KEY),
+                    ("COGNITO_BRIDGE__HOOKS__MAX_BODY_BYTES", &bytes.to_string()),
+                ]),
+            )
+            .unwrap();
+            settings
+                .hooks
+                .check_for_serving()
+                .map_err(|e| e.to_string())
+        };
+        for refused in [1023, MAX_BODY_BYTES_LIMIT + 1, 64 * 1024 * 1024] {
+            let error = check(refused).unwrap_err();
+            assert!(error.contains("hooks.max_body_bytes"), "{error}");
+            assert!(error.contains("1048576"), "{error}");
+        }
+        for accepted in [1024, 64 * 1024, MAX_BODY_BYTES_LIMIT] {
+            check(accepted).unwrap();
+        }
+    }
+
+    #[test]
+    fn serving_refuses_a_short_key_by_position_without_echoing_it() {
+        let short = "a".repeat(MIN_API_KEY_CHARS - 1);
+        let error = hook_key_error(&short);
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("32 characters"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(&short), "{error}");
+
+        // The weak key is the third one: named by its position, the others not echoed.
+        let keys = format!("{STRONG_KEY},{STRONG_KEY}x,weak-key-1234");
+        let error = hook_key_error(&keys);
+        assert!(error.contains("hooks.api_keys[2]"), "{error}");
+        assert!(!error.contains("weak-key-1234"), "{error}");
+        assert!(!error.contains(STRONG_KEY), "{error}");
+
+        let exactly_long_enough = "b".repeat(MIN_API_KEY_CHARS);
+        let settings = Settings::load_from(
+            None,
+            env(&[("COGNITO_BRIDGE__HOOKS__API_KEYS", &exactly_long_enough)]),
+        )
+        .unwrap();
+        settings.hooks.check_for_serving().unwrap();
+    }
+
+    #[test]
+    fn serving_refuses_the_example_placeholder_key() {
+        let error = hook_key_error(&format!("{STRONG_KEY},{EXAMPLE_API_KEY}"));
+        assert!(error.contains("hooks.api_keys[1]"), "{error}");
+        assert!(error.contains("placeholder"), "{error}");
+        assert!(!error.contains(EXAMPLE_API_KEY), "{error}");
+    }
+
+    #[test]
+    fn serving_refuses_a_key_with_inner_whitespace_by_position() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "COGNITO_BRIDGE__HOOKS__API_KEYS",
+                "0123456789abcdef 0123456789abcdef",
+            )]),
+        )
+        .unwrap();
+        let error = settings.hooks.check_for_serving().unwrap_err().to_string();
+        assert!(error.contains("hooks.api_keys[0]"), "{error}");
+        assert!(error.contains("whitespace"), "{error}");
+        assert!(!error.contains("0123456789abcdef"), "{error}");
+    }
+
     #[test]
     fn cognito_settings_are_checked_and_region_comes_from_the_pool() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
@@ -939,6 +1153,7 @@ mod tests {
                     "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
                     "http://127.0.0.1:5000",
                 ),
+                ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ]),
         )
         .unwrap();
@@ -959,6 +1174,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("cognito.user_pool_id"), "{error}");
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_needs_allow_insecure_endpoint() {
+        let pool = |endpoint: &str, allow: Option<&str>| {
+            let mut pairs = vec![
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", endpoint),
+            ];
+            if let Some(allow) = allow {
+                pairs.push(("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", allow));
+            }
+            let settings = Settings::load_from(None, env(&pairs)).unwrap();
+            CognitoPool::from_settings(&settings.cognito)
+        };
+        for allow in [None, Some("false")] {
+            let error = pool("http://127.0.0.1:5000", allow)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("cognito.endpoint_url"), "{error}");
+            assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
+        }
+        let error = pool("ftp://127.0.0.1:5000", Some("true"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.endpoint_url"), "{error}");
+
+        let allowed = pool("http://127.0.0.1:5000", Some("true")).unwrap();
+        assert_eq!(allowed.endpoint_url.unwrap().scheme(), "http");
+        let secure = pool("https://cognito-idp.eu-west-1.amazonaws.com", None).unwrap();
+        assert_eq!(secure.endpoint_url.unwrap().scheme(), "https");
+        assert!(
+            pool("", None).unwrap().endpoint_url.is_none(),
+            "blank is unset"
+        );
+        // What `serve` builds goes through the same check.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+                    "http://127.0.0.1:5000",
+                ),
+            ]),
+        )
+        .unwrap();
+        let error = CognitoConfig::from_settings(&settings.cognito)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
+    }
+
+    #[test]
+    fn log_signable_body_in_the_environment_is_refused_by_name() {
+        check_aws_environment(["PATH", "RUST_LOG", "AWS_REGION"]).unwrap();
+        check_aws_environment(Vec::<String>::new()).unwrap();
+        let error = check_aws_environment(["PATH", "LOG_SIGNABLE_BODY"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("LOG_SIGNABLE_BODY"), "{error}");
+        assert!(error.contains("unset it"), "{error}");
     }
 
     #[test]

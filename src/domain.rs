@@ -157,6 +157,10 @@ pub enum Outcome {
     TemporaryPasswordDenied,
     /// A challenge this tool does not know.
     UnexpectedChallenge,
+    /// `UserLambdaValidationException`: one of the pool's Lambda triggers (pre-authentication,
+    /// user migration, ...) refused this user. It says nothing about our settings, and the
+    /// password may have been right.
+    RefusedByLambda,
     /// Cognito did not decide within the deadline (throttled, 5xx, timeout, connection error).
     Unavailable,
     /// Cognito rejected our call itself (bad pool, client, region, credentials or permissions).
@@ -205,6 +209,7 @@ impl Outcome {
             Outcome::MfaDenied => "mfa_denied",
             Outcome::TemporaryPasswordDenied => "temporary_password_denied",
             Outcome::UnexpectedChallenge => "unexpected_challenge",
+            Outcome::RefusedByLambda => "refused_by_lambda",
             Outcome::Unavailable => "unavailable",
             Outcome::Misconfigured => "misconfigured",
             Outcome::RefusedLocally => "refused_locally",
@@ -278,6 +283,7 @@ impl Outcome {
             | Outcome::UnknownUser
             | Outcome::Unverifiable
             | Outcome::UnexpectedChallenge
+            | Outcome::RefusedByLambda
             | Outcome::Unavailable
             | Outcome::Misconfigured
             | Outcome::RefusedLocally
@@ -350,5 +356,17 @@ mod tests {
         assert!(!Outcome::Unavailable.is_decided());
         assert!(!Outcome::Misconfigured.is_decided());
         assert!(Outcome::UnknownUser.is_decided());
+    }
+
+    #[test]
+    fn a_lambda_refusal_is_decided_neutral_for_the_guard_and_moves_no_one() {
+        let refused = Outcome::RefusedByLambda;
+        assert_eq!(refused.as_str(), "refused_by_lambda");
+        assert!(refused.is_decided() && !refused.is_match());
+        // The password may be right: no failure counted, nor a success.
+        assert_eq!(refused.guard_effect(), None);
+        // A user migration Lambda can refuse users the pool does not have.
+        assert!(!refused.proves_user_exists());
+        assert_eq!(refused.new_state(), None);
     }
 }

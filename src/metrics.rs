@@ -274,6 +274,7 @@ mod tests {
         metrics.hook_answered(Outcome::Verified, 0.02);
         metrics.hook_answered(Outcome::NotAuthorized, 0.02);
         metrics.hook_answered(Outcome::CircuitOpen, 0.0);
+        metrics.hook_answered(Outcome::RefusedByLambda, 0.02);
         metrics.cognito_call(Outcome::Verified, 0.015);
         metrics.guard_refused(GuardLimit::Ip);
         metrics.quota_refused(QuotaLimit::Rate);
@@ -288,7 +289,8 @@ mod tests {
             "cognito_bridge_hook_answers_total{outcome=\"verified\",status=\"200\"} 1",
             "cognito_bridge_hook_answers_total{outcome=\"not_authorized\",status=\"403\"} 1",
             "cognito_bridge_hook_answers_total{outcome=\"circuit_open\",status=\"424\"} 1",
-            "cognito_bridge_hook_duration_seconds_count 3",
+            "cognito_bridge_hook_answers_total{outcome=\"refused_by_lambda\",status=\"403\"} 1",
+            "cognito_bridge_hook_duration_seconds_count 4",
             "cognito_bridge_cognito_request_duration_seconds_count{result=\"verified\"} 1",
             "cognito_bridge_guard_refusals_total{limit=\"ip\"} 1",
             "cognito_bridge_cognito_quota_refusals_total{limit=\"rate\"} 1",

@@ -116,6 +116,9 @@ pub fn verdict(answer: &CognitoAnswer, policies: Policies) -> Outcome {
             Some("UserNotFoundException") => Outcome::UnknownUser,
             Some("PasswordResetRequiredException") => Outcome::ResetRequired,
             Some("UserNotConfirmedException") => Outcome::Unconfirmed,
+            // A Lambda trigger's verdict on this one user, not a fault of our settings: one
+            // refused user must not make a replica unready.
+            Some("UserLambdaValidationException") => Outcome::RefusedByLambda,
             Some(code) if UNAVAILABLE_CODES.contains(&code) => Outcome::Unavailable,
             _ if *status >= 500 || *status == 429 => Outcome::Unavailable,
             _ => Outcome::Misconfigured,
@@ -233,6 +236,15 @@ mod tests {
             verdict(&error("UserNotConfirmedException", 400), ALLOW),
             Outcome::Unconfirmed
         );
+    }
+
+    #[test]
+    fn a_lambda_trigger_refusing_the_user_is_a_decided_refusal() {
+        for status in [400, 500] {
+            let outcome = verdict(&error("UserLambdaValidationException", status), ALLOW);
+            assert_eq!(outcome, Outcome::RefusedByLambda, "HTTP {status}");
+            assert!(outcome.is_decided());
+        }
     }
 
     #[test]

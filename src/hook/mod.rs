@@ -539,6 +539,14 @@ impl HookService {
                         latency,
                     };
                 }
+                (Outcome::RefusedByLambda, _) => {
+                    tracing::info!("a Lambda trigger of the user pool refused this user");
+                    return Verification {
+                        outcome,
+                        calls,
+                        latency,
+                    };
+                }
                 (Outcome::UnexpectedChallenge, CognitoAnswer::Challenge(name)) => {
                     tracing::warn!(challenge = name.as_str(), "unexpected Cognito challenge");
                     return Verification {

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -61,13 +62,17 @@ fn answer(outcome: Outcome) -> Result<HttpResponse, ApiError> {
 }
 
 /// `Authorization: Bearer <key>`, compared in constant time against every configured key.
+/// What is compared are SHA-256 digests, all 32 bytes long: comparing the values themselves
+/// would answer at once when the lengths differ, telling a caller each key's length.
 fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<(), ApiError> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
         .ok_or(ApiError::Unauthorized)?;
+    let presented = Sha256::digest(presented);
     let matched = keys.iter().fold(subtle::Choice::from(0), |found, key| {
-        found | key.expose_secret().as_bytes().ct_eq(presented)
+        let configured = Sha256::digest(key.expose_secret().as_bytes());
+        found | configured[..].ct_eq(&presented[..])
     });
     if bool::from(matched) {
         Ok(())
@@ -142,6 +147,41 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_any_length_are_told_apart_by_digest() {
+        let long = "k".repeat(64);
+        let keys = [
+            SecretString::from(long.clone()),
+            SecretString::from("\u{e9}t\u{e9}-key-with-non-ascii-bytes-0123456789"),
+        ];
+        assert!(authorize(&headers(Some(&format!("Bearer {long}"))), &keys).is_ok());
+        // Prefixes, extensions and values of other lengths: a digest each, and none matches.
+        for bad in [
+            format!("Bearer {}", &long[..63]),
+            format!("Bearer {long}k"),
+            format!("Bearer {}", "k".repeat(4096)),
+            "Bearer k".to_owned(),
+        ] {
+            assert!(authorize(&headers(Some(&bad)), &keys).is_err(), "{bad}");
+        }
+        let mut raw = HeaderMap::new();
+        raw.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(
+                b"Bearer \xc3\xa9t\xc3\xa9-key-with-non-ascii-bytes-0123456789",
+            )
+            .unwrap(),
+        );
+        assert!(
+            authorize(&raw, &keys).is_ok(),
+            "compared as bytes, not text"
+        );
+        assert!(
+            authorize(&headers(Some("Bearer x")), &[]).is_err(),
+            "no keys, no entry"
+        );
+    }
+
+    #[test]
     fn correlation_headers_are_kept_only_when_sane() {
         let mut map = HeaderMap::new();
         map.insert(
@@ -179,6 +219,7 @@ mod tests {
             Outcome::MfaDenied,
             Outcome::TemporaryPasswordDenied,
             Outcome::UnexpectedChallenge,
+            Outcome::RefusedByLambda,
             Outcome::RefusedLocally,
             Outcome::AmbiguousIdentifier,
             Outcome::IdentityMismatch,

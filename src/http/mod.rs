@@ -107,6 +107,13 @@ impl Application {
     }
 
     fn bind(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
+        for key in settings.guard.limits_off() {
+            tracing::warn!(
+                key,
+                "{key} = 0 turns this brute-force limit off: only Cognito's own lockout slows \
+                 password guessing through the hook"
+            );
+        }
         let listener = TcpListener::bind(settings.server.listen)
             .with_context(|| format!("binding `server.listen` = {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();

@@ -49,12 +49,147 @@ fn serve_refuses_to_start_without_api_keys() {
 }
 
 #[test]
+fn serve_refuses_a_weak_or_placeholder_api_key_by_position() {
+    for (weak, position) in [
+        ("short-key-0123456789", "hooks.api_keys[1]"),
+        ("change-me-to-a-long-random-key", "hooks.api_keys[1]"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = format!("{API_KEY},{weak}");
+        let output = bridge(
+            &dir,
+            &["serve"],
+            &[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", &keys),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "a configuration error");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(position), "{weak}: {stderr}");
+        assert!(stderr.contains("openssl rand -hex 32"), "{weak}: {stderr}");
+        assert!(
+            !stderr.contains(weak) && !stderr.contains(API_KEY),
+            "a key reached stderr: {stderr}"
+        );
+        assert!(
+            !dir.path().join("cognito-bridge.db").exists(),
+            "refused before opening the database"
+        );
+    }
+}
+
+#[test]
+fn serve_and_import_refuse_a_plain_http_cognito_endpoint_unless_allowed() {
+    for command in ["serve", "import"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = bridge(
+            &dir,
+            &[command],
+            &[
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                (
+                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+                    "http://127.0.0.1:9",
+                ),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command}: a configuration error"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cognito.endpoint_url"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("cognito.allow_insecure_endpoint"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn commands_that_call_aws_refuse_log_signable_body() {
+    for command in ["serve", "import"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = bridge(
+            &dir,
+            &[command],
+            &[
+                ("LOG_SIGNABLE_BODY", "true"),
+                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+                ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("LOG_SIGNABLE_BODY"), "{command}: {stderr}");
+        assert!(
+            !dir.path().join("cognito-bridge.db").exists(),
+            "{command}: refused before opening the database"
+        );
+    }
+    // Commands that never call AWS are not concerned.
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["migrate"], &[("LOG_SIGNABLE_BODY", "true")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn serve_warns_at_start_about_a_guard_limit_set_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+            ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
+            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", "0"),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .kill_on_drop_guard();
+    let (_, log) = serving_log(child.0.stderr.take().unwrap());
+    let warned: Vec<&str> = log
+        .iter()
+        .filter(|line| line["level"] == "WARN")
+        .filter_map(|line| line["fields"]["key"].as_str())
+        .collect();
+    assert_eq!(warned, ["guard.identifier_failures"], "{log:#?}");
+    drop(child);
+}
+
+#[test]
 fn serve_names_missing_cognito_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(
         &dir,
         &["serve"],
-        &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "k-123")],
+        &[("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY)],
     )
     .output()
     .unwrap();
@@ -192,6 +327,7 @@ async fn serve_runs_end_to_end_against_moto() {
             ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", &pool.id),
             ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", &pool.client_id),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
             ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],
@@ -222,13 +358,22 @@ async fn serve_runs_end_to_end_against_moto() {
 
 /// Read JSON log lines until the "serving" line, and return its port.
 pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
+    serving_log(stderr).0
+}
+
+/// Read JSON log lines until the "serving" line: its port, and the lines before it.
+pub(crate) fn serving_log(stderr: std::process::ChildStderr) -> (u16, Vec<Value>) {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut before = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str::<Value>(&line)
-                && let Some(port) = json["fields"]["port"].as_u64()
-            {
-                let _ = sender.send(port as u16);
+            let Ok(json) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(port) = json["fields"]["port"].as_u64() {
+                let _ = sender.send((port as u16, std::mem::take(&mut before)));
+            } else {
+                before.push(json);
             }
         }
     });

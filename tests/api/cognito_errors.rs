@@ -320,6 +320,50 @@ async fn reset_required_user_is_refused_and_needs_recovery(backend: Backend) {
     .await;
 }
 
+/// A pool's Lambda trigger (pre-authentication, user migration) refusing one user is that
+/// user's verdict: 403, never retried, neutral for the guard, and the replica stays ready.
+/// A configuration error, unlike it, still answers 424 and makes readiness 503.
+#[tokio::test]
+async fn a_lambda_refusing_one_user_is_403_and_leaves_readiness_alone() {
+    let fake = start_fake().await;
+    fake.user(
+        "refused",
+        PASSWORD,
+        Script::error("UserLambdaValidationException"),
+    );
+    fake.user(
+        "misrouted",
+        PASSWORD,
+        Script::error("ResourceNotFoundException"),
+    );
+    let app = spawn_with(&fake, Backend::Sqlite, 5000).await;
+    let (status, _) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // More refusals than `guard.identifier_failures` (5): the password may be right, so none
+    // counts as a failed guess and every one is Cognito's (the Lambda's) to decide.
+    for call in 1..=6 {
+        assert_no_match(&app.login("refused", PASSWORD).await);
+        assert_eq!(fake.calls("refused"), call, "asked once per hook call");
+    }
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let attempts = app.store.recent_attempts(10).await.unwrap();
+    assert_eq!(attempts.len(), 6);
+    assert!(
+        attempts
+            .iter()
+            .all(|attempt| attempt.outcome == "refused_by_lambda" && attempt.cognito_calls == 1),
+        "{attempts:?}"
+    );
+    assert_undecided(state_of(&app, "refused").await);
+
+    let answer = app.login("misrouted", PASSWORD).await;
+    assert_failed_dependency(&answer, "cognito_misconfigured");
+    let (status, body) = app.get("/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
 // --- challenges and their policies ----------------------------------------------------------
 
 async fn spawn_with_policies(

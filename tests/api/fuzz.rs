@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
-use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
+use crate::helpers::{API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, spawn_app};
 
 /// The fields `HookRequest` reads; every other key is ignored.
 const OPTIONAL_FIELDS: [&str; 4] = ["identity_id", "external_id", "client_ip", "user_agent"];
@@ -830,7 +830,7 @@ fn authorization() -> BoxedStrategy<Option<(Vec<u8>, bool)>> {
     let valid = |key: &str| Some((format!("Bearer {key}").into_bytes(), true));
     prop_oneof![
         10 => Just(valid(API_KEY)),
-        1 => Just(valid("rotated-out-key-abcdef")),
+        1 => Just(valid(ROTATED_OUT_KEY)),
         2 => Just(None),
         1 => prop::sample::select(vec![
             format!("bearer {API_KEY}"),

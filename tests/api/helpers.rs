@@ -13,7 +13,10 @@ use sqlx::Connection;
 
 use crate::moto;
 
-pub const API_KEY: &str = "test-hook-key-0123456789";
+/// At least 32 characters, as `serve` requires of `hooks.api_keys`.
+pub const API_KEY: &str = "test-hook-key-0123456789abcdef0123456789";
+/// A second configured key (rotation), also long enough to serve.
+pub const ROTATED_OUT_KEY: &str = "rotated-out-key-abcdef-0123456789abcdef";
 pub const POSTGRES_URL_ENV: &str = "COGNITO_BRIDGE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -223,13 +226,18 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
             options.cognito_endpoint.clone(),
         ),
+        // moto and the loopback fakes speak plain HTTP.
+        (
+            "COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT",
+            "true".to_owned(),
+        ),
         (
             "COGNITO_BRIDGE__COGNITO__TIMEOUT_MS",
             options.cognito_timeout_ms.to_string(),
         ),
         (
             "COGNITO_BRIDGE__HOOKS__API_KEYS",
-            format!("rotated-out-key-abcdef,{API_KEY}"),
+            format!("{ROTATED_OUT_KEY},{API_KEY}"),
         ),
         (
             "COGNITO_BRIDGE__HOOKS__DEADLINE_MS",

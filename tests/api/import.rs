@@ -41,6 +41,7 @@ pub fn import_settings(
         ("DATABASE__URL", database_url),
         ("COGNITO__USER_POOL_ID", pool_id),
         ("COGNITO__ENDPOINT_URL", cognito_endpoint),
+        ("COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("KRATOS__ADMIN_URL", kratos_url),
         ("KRATOS__PUBLIC_URL", kratos_url),
     ]

@@ -110,6 +110,7 @@ async fn resume_with_nothing_to_resume_says_so() {
                 &cognito.user_pool_id,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ],
     )
     .await;
@@ -135,6 +136,7 @@ async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
             "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
             cognito.endpoint.as_str(),
         ),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
     ];
@@ -198,6 +200,7 @@ async fn refused_identities_give_exit_status_3_and_are_listed() {
                 &cognito.user_pool_id,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url),
             ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
         ],
@@ -224,6 +227,7 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
             "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
             cognito.endpoint.as_str(),
         ),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
         // Ten pages at 4/s: about 2.5 s, time enough to interrupt.
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "4"),

@@ -48,6 +48,7 @@ async fn stop_with_a_hook_in_flight(signal: &str) {
                 cognito_fake::CLIENT_ID,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
             ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
             ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],

@@ -13,7 +13,8 @@ use super::fast_cognito;
 use super::open_loop::{Call, Outcome};
 use super::raw_http::{self, RawClient};
 
-pub const API_KEY: &str = "load-hook-key-0123456789";
+/// At least 32 characters, as `serve` requires of `hooks.api_keys`.
+pub const API_KEY: &str = "load-hook-key-0123456789abcdef0123456789";
 const MATCH_BODY: &[u8] = br#"{"status":"password_match"}"#;
 
 /// Keys that lift the Cognito quota guard (`cognito.max_rps`, `cognito.burst`,
@@ -42,6 +43,7 @@ pub fn serve_env(
             fast_cognito::CLIENT_ID,
         ),
         ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", cognito_endpoint),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
         ("COGNITO_BRIDGE__LOG__LEVEL", log_level),
     ]
