@@ -292,6 +292,7 @@ async fn a_second_import_process_is_refused_with_exit_status_4() {
             "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
             cognito.endpoint.as_str(),
         ),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
         ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
         ("COGNITO_BRIDGE__KRATOS__PUBLIC_URL", kratos.url.as_str()),
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
