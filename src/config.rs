@@ -79,6 +79,7 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub store: StoreSettings,
     pub cognito: CognitoSettings,
     pub hooks: HookSettings,
     pub guard: GuardSettings,
@@ -148,6 +149,45 @@ impl Default for DatabaseSettings {
             url: SecretString::from("sqlite://cognito-bridge.db"),
             max_connections: 10,
         }
+    }
+}
+
+/// The `[store]` section: what the store keeps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Attempt rows older than this many days are deleted by `serve`, at start and every
+    /// hour (`store.attempts_retention_days`); 0 keeps them forever. Users' rows are never
+    /// pruned.
+    pub attempts_retention_days: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            attempts_retention_days: 90,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The retention, or `None` when attempts are kept forever.
+    pub fn attempts_retention(&self) -> Option<Duration> {
+        (self.attempts_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.attempts_retention_days) * 24 * 3600))
+    }
+
+    pub fn check_for_serving(&self, guard: &GuardSettings) -> Result<(), ConfigError> {
+        // The guard counts failures from the attempt log: they must outlive its window.
+        if let Some(retention) = self.attempts_retention()
+            && retention < guard.window()
+        {
+            return Err(invalid(
+                "store.attempts_retention_days",
+                "must cover guard.window_secs (or be 0: keep attempts forever)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1006,6 +1046,37 @@ mod tests {
             let error = settings.hooks.check_for_serving().unwrap_err().to_string();
             assert!(error.contains(key), "{error}");
         }
+    }
+
+    #[test]
+    fn attempt_retention_defaults_to_90_days_and_must_cover_the_guard_window() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            settings.store.attempts_retention(),
+            Some(Duration::from_secs(90 * 24 * 3600))
+        );
+        settings.store.check_for_serving(&settings.guard).unwrap();
+        let forever = Settings::load_from(
+            None,
+            env(&[("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "0")]),
+        )
+        .unwrap();
+        assert_eq!(forever.store.attempts_retention(), None);
+        forever.store.check_for_serving(&forever.guard).unwrap();
+        let too_short = Settings::load_from(
+            None,
+            env(&[
+                ("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "1"),
+                ("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "172800"),
+            ]),
+        )
+        .unwrap();
+        let error = too_short
+            .store
+            .check_for_serving(&too_short.guard)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("store.attempts_retention_days"), "{error}");
     }
 
     #[test]

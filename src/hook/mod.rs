@@ -6,6 +6,7 @@ mod guard;
 mod limits;
 mod recorder;
 mod request;
+mod retention;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tracing::Instrument;
 pub use limits::{CognitoGate, Refusal};
 pub use recorder::Recorder;
 pub use request::{ClientIpRule, HookBodyError, HookRequest};
+pub use retention::prune_attempts_forever;
 
 use guard::{LocalGuard, LocalTicket};
 use recorder::{LateLookup, PendingWrite};

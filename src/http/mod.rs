@@ -131,6 +131,13 @@ impl Application {
                 settings.hooks.client_ip_header()?,
             ),
         };
+        if let Some(retention) = settings.store.attempts_retention() {
+            tokio::spawn(crate::hook::prune_attempts_forever(
+                dependencies.store.clone(),
+                retention,
+                metrics.clone(),
+            ));
+        }
         let hooks = HookService::new(
             dependencies.store.clone(),
             dependencies.verifier,
@@ -241,6 +248,7 @@ fn check_for_serving(settings: &Settings) -> anyhow::Result<()> {
     settings.server.check_for_serving()?;
     settings.hooks.check_for_serving()?;
     settings.guard.check_for_serving()?;
+    settings.store.check_for_serving(&settings.guard)?;
     QuotaSettings::from_settings(&settings.cognito)?;
     Ok(())
 }

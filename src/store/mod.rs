@@ -305,6 +305,8 @@ pub trait Store: ImportStore + Send + Sync {
     /// The newest attempts first.
     async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn progress(&self) -> Result<Progress, StoreError>;
+    /// Delete up to `limit` attempt rows older than `before`; how many went.
+    async fn prune_attempts(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
 }
 
 /// What `import` reads and writes; part of every [`Store`].

@@ -108,6 +108,19 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(sql::attempt_from_row).collect())
     }
 
+    async fn prune_attempts(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql::PRUNE_ATTEMPTS)
+            .bind(before)
+            .bind(limit)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn progress(&self) -> Result<Progress, StoreError> {
         let states = sqlx::query_as(sql::STATE_COUNTS)
             .fetch_all(&self.pool)

@@ -175,6 +175,11 @@ pub const UPSERT_USER_AND_LOG: &str =
 pub const TOUCH_USER_AND_LOG: &str =
     concat!("WITH user_row AS (", touch_user!(), ")", log_attempt!());
 
+/// One batch of pruning (`attempts_at` makes it an index range), so no long lock.
+/// `$1` the cut-off, `$2` the batch size.
+pub const PRUNE_ATTEMPTS: &str = "
+DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < $1 LIMIT $2)";
+
 pub const SELECT_USER: &str = "
 SELECT cognito_username, state, migrated_via, mfa_dropped, external_id, kratos_identity_id,
        migrated_at, last_attempt_at

@@ -29,6 +29,7 @@ mod load;
 mod moto;
 mod moto_seed;
 mod radioactivity;
+mod retention;
 mod server;
 
 mod faults;
