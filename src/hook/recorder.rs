@@ -1,10 +1,12 @@
-//! Writing attempt rows so that none is lost: a write that fails waits in a bounded queue
-//! and is retried in the background until the store takes it (and once more at shutdown).
+//! Writing attempt rows so that none is lost. Every row joins a bounded queue before it is
+//! written and leaves it once the store has taken it; a row the store refuses stays and is
+//! retried in the background, and what is left at shutdown is written then. Writes are keyed
+//! by the attempt's key, so writing a row twice (its own try and a retry racing) is harmless.
 //! A row whose username came from the identifier as typed, because the lookup failed, is
 //! resolved again when it is written, so progress lands on the user's real row.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,9 +20,14 @@ use crate::store::{Attempt, Resolution, Store, StoreError, UserLookup};
 pub const MAX_UNWRITTEN: usize = 10_000;
 /// Pauses between retries of the queue, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(10);
-/// How long one queued write may take before it counts as failed.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long one write may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries at writing a hook call's row before the background retries take over, and the
+/// pause between them (a connection the database dropped fails once, then the pool
+/// replaces it).
+const SUBMIT_TRIES: u32 = 3;
+const SUBMIT_PAUSE: Duration = Duration::from_millis(20);
 
 /// The lookup of a hook call whose store lookup failed, kept to resolve again at write time.
 #[derive(Debug, Clone)]
@@ -41,16 +48,8 @@ pub struct Recorder {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     queue: Mutex<VecDeque<PendingWrite>>,
-    draining: AtomicBool,
-    /// Rows being written for a hook call right now (not yet queued or written).
-    submitted: AtomicUsize,
+    retrying: AtomicBool,
 }
-
-/// Tries at writing a hook call's row before it goes to the queue, the pause between them,
-/// and the time they may take in all.
-const SUBMIT_TRIES: u32 = 3;
-const SUBMIT_PAUSE: Duration = Duration::from_millis(20);
-const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Recorder {
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Self> {
@@ -58,44 +57,102 @@ impl Recorder {
             store,
             metrics,
             queue: Mutex::new(VecDeque::new()),
-            draining: AtomicBool::new(false),
-            submitted: AtomicUsize::new(0),
+            retrying: AtomicBool::new(false),
         })
     }
 
-    /// Write a hook call's row: a few quick tries (a connection the database dropped fails
-    /// once, then the pool replaces it), then the queue. Ok when written now.
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingWrite>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write a hook call's row: it joins the queue, a few quick tries follow, and when they
+    /// fail the background retries take over. Ok when written now.
     pub async fn submit(self: &Arc<Self>, pending: PendingWrite) -> Result<(), StoreError> {
-        self.submitted.fetch_add(1, Ordering::AcqRel);
-        let give_up = Instant::now() + SUBMIT_TIMEOUT;
+        self.enqueue(pending.clone());
         let mut result = Err(StoreError::Timeout);
         for tries in 1..=SUBMIT_TRIES {
-            result = tokio::time::timeout_at(give_up, self.write(&pending))
-                .await
-                .unwrap_or(Err(StoreError::Timeout));
+            result = self.write_and_dequeue(&pending, None).await;
             match &result {
                 Ok(()) => break,
+                Err(error) if tries < SUBMIT_TRIES => {
+                    tracing::warn!(%error, "recording the hook outcome failed; trying again");
+                    tokio::time::sleep(SUBMIT_PAUSE).await;
+                }
                 Err(error) => {
-                    self.metrics.store_error("record_attempt");
-                    if tries < SUBMIT_TRIES && Instant::now() + SUBMIT_PAUSE < give_up {
-                        tracing::warn!(%error, "recording the hook outcome failed; trying again");
-                        tokio::time::sleep(SUBMIT_PAUSE).await;
-                    } else {
-                        tracing::error!(%error, tries, "could not record the hook outcome; it waits for the store");
-                        break;
-                    }
+                    tracing::error!(%error, tries, "could not record the hook outcome; it waits for the store");
                 }
             }
         }
         if result.is_err() {
-            self.enqueue(pending);
+            self.retry_in_background();
         }
-        self.submitted.fetch_sub(1, Ordering::AcqRel);
         result
     }
 
-    /// Write one row now (resolving a late lookup first).
-    pub async fn write(&self, pending: &PendingWrite) -> Result<(), StoreError> {
+    /// Rows not yet taken by the store (being written, or waiting for a retry).
+    pub fn unwritten(&self) -> usize {
+        self.queue().len()
+    }
+
+    /// At shutdown: write what is left, until `until`. Returns the rows left unwritten.
+    pub async fn flush(&self, until: Instant) -> usize {
+        while Instant::now() < until {
+            let Some(front) = self.queue().front().cloned() else {
+                break;
+            };
+            if self.write_and_dequeue(&front, Some(until)).await.is_err() {
+                let pause = RETRY_FIRST.min(until.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(pause).await;
+            }
+        }
+        let left = self.unwritten();
+        if left > 0 {
+            tracing::error!(left, "stopping with attempt rows the store never took");
+        }
+        left
+    }
+
+    fn enqueue(&self, pending: PendingWrite) {
+        let mut queue = self.queue();
+        if queue.len() >= MAX_UNWRITTEN {
+            queue.pop_front();
+            self.metrics.attempt_dropped();
+            tracing::error!(
+                max = MAX_UNWRITTEN,
+                "too many unwritten attempt rows; dropped the oldest"
+            );
+        }
+        queue.push_back(pending);
+        self.metrics.unwritten_attempts(queue.len());
+    }
+
+    /// Write one row (resolving a late lookup first) and take it off the queue.
+    async fn write_and_dequeue(
+        &self,
+        pending: &PendingWrite,
+        until: Option<Instant>,
+    ) -> Result<(), StoreError> {
+        let give_up = until.unwrap_or_else(|| Instant::now() + WRITE_TIMEOUT);
+        let written = tokio::time::timeout_at(give_up, self.write(pending))
+            .await
+            .unwrap_or(Err(StoreError::Timeout));
+        match &written {
+            Ok(()) => {
+                let mut queue = self.queue();
+                if let Some(at) = queue
+                    .iter()
+                    .position(|queued| queued.attempt.key == pending.attempt.key)
+                {
+                    queue.remove(at);
+                }
+                self.metrics.unwritten_attempts(queue.len());
+            }
+            Err(_) => self.metrics.store_error("record_attempt"),
+        }
+        written
+    }
+
+    async fn write(&self, pending: &PendingWrite) -> Result<(), StoreError> {
         let mut attempt = pending.attempt.clone();
         if let Some(late) = &pending.late_lookup {
             let normalized = normalize_identifier(&late.identifier);
@@ -115,105 +172,39 @@ impl Recorder {
         self.store.record_attempt(&attempt).await
     }
 
-    /// Keep a row the store did not take, and make sure a worker retries it.
-    pub fn enqueue(self: &Arc<Self>, pending: PendingWrite) {
-        {
-            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            if queue.len() >= MAX_UNWRITTEN {
-                queue.pop_front();
-                self.metrics.attempt_dropped();
-                tracing::error!(
-                    max = MAX_UNWRITTEN,
-                    "too many unwritten attempt rows; dropped the oldest"
-                );
-            }
-            queue.push_back(pending);
-            self.metrics.unwritten_attempts(queue.len());
+    /// Make sure one task retries the queue until it is empty.
+    fn retry_in_background(self: &Arc<Self>) {
+        if self.retrying.swap(true, Ordering::AcqRel) {
+            return;
         }
-        if !self.draining.swap(true, Ordering::AcqRel) {
-            let recorder = self.clone();
-            tokio::spawn(async move { recorder.drain_until_empty().await });
-        }
-    }
-
-    /// Rows still waiting.
-    pub fn unwritten(&self) -> usize {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    async fn drain_until_empty(self: Arc<Self>) {
-        let mut pause = RETRY_FIRST;
-        loop {
-            if self.drain_once(None).await {
-                pause = RETRY_FIRST;
-            } else {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RETRY_MAX);
-            }
-            // Leave only with an empty queue, and look again after saying so, in case a
-            // row arrived in between.
-            if self.unwritten() == 0 {
-                self.draining.store(false, Ordering::Release);
-                if self.unwritten() == 0 || self.draining.swap(true, Ordering::AcqRel) {
-                    return;
+        let recorder = self.clone();
+        tokio::spawn(async move {
+            let mut pause = RETRY_FIRST;
+            loop {
+                let front = recorder.queue().front().cloned();
+                match front {
+                    Some(front) => {
+                        if recorder.write_and_dequeue(&front, None).await.is_ok() {
+                            pause = RETRY_FIRST;
+                        } else {
+                            tracing::warn!(
+                                "an unwritten attempt row is still waiting for the store"
+                            );
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(RETRY_MAX);
+                        }
+                    }
+                    None => {
+                        // Leave, then look again in case a row arrived in between.
+                        recorder.retrying.store(false, Ordering::Release);
+                        if recorder.unwritten() == 0
+                            || recorder.retrying.swap(true, Ordering::AcqRel)
+                        {
+                            return;
+                        }
+                    }
                 }
             }
-        }
-    }
-
-    /// Write queued rows in order until the queue is empty (true), one fails (false) or
-    /// `until` passes.
-    async fn drain_once(&self, until: Option<Instant>) -> bool {
-        loop {
-            if until.is_some_and(|until| Instant::now() >= until) {
-                return false;
-            }
-            let Some(pending) = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front()
-            else {
-                return true;
-            };
-            let give_up = until.unwrap_or_else(|| Instant::now() + WRITE_TIMEOUT);
-            let written = tokio::time::timeout_at(give_up, self.write(&pending))
-                .await
-                .unwrap_or(Err(StoreError::Timeout));
-            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            match written {
-                Ok(()) => {
-                    self.metrics.unwritten_attempts(queue.len());
-                }
-                Err(error) => {
-                    queue.push_front(pending);
-                    drop(queue);
-                    self.metrics.store_error("record_attempt");
-                    tracing::warn!(%error, "an unwritten attempt row is still waiting for the store");
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// At shutdown: let rows being written finish, then write what is waiting, until
-    /// `until`. Returns the rows left unwritten.
-    pub async fn flush(&self, until: Instant) -> usize {
-        while self.submitted.load(Ordering::Acquire) > 0 && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        while self.unwritten() > 0 && Instant::now() < until {
-            if !self.drain_once(Some(until)).await {
-                tokio::time::sleep(
-                    RETRY_FIRST.min(until.saturating_duration_since(Instant::now())),
-                )
-                .await;
-            }
-        }
-        let left = self.unwritten();
-        if left > 0 {
-            tracing::error!(left, "stopping with attempt rows the store never took");
-        }
-        left
+        });
     }
 }

@@ -503,3 +503,111 @@ async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back(
         "{metrics}"
     );
 }
+
+/// `serve` stopping while a row waits for the database writes it before it exits: a
+/// verified login during an outage, the database back, SIGTERM at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_waiting_for_the_database_are_written_at_shutdown() {
+    use crate::cli::{SpawnGuarded, bridge, serving_port};
+
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    fake.user(USERS[0], RIGHT, Script::Authenticate);
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let proxy = PgProxy::start(upstream_of(&database.url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = through(&database.url, proxy.address);
+    let mut child = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("COGNITO_BRIDGE__DATABASE__URL", &database_url),
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                cognito_fake::POOL_ID,
+            ),
+            (
+                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
+                cognito_fake::CLIENT_ID,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "2000"),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+        ],
+    )
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop_guard();
+    let port = serving_port(child.0.stderr.take().unwrap());
+    // The user was imported (serve has made the tables).
+    let store = cognito_bridge::store::connect(&database.url.clone().into(), 2)
+        .await
+        .unwrap();
+    let at = chrono::Utc::now();
+    let run_id = store.start_import_run(false, at, None).await.unwrap();
+    let users = [cognito_bridge::store::ImportedUser {
+        cognito_username: USERS[0].to_owned(),
+        email_normalized: None,
+        external_id: "sub-amy".to_owned(),
+        kratos_identity_id: "identity-amy".to_owned(),
+        state: cognito_bridge::domain::UserState::Pending,
+    }];
+    store
+        .commit_import(&cognito_bridge::store::ImportCommit {
+            run_id,
+            at,
+            users: &users,
+            failures: &[],
+            next_token: None,
+            counters: Default::default(),
+            duration_ms: 0,
+        })
+        .await
+        .unwrap();
+
+    proxy.refuse().await;
+    proxy.cut_all();
+    let request_id = format!("shutdown-{:016x}", rand::random::<u64>());
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/hooks/password-migration"))
+        .bearer_auth(API_KEY)
+        .header("Ory-Webhook-Request-ID", &request_id)
+        .json(&json!({"identifier": USERS[0], "password": RIGHT}))
+        .send()
+        .await
+        .expect("the hook answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The row has failed its quick tries and waits in the queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rows_for(&database, &request_id).await, 0);
+
+    proxy.listen().await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(15),
+            "serve did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(rows_for(&database, &request_id).await, 1);
+    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let state: String = sqlx::query_scalar("SELECT state FROM users WHERE cognito_username = $1")
+        .bind(USERS[0])
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(state, "migrated");
+}
