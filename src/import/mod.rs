@@ -493,6 +493,8 @@ impl Importer {
         };
         let mut queued = 0;
         let mut failures = Vec::new();
+        // Users imported before: their verified e-mail, as Cognito has it now.
+        let mut emails: Vec<(String, Option<String>)> = Vec::new();
         for user in &page.users {
             let groups = self.mapping.wants_groups().then(|| {
                 groups
@@ -518,6 +520,7 @@ impl Importer {
                 Some(Some(run)) if *run == ledger.id => continue,
                 Some(_) => {
                     ledger.listing.skipped += 1;
+                    emails.push((mapped.external_id, mapped.email_normalized));
                     continue;
                 }
                 None => {}
@@ -550,6 +553,13 @@ impl Importer {
             }
             queue.push_back(Queued { user: mapped, body });
             queued += 1;
+        }
+        if !ledger.dry_run && !emails.is_empty() {
+            let emails: Vec<(&str, Option<&str>)> = emails
+                .iter()
+                .map(|(sub, email)| (sub.as_str(), email.as_deref()))
+                .collect();
+            self.store.refresh_emails(&emails).await?;
         }
         ledger.page_taken(queued, page.next_token, failures);
         Ok(())

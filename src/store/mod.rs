@@ -320,6 +320,9 @@ pub trait ImportStore: Send + Sync {
     ) -> Result<std::collections::HashMap<String, Option<i64>>, StoreError>;
     /// Whether any user row is linked to a Kratos identity (an import has run before).
     async fn any_imported_user(&self) -> Result<bool, StoreError>;
+    /// Set the verified e-mail (or none) of users an earlier run imported, by Cognito `sub`:
+    /// a delta sync keeps the lookup's e-mails true to Cognito. One statement.
+    async fn refresh_emails(&self, emails: &[(&str, Option<&str>)]) -> Result<(), StoreError>;
     /// A new run in state `running`; its id.
     async fn start_import_run(
         &self,

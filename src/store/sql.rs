@@ -351,6 +351,18 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     )
 }
 
+/// `rows` pairs of (external id, verified e-mail or NULL): the users' e-mails, where changed.
+/// (`VALUES` names its columns `column1`, `column2` in both backends.)
+pub fn refresh_emails(style: Placeholders, rows: usize) -> String {
+    let values = style.rows(rows, 2);
+    format!(
+        "
+UPDATE users SET email_normalized = v.column2
+FROM (VALUES {values}) AS v
+WHERE users.external_id = v.column1 AND users.email_normalized IS DISTINCT FROM v.column2"
+    )
+}
+
 /// Six values per failure: run id, time, username, external id, status, reason. A user the
 /// run failed before (an interrupted run's page listed again by `--resume`) keeps one row, with
 /// the latest reason. One row per user in a statement (Postgres refuses to upsert a row twice).
@@ -588,6 +600,21 @@ macro_rules! import_methods {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(count > 0)
+            }
+
+            async fn refresh_emails(
+                &self,
+                emails: &[(&str, Option<&str>)],
+            ) -> Result<(), StoreError> {
+                for rows in emails.chunks(sql::IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = sql::refresh_emails($placeholders, rows.len());
+                    let mut query = sqlx::query(&statement);
+                    for (external_id, email) in rows {
+                        query = query.bind(*external_id).bind(*email);
+                    }
+                    query.execute(&self.writer).await?;
+                }
+                Ok(())
             }
 
             async fn start_import_run(

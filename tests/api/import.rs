@@ -313,6 +313,18 @@ async fn the_hook_finds_imported_users_by_email_when_the_username_differs(backen
     // The other user is untouched.
     let other = app.store.user("member-4712").await.unwrap().unwrap();
     assert_eq!(other.state, UserState::Pending);
+
+    // Upgrading past the binding rule forgets every stored e-mail (migration
+    // `..._binding_and_claims`); the next import, a delta sync that skips both users, writes
+    // the verified ones back, so Bob is found by his e-mail again.
+    execute_sql(&app.database, "UPDATE users SET email_normalized = NULL").await;
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.counters.skipped, 2, "{summary:?}");
+    assert_match(&app.login("Bob@Example.com", "Bob-Passw0rd!").await);
+    let bob = app.store.user("member-4712").await.unwrap().unwrap();
+    assert_eq!(bob.state, UserState::Migrated);
 }
 
 /// A directory fake and a Kratos double with default options, and settings for them.
