@@ -514,22 +514,8 @@ fn check_api_key(position: usize, key: &str) -> Result<(), ConfigError> {
 fn string_or_list<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let keys = match OneOrMany::deserialize(deserializer)
-        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
-    {
-        OneOrMany::One(key) => key.split(',').map(str::to_owned).collect(),
-        OneOrMany::Many(keys) => keys,
-    };
-    Ok(keys
+    Ok(plain_string_or_list(deserializer)?
         .into_iter()
-        .map(|key| key.trim().to_owned())
-        .filter(|key| !key.is_empty())
         .map(SecretString::from)
         .collect())
 }

@@ -3,12 +3,14 @@
 //! behind the Kratos identity logging in, or nobody's password is checked at all.
 
 use cognito_bridge::domain::UserState;
-use cognito_bridge::store::{ImportCommit, ImportCounters, ImportedUser, Store};
+use cognito_bridge::store::Store;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
-use crate::helpers::{AppOptions, Backend, HookAnswer, TestApp, assert_no_match, spawn_app};
+use crate::helpers::{
+    AppOptions, Backend, HookAnswer, TestApp, assert_no_match, import_users, spawn_app,
+};
 
 const CAROL_PASSWORD: &str = "Carol-Password-1";
 const MALLORY_PASSWORD: &str = "Mallory-Password-1";
@@ -44,30 +46,11 @@ const MALLORY: Imported = Imported {
 };
 
 async fn import(store: &dyn Store, users: &[Imported]) {
-    let at = chrono::Utc::now();
-    let run_id = store.start_import_run(false, at, None).await.unwrap();
-    let rows: Vec<ImportedUser> = users
+    let rows: Vec<_> = users
         .iter()
-        .map(|user| ImportedUser {
-            cognito_username: user.username.to_owned(),
-            email_normalized: user.email.map(str::to_owned),
-            external_id: user.sub.to_owned(),
-            kratos_identity_id: user.identity_id.to_owned(),
-            state: UserState::Pending,
-        })
+        .map(|user| (user.username, user.email, user.sub, user.identity_id))
         .collect();
-    store
-        .commit_import(&ImportCommit {
-            run_id,
-            at,
-            users: &rows,
-            failures: &[],
-            next_token: None,
-            counters: ImportCounters::default(),
-            duration_ms: 0,
-        })
-        .await
-        .unwrap();
+    import_users(store, &rows).await;
 }
 
 /// The fake knows both users, by their Cognito usernames.

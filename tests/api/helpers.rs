@@ -420,3 +420,33 @@ pub fn capture_logs() -> LogBuffer {
         })
         .clone()
 }
+
+/// Write user rows as an import run would (linked to their Kratos identities, `pending`),
+/// without Cognito or Kratos: `(username, verified e-mail, sub, identity id)`.
+pub async fn import_users(store: &dyn Store, users: &[(&str, Option<&str>, &str, &str)]) {
+    use cognito_bridge::store::{ImportCommit, ImportedUser};
+    let at = chrono::Utc::now();
+    let run_id = store.start_import_run(false, at, None).await.unwrap();
+    let rows: Vec<ImportedUser> = users
+        .iter()
+        .map(|(username, email, sub, identity_id)| ImportedUser {
+            cognito_username: (*username).to_owned(),
+            email_normalized: email.map(str::to_owned),
+            external_id: (*sub).to_owned(),
+            kratos_identity_id: (*identity_id).to_owned(),
+            state: cognito_bridge::domain::UserState::Pending,
+        })
+        .collect();
+    store
+        .commit_import(&ImportCommit {
+            run_id,
+            at,
+            users: &rows,
+            failures: &[],
+            next_token: None,
+            counters: Default::default(),
+            duration_ms: 0,
+        })
+        .await
+        .unwrap();
+}

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
-use crate::helpers::{API_KEY, AppOptions, Backend, TestApp, TestDatabase, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, TestApp, TestDatabase, import_users, spawn_app,
+};
 
 const RIGHT: &str = "Stored-Horse-3";
 const WRONG: &str = "not-the-password";
@@ -434,27 +436,16 @@ async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back(
     // An imported user whose Cognito username is not what they type; Cognito knows the
     // e-mail as an alias (the fake: as a name).
     fake.user("amy@example.com", RIGHT, Script::Authenticate);
-    let at = chrono::Utc::now();
-    let run_id = app.store.start_import_run(false, at, None).await.unwrap();
-    let users = [cognito_bridge::store::ImportedUser {
-        cognito_username: "8c1e-amy".to_owned(),
-        email_normalized: Some("amy@example.com".to_owned()),
-        external_id: "sub-amy".to_owned(),
-        kratos_identity_id: "identity-amy".to_owned(),
-        state: cognito_bridge::domain::UserState::Pending,
-    }];
-    app.store
-        .commit_import(&cognito_bridge::store::ImportCommit {
-            run_id,
-            at,
-            users: &users,
-            failures: &[],
-            next_token: None,
-            counters: Default::default(),
-            duration_ms: 0,
-        })
-        .await
-        .unwrap();
+    import_users(
+        app.store.as_ref(),
+        &[(
+            "8c1e-amy",
+            Some("amy@example.com"),
+            "sub-amy",
+            "identity-amy",
+        )],
+    )
+    .await;
 
     proxy.refuse().await;
     proxy.cut_all();
@@ -546,27 +537,11 @@ async fn rows_waiting_for_the_database_are_written_at_shutdown() {
     let store = cognito_bridge::store::connect(&database.url.clone().into(), 2)
         .await
         .unwrap();
-    let at = chrono::Utc::now();
-    let run_id = store.start_import_run(false, at, None).await.unwrap();
-    let users = [cognito_bridge::store::ImportedUser {
-        cognito_username: USERS[0].to_owned(),
-        email_normalized: None,
-        external_id: "sub-amy".to_owned(),
-        kratos_identity_id: "identity-amy".to_owned(),
-        state: cognito_bridge::domain::UserState::Pending,
-    }];
-    store
-        .commit_import(&cognito_bridge::store::ImportCommit {
-            run_id,
-            at,
-            users: &users,
-            failures: &[],
-            next_token: None,
-            counters: Default::default(),
-            duration_ms: 0,
-        })
-        .await
-        .unwrap();
+    import_users(
+        store.as_ref(),
+        &[(USERS[0], None, "sub-amy", "identity-amy")],
+    )
+    .await;
 
     proxy.refuse().await;
     proxy.cut_all();
