@@ -356,6 +356,25 @@ async fn serve_runs_end_to_end_against_moto() {
     drop(child);
 }
 
+/// Wait (polling, at most `within`) for the child to exit; its status.
+pub(crate) async fn wait_for_exit(
+    child: &mut std::process::Child,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what}: no exit within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Read JSON log lines until the "serving" line, and return its port.
 pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
     serving_log(stderr).0

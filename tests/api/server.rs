@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{SpawnGuarded, bridge, serving_port};
+use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
 
@@ -84,17 +84,12 @@ async fn stop_with_a_hook_in_flight(signal: &str) {
         .unwrap()
         .expect("the call in flight is answered");
     assert_eq!(status, 200);
-    let stopped = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(10),
-            "serve did not exit after {signal}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = wait_for_exit(
+        &mut child.0,
+        Duration::from_secs(10),
+        &format!("serve after {signal}"),
+    )
+    .await;
     assert!(exit.success(), "{exit:?}");
     assert!(
         TcpStream::connect(("127.0.0.1", port)).await.is_err(),

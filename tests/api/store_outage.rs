@@ -499,7 +499,7 @@ async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back(
 /// verified login during an outage, the database back, SIGTERM at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_waiting_for_the_database_are_written_at_shutdown() {
-    use crate::cli::{SpawnGuarded, bridge, serving_port};
+    use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
 
     let fake = CognitoFake::start(FakeConfig::default()).await;
     fake.user(USERS[0], RIGHT, Script::Authenticate);
@@ -565,17 +565,7 @@ async fn rows_waiting_for_the_database_are_written_at_shutdown() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let stopped = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(15),
-            "serve did not exit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = wait_for_exit(&mut child.0, Duration::from_secs(15), "serve after SIGTERM").await;
     assert!(exit.success(), "{exit:?}");
     assert_eq!(rows_for(&database, &request_id).await, 1);
     let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
