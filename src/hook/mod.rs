@@ -16,12 +16,12 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use limits::{CognitoGate, Refusal};
-pub use recorder::Recorder;
+
 pub use request::{ClientIpRule, HookBodyError, HookRequest};
 pub use retention::prune_attempts_forever;
 
 use guard::{LocalGuard, LocalTicket};
-use recorder::{LateLookup, PendingWrite};
+use recorder::{LateLookup, PendingWrite, Recorder};
 
 use crate::cognito::{
     ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict,

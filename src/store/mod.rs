@@ -166,9 +166,6 @@ pub enum Claim {
     Refused(GuardCounts),
 }
 
-/// The outcome recorded for an attempt while Cognito is being asked.
-pub const IN_FLIGHT: &str = "in_flight";
-
 /// One hook call's outcome, to be recorded. No password, no token, no body.
 #[derive(Debug, Clone)]
 pub struct Attempt {

@@ -3,14 +3,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, Progress,
-    Resolution, RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
+    Attempt, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, RowChange, RunStatus,
+    RunUpdate, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -39,8 +38,7 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+sql::store_impl!(PostgresStore, {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -59,20 +57,6 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError> {
-        let rows: Vec<sql::CandidateRow> =
-            sql::bind_lookup!(sqlx::query_as(sql::CANDIDATES), lookup)
-                .fetch_all(&self.pool)
-                .await?;
-        let candidates: Vec<_> = rows.into_iter().map(sql::candidate_from_row).collect();
-        Ok(Resolution::decide(&lookup, &candidates))
-    }
-
     async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
         let row: sql::ClaimRow = sqlx::query_as(sql::POSTGRES_CLAIM)
             .bind(claim.guard_key)
@@ -89,51 +73,7 @@ impl Store for PostgresStore {
             .await?;
         Ok(sql::claim_from_row(row))
     }
-
-    /// One statement: the row change runs as a data-modifying CTE beside the update.
-    async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query_as(sql::SELECT_USER)
-            .bind(cognito_username)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(sql::user_from_row)
-            .transpose()
-    }
-
-    async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows: Vec<sql::AttemptRow> = sqlx::query_as(sql::RECENT_ATTEMPTS)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(sql::attempt_from_row).collect())
-    }
-
-    async fn prune_attempts(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(sql::PRUNE_ATTEMPTS)
-            .bind(before)
-            .bind(limit)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn progress(&self) -> Result<Progress, StoreError> {
-        let states = sqlx::query_as(sql::STATE_COUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        let mfa_dropped = sqlx::query_scalar(sql::MFA_DROPPED_COUNT)
-            .fetch_one(&self.pool)
-            .await?;
-        let outcomes = sqlx::query_as(sql::OUTCOME_COUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        Progress::from_counts(states, mfa_dropped, outcomes)
-    }
-}
+});
 
 import_methods!(
     PostgresStore,

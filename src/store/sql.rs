@@ -785,6 +785,77 @@ macro_rules! import_methods {
     };
 }
 
+/// `impl Store` for a backend: its own methods (`migrate`, `record_attempt`, `claim`) as
+/// given, and the half that is the same for both (only the pool type differs): reads go to
+/// `self.pool`, pruning to `self.writer`.
+macro_rules! store_impl {
+    ($store:ty, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            $($own)*
+
+    async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn resolve(&self, lookup: $crate::store::UserLookup<'_>) -> Result<$crate::store::Resolution, $crate::store::StoreError> {
+        let rows: Vec<sql::CandidateRow> =
+            sql::bind_lookup!(sqlx::query_as(sql::CANDIDATES), lookup)
+                .fetch_all(&self.pool)
+                .await?;
+        let candidates: Vec<_> = rows.into_iter().map(sql::candidate_from_row).collect();
+        Ok($crate::store::Resolution::decide(&lookup, &candidates))
+    }
+
+    async fn user(&self, cognito_username: &str) -> Result<Option<$crate::store::UserRecord>, $crate::store::StoreError> {
+        sqlx::query_as(sql::SELECT_USER)
+            .bind(cognito_username)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(sql::user_from_row)
+            .transpose()
+    }
+
+    async fn recent_attempts(&self, limit: i64) -> Result<Vec<$crate::store::AttemptRecord>, $crate::store::StoreError> {
+        let rows: Vec<sql::AttemptRow> = sqlx::query_as(sql::RECENT_ATTEMPTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(sql::attempt_from_row).collect())
+    }
+
+    async fn prune_attempts(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<u64, $crate::store::StoreError> {
+        let done = sqlx::query(sql::PRUNE_ATTEMPTS)
+            .bind(before)
+            .bind(limit)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn progress(&self) -> Result<$crate::store::Progress, $crate::store::StoreError> {
+        let states = sqlx::query_as(sql::STATE_COUNTS)
+            .fetch_all(&self.pool)
+            .await?;
+        let mfa_dropped = sqlx::query_scalar(sql::MFA_DROPPED_COUNT)
+            .fetch_one(&self.pool)
+            .await?;
+        let outcomes = sqlx::query_as(sql::OUTCOME_COUNTS)
+            .fetch_all(&self.pool)
+            .await?;
+        $crate::store::Progress::from_counts(states, mfa_dropped, outcomes)
+    }
+        }
+    };
+}
+
+pub(crate) use store_impl;
+
 macro_rules! bind_run_update {
     ($query:expr, $id:expr, $status:expr, $token:expr, $counters:expr, $duration:expr, $at:expr,
      $finished:expr, $error:expr) => {{

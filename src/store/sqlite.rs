@@ -3,14 +3,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql::{self, bind_attempt, import_methods};
 use super::{
-    Attempt, AttemptRecord, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, Progress,
-    Resolution, RowChange, RunStatus, RunUpdate, Store, StoreError, UserLookup, UserRecord,
+    Attempt, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, RowChange, RunStatus,
+    RunUpdate, StoreError,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -56,8 +55,7 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+sql::store_impl!(SqliteStore, {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())
@@ -82,20 +80,6 @@ impl Store for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError> {
-        let rows: Vec<sql::CandidateRow> =
-            sql::bind_lookup!(sqlx::query_as(sql::CANDIDATES), lookup)
-                .fetch_all(&self.pool)
-                .await?;
-        let candidates: Vec<_> = rows.into_iter().map(sql::candidate_from_row).collect();
-        Ok(Resolution::decide(&lookup, &candidates))
     }
 
     async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
@@ -131,50 +115,7 @@ impl Store for SqliteStore {
             ip_failures,
         }))
     }
-
-    async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query_as(sql::SELECT_USER)
-            .bind(cognito_username)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(sql::user_from_row)
-            .transpose()
-    }
-
-    async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows: Vec<sql::AttemptRow> = sqlx::query_as(sql::RECENT_ATTEMPTS)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(sql::attempt_from_row).collect())
-    }
-
-    async fn prune_attempts(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(sql::PRUNE_ATTEMPTS)
-            .bind(before)
-            .bind(limit)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn progress(&self) -> Result<Progress, StoreError> {
-        let states = sqlx::query_as(sql::STATE_COUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        let mfa_dropped = sqlx::query_scalar(sql::MFA_DROPPED_COUNT)
-            .fetch_one(&self.pool)
-            .await?;
-        let outcomes = sqlx::query_as(sql::OUTCOME_COUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        Progress::from_counts(states, mfa_dropped, outcomes)
-    }
-}
+});
 
 import_methods!(
     SqliteStore,

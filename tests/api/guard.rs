@@ -144,6 +144,15 @@ async fn spellings_of_one_user_share_a_count(backend: Backend) {
     assert_eq!(fake.total_calls(), 5);
 }
 
+/// A login whose body forwards `address` as the client's (`client_ip`, read like one
+/// `X-Forwarded-For` value).
+async fn login_from(app: &TestApp, user: &str, password: &str, address: &str) -> HookAnswer {
+    app.post_hook(&json!({
+        "identifier": user, "password": password, "client_ip": address, "user_agent": "UA/1"
+    }))
+    .await
+}
+
 async fn the_client_ip_limit_spans_users(backend: Backend) {
     let users = ["u1", "u2", "u3", "u4", "u5"];
     let fake = fake_with(&users).await;
@@ -154,26 +163,16 @@ async fn the_client_ip_limit_spans_users(backend: Backend) {
             .with("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "10.0.0.0/8"),
     )
     .await;
-    let login_from = |user: &'static str, password: &'static str, ip: &'static str| {
-        let app = &app;
-        async move {
-            app.post_hook(&json!({
-                "identifier": user, "password": password, "client_ip": ip, "user_agent": "UA/1"
-            }))
-            .await
-        }
-    };
-
     for user in &users[..3] {
-        assert_no_match(&login_from(user, WRONG, "203.0.113.9").await);
+        assert_no_match(&login_from(&app, user, WRONG, "203.0.113.9").await);
     }
     // A fourth user from the same address: refused, even with the right password.
-    assert_refused(&login_from("u4", PASSWORD, "203.0.113.9").await);
+    assert_refused(&login_from(&app, "u4", PASSWORD, "203.0.113.9").await);
     assert_eq!(fake.calls("u4"), 0);
     // The same client behind a trusted proxy.
-    assert_refused(&login_from("u5", PASSWORD, "203.0.113.9, 10.0.0.7").await);
+    assert_refused(&login_from(&app, "u5", PASSWORD, "203.0.113.9, 10.0.0.7").await);
     // Another address is not affected; neither is a body without one.
-    assert_match(&login_from("u4", PASSWORD, "198.51.100.1").await);
+    assert_match(&login_from(&app, "u4", PASSWORD, "198.51.100.1").await);
     assert_match(&app.login("u5", PASSWORD).await);
     let (_, metrics) = app.get_text("/metrics").await;
     assert!(
@@ -228,22 +227,12 @@ async fn an_ipv6_client_counts_by_its_slash_64(backend: Backend) {
             .with("COGNITO_BRIDGE__GUARD__IDENTIFIER_FAILURES", 100),
     )
     .await;
-    let login_from = |user: &'static str, password: &'static str, ip: &'static str| {
-        let app = &app;
-        async move {
-            app.post_hook(&json!({
-                "identifier": user, "password": password,
-                "client_headers": {"X-Forwarded-For": ip},
-            }))
-            .await
-        }
-    };
-    assert_no_match(&login_from("v1", WRONG, "2001:db8:1:2::a").await);
-    assert_no_match(&login_from("v2", WRONG, "2001:db8:1:2:ffff::b").await);
-    assert_no_match(&login_from("v3", WRONG, "[2001:db8:1:2::c]:4431").await);
-    assert_refused(&login_from("v4", PASSWORD, "2001:db8:1:2::d").await);
+    assert_no_match(&login_from(&app, "v1", WRONG, "2001:db8:1:2::a").await);
+    assert_no_match(&login_from(&app, "v2", WRONG, "2001:db8:1:2:ffff::b").await);
+    assert_no_match(&login_from(&app, "v3", WRONG, "[2001:db8:1:2::c]:4431").await);
+    assert_refused(&login_from(&app, "v4", PASSWORD, "2001:db8:1:2::d").await);
     assert_eq!(fake.calls("v4"), 0);
-    assert_match(&login_from("v4", PASSWORD, "2001:db8:1:3::d").await);
+    assert_match(&login_from(&app, "v4", PASSWORD, "2001:db8:1:3::d").await);
 }
 
 /// Send `count` wrong guesses for `user` at once, spread over `apps`; Cognito answers each
