@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 
 mod binding;
 mod cli;
+mod demo;
 mod guard;
 mod helpers;
 mod hook_moto;
