@@ -28,6 +28,8 @@ mod import_cli;
 mod load;
 mod moto;
 mod moto_seed;
+mod ory;
+mod ory_servers;
 mod radioactivity;
 mod retention;
 mod server;
