@@ -6,7 +6,7 @@
 //! for its line and the example identity schema, with the migrate hook pointed at the bridge
 //! the test started. So every test that starts Kratos also proves that those files load.
 
-// The login helpers are used by the end-to-end tests that follow in the next commit.
+// The login helpers are used by the end-to-end tests, which land with the version-aware import.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -287,18 +287,25 @@ impl Kratos {
         response.json().await.unwrap()
     }
 
-    /// Every identity Kratos holds (admin list, followed page by page).
+    /// Every identity Kratos holds (admin list, keyset pages followed by their `Link`).
     pub async fn identities(&self) -> Vec<Value> {
         let mut all = Vec::new();
-        for page in 1.. {
-            let url = format!("admin/identities?per_page=500&page={page}");
-            let body = self.get_admin(&url).await;
-            let items = body.as_array().expect("a list of identities").clone();
+        let mut next = Some("admin/identities?page_size=500".to_owned());
+        while let Some(path) = next.take() {
+            let url = self.admin_url.join(&path).unwrap();
+            let response = self.client.get(url.clone()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+            next = response
+                .headers()
+                .get("link")
+                .and_then(|link| link.to_str().ok())
+                .and_then(next_link);
+            let items: Vec<Value> = response.json().await.unwrap();
             if items.is_empty() {
                 break;
             }
             all.extend(items);
-            assert!(page < 1000, "more identities than a test makes");
+            assert!(all.len() < 1_000_000, "more identities than a test makes");
         }
         all
     }
@@ -393,6 +400,21 @@ impl Kratos {
         let body: Value = response.json().await.unwrap();
         body["identity"]["id"].as_str().map(str::to_owned)
     }
+}
+
+/// The `rel="next"` target of a `Link` header, without its leading slash.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim_start_matches('/')
+                .to_owned()
+        })
+    })
 }
 
 fn urlencode(value: &str) -> String {

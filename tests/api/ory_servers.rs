@@ -77,6 +77,25 @@ async fn hydra_v2_3_0_keeps_an_oauth2_client_and_returns_its_secret_once() {
         .await
         .unwrap();
     assert_eq!(version["version"], "v2.3.0");
+    let discovery: Value = client
+        .get(
+            hydra
+                .public_url
+                .join(".well-known/openid-configuration")
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["issuer"]
+            .as_str()
+            .map(|i| i.trim_end_matches('/')),
+        Some(hydra.public_url.as_str().trim_end_matches('/'))
+    );
 
     let created = client
         .post(hydra.admin_url.join("admin/clients").unwrap())
