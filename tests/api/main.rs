@@ -41,6 +41,7 @@ mod store_outage;
 mod cognito_directory_fake;
 mod cognito_errors;
 mod cognito_fake;
+mod doubles_vs_real;
 mod kratos_admin_double;
 mod kratos_contract;
 mod kratos_double;

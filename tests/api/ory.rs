@@ -232,6 +232,14 @@ impl Kratos {
     /// Start Kratos with the shipped `kratos-hooks/kratos.yml` fragment (the default hook body,
     /// the only one v1.3.x accepts) and `identity.schema.json`, the hook pointed at `hook`.
     pub async fn start(hook: &MigrateHook) -> Self {
+        Self::start_with_fragment(hook, "kratos.yml")
+            .await
+            .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
+    }
+
+    /// Start Kratos with another shipped fragment; `Err` with Kratos's output when it refuses
+    /// to start.
+    pub async fn start_with_fragment(hook: &MigrateHook, fragment: &str) -> Result<Self, String> {
         let program = binary(KRATOS);
         let database = OwnDatabase::create(KRATOS).await;
         let dir = tempfile::tempdir().unwrap();
@@ -240,7 +248,7 @@ impl Kratos {
         let mut last_error = String::new();
         for _ in 0..3 {
             let [public, admin] = free_ports::<2>();
-            let document = kratos_config(&database.url, public, admin, hook);
+            let document = kratos_config(fragment, &database.url, public, admin, hook);
             std::fs::write(&config, serde_yaml::to_string(&document).unwrap()).unwrap();
             let config = config.to_str().unwrap();
             run_to_end(
@@ -255,7 +263,7 @@ impl Kratos {
             let ready = format!("{admin_url}admin/health/ready");
             match server.wait_ready(&ready).await {
                 Ok(ready_after) => {
-                    return Self {
+                    return Ok(Self {
                         public_url: Url::parse(&format!("http://127.0.0.1:{public}/")).unwrap(),
                         admin_url,
                         client: reqwest::Client::builder()
@@ -266,12 +274,12 @@ impl Kratos {
                         _server: server,
                         _database: database,
                         _dir: dir,
-                    };
+                    });
                 }
                 Err(error) => last_error = error,
             }
         }
-        panic!("Kratos did not start: {last_error}");
+        Err(last_error)
     }
 
     /// `GET /admin/version`'s `version`.
@@ -423,8 +431,8 @@ fn urlencode(value: &str) -> String {
 
 /// kratos.yml: the shipped fragment with its hook URL and key filled in, over the minimum a
 /// Kratos needs (database, ports on loopback, the example identity schema).
-fn kratos_config(dsn: &str, public: u16, admin: u16, hook: &MigrateHook) -> Value {
-    let fragment_path = kratos_hooks_dir().join("kratos.yml");
+fn kratos_config(fragment: &str, dsn: &str, public: u16, admin: u16, hook: &MigrateHook) -> Value {
+    let fragment_path = kratos_hooks_dir().join(fragment);
     let fragment_text = std::fs::read_to_string(&fragment_path).unwrap();
     let mut fragment: Value = serde_yaml::from_str(&fragment_text)
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", fragment_path.display()));

@@ -64,6 +64,18 @@ async fn kratos_v1_3_1_loads_the_shipped_fragment_and_refuses_external_ids() {
 }
 
 #[tokio::test]
+async fn kratos_v1_3_1_refuses_the_extended_body_fragment_so_it_ships_apart() {
+    let refused = Kratos::start_with_fragment(&unused_hook(), "kratos.extended-body.yml").await;
+    let Err(output) = refused else {
+        panic!("Kratos v1.3.1 started with a jsonnet body for the migrate hook");
+    };
+    assert!(
+        output.contains("additionalProperties \"body\" not allowed"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
 async fn hydra_v2_3_0_keeps_an_oauth2_client_and_returns_its_secret_once() {
     let hydra = Hydra::start().await;
     println!("hydra serve ready after {:?}", hydra.ready_after);
