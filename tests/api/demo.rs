@@ -3,6 +3,8 @@
 //!
 //! It needs what the demo needs: `.venv` with moto, Go (for `scripts/build-ory kratos`, a no-op
 //! once built; `scripts/test` builds Kratos before the tests) and PostgreSQL. It never skips.
+//! Kratos's database is named like the other real-Kratos tests' (`scripts/test` drops one a
+//! killed run left behind).
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 
 use crate::cli::BINARY;
-use crate::helpers::postgres_base_url;
+use crate::ory::{DATABASE_PREFIX_ENV, postgres_admin_url};
 
 /// The demo takes about 10 s once everything is built; this bounds a hung one.
 const DEMO_TIME_LIMIT: Duration = Duration::from_secs(240);
@@ -37,8 +39,9 @@ fn run_demo() -> DemoRun {
         .env("COGNITO_BRIDGE_DEMO_BIN", BINARY)
         .env(
             "COGNITO_BRIDGE_DEMO_POSTGRES_ADMIN_URL",
-            postgres_base_url(),
+            postgres_admin_url(),
         )
+        .env("COGNITO_BRIDGE_DEMO_DB_PREFIX", database_prefix())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,6 +102,12 @@ fn run_demo() -> DemoRun {
         success: status.success(),
         output,
     }
+}
+
+/// Kratos's database starts with this: the real-Kratos tests' prefix, then `demo`.
+fn database_prefix() -> String {
+    let prefix = std::env::var(DATABASE_PREFIX_ENV).unwrap_or_else(|_| "ory_test".into());
+    format!("{prefix}_demo")
 }
 
 /// The users count of a state in `report`'s table (`migrated    1   20.0%`).
@@ -193,8 +202,8 @@ async fn scripts_demo_no_wait_migrates_alice_shows_the_refusals_and_cleans_up() 
     assert!(folder.contains("cognito-bridge-demo."), "{folder}");
     assert!(!Path::new(folder).exists(), "{folder} was not removed");
     let database = between(&output, ", database ", '\n');
-    assert!(database.starts_with("cognito_bridge_demo_"), "{database}");
-    let mut connection = sqlx::PgConnection::connect(&postgres_base_url())
+    assert!(database.starts_with(&database_prefix()), "{database}");
+    let mut connection = sqlx::PgConnection::connect(&postgres_admin_url())
         .await
         .expect("connect to PostgreSQL");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")

@@ -41,7 +41,7 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn postgres_admin_url() -> String {
+pub(crate) fn postgres_admin_url() -> String {
     std::env::var(POSTGRES_ADMIN_URL_ENV)
         .ok()
         .filter(|url| !url.is_empty())
