@@ -186,7 +186,7 @@ async fn scripts_demo_no_wait_migrates_alice_shows_the_refusals_and_cleans_up() 
     );
 
     // Stopped and removed: the services' ports are closed, the folder and database are gone.
-    has("demo: stopped:");
+    has("demo: stopped: moto, Kratos, cognito-bridge; removed database ");
     for url_before in [
         "moto (the Cognito emulator) on http://",
         "(public) and http://",
