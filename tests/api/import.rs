@@ -799,6 +799,7 @@ async fn a_dry_run_writes_nothing_and_reports_invalid_identities() {
     assert_eq!(summary.counters.created, users as i64 - invalid);
     assert_eq!(kratos.write_calls(), 0);
     assert_eq!(kratos.creates(), 0);
+    assert_eq!(kratos.version_calls(), 0, "a dry run needs no admin API");
     let example = &summary.invalid[0];
     assert_eq!(example.cognito_username, synthetic_username(6));
     assert!(
@@ -904,6 +905,40 @@ async fn identities_kratos_refuses_are_recorded_and_the_run_goes_on() {
     assert_eq!(rerun.counters.skipped, (users - invalid) as i64);
     assert_eq!(rerun.counters.failed, invalid as i64);
     assert_eq!(kratos.write_calls(), writes + 1);
+}
+
+/// `GET /admin/version` once per run; without a release version there, the lookup route's
+/// JSON 404 tells v25.4.0+ (the double is that line): external ids as before, and the sub in
+/// `metadata_admin` too.
+#[tokio::test]
+async fn the_kratos_line_is_read_once_per_run_or_probed_without_a_release_version() {
+    for (version, probes) in [(Some("v26.2.0"), 0), (Some("master"), 1), (None, 1)] {
+        let (_cognito, kratos, _database, settings) = fake_world(
+            Backend::Sqlite,
+            DirectoryOptions::with_users(120),
+            AdminDoubleOptions {
+                version: version.map(str::to_owned),
+                ..AdminDoubleOptions::default()
+            },
+            "[import]\nlist_rate = 30\nbatch_size = 50\n",
+        )
+        .await;
+        let summary = run_import(&settings, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.counters.created, 120, "{version:?}: {summary:?}");
+        assert_eq!(kratos.patch_calls(), 3, "{version:?}");
+        assert_eq!(kratos.version_calls(), usize::from(version.is_some()));
+        assert_eq!(kratos.lookup_calls(), probes, "{version:?}");
+        for identity in kratos.identities() {
+            assert!(identity["external_id"].is_string(), "{identity}");
+            assert_eq!(
+                identity["metadata_admin"]["cognito"]["sub"], identity["external_id"],
+                "{identity}"
+            );
+        }
+        assert_no_contract_violations(&kratos);
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A loopback Kratos admin API (Kratos v26.2.0, DESIGN.md "Contract 3") for the import tests and
-//! the import benchmark: bulk create (`PATCH /admin/identities`), lookup by external id, and the
-//! public `GET /schemas/{id}`. Optionally checks every bulk body against Kratos's OpenAPI spec
+//! the import benchmark: `GET /admin/version`, bulk create (`PATCH /admin/identities`), lookup by
+//! external id, and the public `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
+//! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
 //!
 //! Self-contained, so that a bench can include it with
@@ -28,6 +29,7 @@ const READ_LIMIT: usize = 64 * 1024 * 1024;
 
 const API_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/kratos/api.json");
 const BATCH_PATH: &str = "/admin/identities";
+const VERSION_PATH: &str = "/admin/version";
 const LOOKUP_PREFIX: &str = "/admin/identities/by/external/";
 const SCHEMAS_PREFIX: &str = "/schemas/";
 
@@ -50,6 +52,9 @@ pub struct AdminDoubleOptions {
     /// validated against it (per-item 400 when invalid) and `schema_id` must match.
     pub identity_schema: Option<Value>,
     pub schema_id: String,
+    /// What `GET /admin/version` answers as `{"version": …}` (default `v26.2.0`); `None`: the
+    /// route is missing (a JSON 404, as for any unknown path).
+    pub version: Option<String>,
 }
 
 impl Default for AdminDoubleOptions {
@@ -59,6 +64,7 @@ impl Default for AdminDoubleOptions {
             validate_contract: true,
             identity_schema: None,
             schema_id: "default".to_owned(),
+            version: Some("v26.2.0".to_owned()),
         }
     }
 }
@@ -102,6 +108,7 @@ impl KratosAdminDouble {
             identity_schema: options.identity_schema,
             traits_validator,
             schema_id: options.schema_id,
+            version: options.version,
             schema_url,
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
@@ -231,6 +238,11 @@ impl KratosAdminDouble {
         self.shared.state().lookup_calls
     }
 
+    /// `GET /admin/version` requests answered.
+    pub fn version_calls(&self) -> usize {
+        self.shared.state().version_calls
+    }
+
     /// Request bodies Kratos would refuse as malformed (spec violations, unknown fields, bad
     /// JSON, too many items, too large), each with the reason.
     pub fn contract_violations(&self) -> Vec<String> {
@@ -287,6 +299,7 @@ struct Shared {
     identity_schema: Option<Value>,
     traits_validator: Option<Validator>,
     schema_id: String,
+    version: Option<String>,
     schema_url: String,
     state: Mutex<State>,
     /// `true` while patches are held (see `hold_patches`).
@@ -301,6 +314,7 @@ struct State {
     patch_calls: usize,
     write_calls: usize,
     lookup_calls: usize,
+    version_calls: usize,
     violations: Vec<String>,
     batch_sizes: Vec<usize>,
     fail_from: Option<(usize, u16)>,
@@ -452,6 +466,13 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     }
     if (path == "/admin" || path.starts_with("/admin/")) && !shared.authorized(&request) {
         return error_response(401, None, UNAUTHORIZED);
+    }
+    if method == Method::GET
+        && path == VERSION_PATH
+        && let Some(version) = &shared.version
+    {
+        shared.state().version_calls += 1;
+        return json_response(200, &json!({ "version": version }));
     }
     if let Some(parsed) = parsed {
         let mut hold = shared.hold.subscribe();
@@ -1170,6 +1191,35 @@ mod tests {
         assert!(body.get("identities").is_none());
         assert_eq!(double.creates(), 0);
         assert_eq!(double.identities().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_version_route_answers_v26_2_0_or_what_it_is_told() {
+        let double = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+        let (status, body) = get(&double, VERSION_PATH).await;
+        assert_eq!(status, 200, "{body}");
+        assert_spec("version", &body);
+        assert_eq!(body, json!({"version": "v26.2.0"}));
+        assert_eq!(double.version_calls(), 1);
+
+        let master = KratosAdminDouble::start(AdminDoubleOptions {
+            version: Some("master".to_owned()),
+            ..AdminDoubleOptions::default()
+        })
+        .await;
+        assert_eq!(
+            get(&master, VERSION_PATH).await.1,
+            json!({"version": "master"})
+        );
+
+        let missing = KratosAdminDouble::start(AdminDoubleOptions {
+            version: None,
+            ..AdminDoubleOptions::default()
+        })
+        .await;
+        let (status, body) = get(&missing, VERSION_PATH).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(missing.version_calls(), 0);
     }
 
     #[tokio::test]
