@@ -29,6 +29,25 @@ pub fn import_settings(
     kratos_url: &str,
     extra: &str,
 ) -> Settings {
+    import_settings_with_public_url(
+        database_url,
+        cognito_endpoint,
+        pool_id,
+        kratos_url,
+        kratos_url,
+        extra,
+    )
+}
+
+/// [`import_settings`] for a Kratos whose public API has a port of its own (the real one).
+pub fn import_settings_with_public_url(
+    database_url: &str,
+    cognito_endpoint: &str,
+    pool_id: &str,
+    kratos_admin_url: &str,
+    kratos_public_url: &str,
+    extra: &str,
+) -> Settings {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cognito-bridge.toml");
     let extra = if extra.contains("[import]") {
@@ -42,8 +61,8 @@ pub fn import_settings(
         ("COGNITO__USER_POOL_ID", pool_id),
         ("COGNITO__ENDPOINT_URL", cognito_endpoint),
         ("COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-        ("KRATOS__ADMIN_URL", kratos_url),
-        ("KRATOS__PUBLIC_URL", kratos_url),
+        ("KRATOS__ADMIN_URL", kratos_admin_url),
+        ("KRATOS__PUBLIC_URL", kratos_public_url),
     ]
     .map(|(key, value)| (format!("COGNITO_BRIDGE__{key}"), value.to_owned()));
     Settings::load_from(Some(&path), environment).expect("import settings load")

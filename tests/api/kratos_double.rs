@@ -81,6 +81,9 @@ pub struct KratosDouble {
     /// Pauses between attempts; Kratos's are 1 s then 2 s.
     pub backoff: [Duration; 2],
     pub attempt_timeout: Duration,
+    /// `Ory-Webhook-Trigger-ID` (the same on every retry) is sent from Kratos v25.4.0 on;
+    /// v1.3.x sends only `Ory-Webhook-Request-ID` (checked in `doubles_vs_real.rs`).
+    pub sends_trigger_id: bool,
 }
 
 impl KratosDouble {
@@ -94,6 +97,7 @@ impl KratosDouble {
                 .unwrap(),
             backoff: BACKOFF,
             attempt_timeout: ATTEMPT_TIMEOUT,
+            sends_trigger_id: true,
         }
     }
 
@@ -136,17 +140,17 @@ impl KratosDouble {
 
     async fn attempt(&self, body: &[u8], trigger_id: &str) -> HookAttempt {
         let request_id = uuid_like();
-        let sent = self
+        let mut request = self
             .client
             .post(&self.hook_url)
             .timeout(self.attempt_timeout)
             .header("Content-Type", "application/json")
             .header("Authorization", format!("Bearer {}", self.api_key))
-            .header("Ory-Webhook-Request-ID", &request_id)
-            .header("Ory-Webhook-Trigger-ID", trigger_id)
-            .body(body.to_vec())
-            .send()
-            .await;
+            .header("Ory-Webhook-Request-ID", &request_id);
+        if self.sends_trigger_id {
+            request = request.header("Ory-Webhook-Trigger-ID", trigger_id);
+        }
+        let sent = request.body(body.to_vec()).send().await;
         let Ok(response) = sent else {
             return HookAttempt {
                 request_id,

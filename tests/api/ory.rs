@@ -1,0 +1,544 @@
+//! The real Ory servers: Kratos v1.3.1 and Hydra v2.3.0, built by `scripts/build-ory` into
+//! `.tools/bin/` (the test command does that), each started on free loopback ports with a
+//! fresh Postgres database of its own, and stopped (database dropped) when dropped.
+//!
+//! Kratos's configuration is generated from the shipped `kratos-hooks/` files: the fragment
+//! for its line and the example identity schema, with the migrate hook pointed at the bridge
+//! the test started. So every test that starts Kratos also proves that those files load.
+
+// The login helpers are used by the end-to-end tests, which land with the version-aware import.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use url::Url;
+
+/// Which server a test needs. The binaries live in `.tools/bin/`.
+const KRATOS: &str = "kratos";
+const HYDRA: &str = "hydra";
+/// The Postgres server's maintenance database; `scripts/test` sets it.
+pub const POSTGRES_ADMIN_URL_ENV: &str = "COGNITO_BRIDGE_TEST_POSTGRES_ADMIN_URL";
+const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Prefix of every database these servers get; `scripts/test` drops leftovers by it.
+pub const DATABASE_PREFIX_ENV: &str = "COGNITO_BRIDGE_TEST_ORY_DB_PREFIX";
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Path of a built Ory binary; a clear failure when it is missing.
+fn binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test (or scripts/build-ory) to build Kratos and Hydra",
+        path.display()
+    );
+    path
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_ADMIN_URL_ENV)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_POSTGRES_ADMIN_URL.to_owned())
+}
+
+/// A database of its own on the test Postgres server, dropped on drop.
+struct OwnDatabase {
+    name: String,
+    url: String,
+}
+
+impl OwnDatabase {
+    async fn create(server: &str) -> Self {
+        let prefix = std::env::var(DATABASE_PREFIX_ENV).unwrap_or_else(|_| "ory_test".into());
+        let name = format!("{prefix}_{server}_{:012x}", rand::random::<u64>() >> 16);
+        let admin = postgres_admin_url();
+        let mut connection = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres at {admin} must be running: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').expect("a database in the URL").0;
+        let url = format!("{base}/{name}?sslmode=disable");
+        Self { name, url }
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside async code: psql is on every machine the test command sets up.
+        let _ = std::process::Command::new("psql")
+            .arg(postgres_admin_url())
+            .args([
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A server process we started; killed on drop. Its output goes to a log file, shown when
+/// it fails to start.
+struct Server {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn spawn(program: &Path, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Self {
+        let log = dir.join(format!(
+            "{}-{}.log",
+            program.file_name().unwrap().to_string_lossy(),
+            rand::random::<u32>()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self { child, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Wait for `url` to answer 200; `Err` with the log when the process exits first.
+    async fn wait_ready(&mut self, url: &str) -> Result<Duration, String> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while started.elapsed() < READY_WITHIN {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited ({status}):\n{}", self.log_tail()));
+            }
+            let answer = client.get(url).timeout(Duration::from_secs(2)).send().await;
+            if matches!(answer, Ok(response) if response.status() == StatusCode::OK) {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "not ready within {READY_WITHIN:?}:\n{}",
+            self.log_tail()
+        ))
+    }
+}
+
+/// Run a one-shot command (a migration) to completion within a time limit.
+async fn run_to_end(program: &Path, args: &[&str], dir: &Path, what: &str) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"))
+    .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Two free loopback ports (bound, then released for the server to take).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+/// The shipped files a test's Kratos is configured from.
+fn kratos_hooks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kratos-hooks")
+}
+
+/// The migrate hook Kratos is to call.
+#[derive(Debug, Clone)]
+pub struct MigrateHook {
+    /// e.g. `http://127.0.0.1:PORT/hooks/password-migration`
+    pub url: String,
+    pub api_key: String,
+}
+
+/// A real Kratos v1.3.1 on loopback.
+pub struct Kratos {
+    pub public_url: Url,
+    pub admin_url: Url,
+    pub client: reqwest::Client,
+    /// How long `kratos serve` took to answer `/admin/health/ready`.
+    pub ready_after: Duration,
+    // Field order is drop order: the server stops before its database is dropped.
+    _server: Server,
+    _database: OwnDatabase,
+    _dir: tempfile::TempDir,
+}
+
+/// What Kratos answered to one API login.
+#[derive(Debug)]
+pub struct Login {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Login {
+    pub fn session_token(&self) -> Option<&str> {
+        self.body["session_token"].as_str()
+    }
+
+    /// The ids of the flow's messages (4000006 = invalid credentials).
+    pub fn message_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut collect = |messages: &Value| {
+            if let Some(messages) = messages.as_array() {
+                ids.extend(messages.iter().filter_map(|m| m["id"].as_u64()));
+            }
+        };
+        collect(&self.body["ui"]["messages"]);
+        if let Some(nodes) = self.body["ui"]["nodes"].as_array() {
+            for node in nodes {
+                collect(&node["messages"]);
+            }
+        }
+        ids
+    }
+}
+
+impl Kratos {
+    /// Start Kratos with the shipped `kratos-hooks/kratos.yml` fragment (the default hook body,
+    /// the only one v1.3.x accepts) and `identity.schema.json`, the hook pointed at `hook`.
+    pub async fn start(hook: &MigrateHook) -> Self {
+        Self::start_with_fragment(hook, "kratos.yml")
+            .await
+            .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
+    }
+
+    /// Start Kratos with another shipped fragment; `Err` with Kratos's output when it refuses
+    /// to start.
+    pub async fn start_with_fragment(hook: &MigrateHook, fragment: &str) -> Result<Self, String> {
+        let program = binary(KRATOS);
+        let database = OwnDatabase::create(KRATOS).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("kratos.yml");
+        // A port taken between free_ports and serve makes Kratos exit: try again, a few times.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let [public, admin] = free_ports::<2>();
+            let document = kratos_config(fragment, &database.url, public, admin, hook);
+            std::fs::write(&config, serde_yaml::to_string(&document).unwrap()).unwrap();
+            let config = config.to_str().unwrap();
+            run_to_end(
+                &program,
+                &["migrate", "sql", "-e", "--yes", "-c", config],
+                dir.path(),
+                "kratos migrate sql",
+            )
+            .await;
+            let mut server = Server::spawn(&program, &["serve", "-c", config], dir.path(), &[]);
+            let admin_url = Url::parse(&format!("http://127.0.0.1:{admin}/")).unwrap();
+            let ready = format!("{admin_url}admin/health/ready");
+            match server.wait_ready(&ready).await {
+                Ok(ready_after) => {
+                    return Ok(Self {
+                        public_url: Url::parse(&format!("http://127.0.0.1:{public}/")).unwrap(),
+                        admin_url,
+                        client: reqwest::Client::builder()
+                            .timeout(Duration::from_secs(20))
+                            .build()
+                            .unwrap(),
+                        ready_after,
+                        _server: server,
+                        _database: database,
+                        _dir: dir,
+                    });
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// `GET /admin/version`'s `version`.
+    pub async fn version(&self) -> String {
+        let body: Value = self.get_admin("admin/version").await;
+        body["version"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn get_admin(&self, path: &str) -> Value {
+        let url = self.admin_url.join(path).unwrap();
+        let response = self.client.get(url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+        response.json().await.unwrap()
+    }
+
+    /// Every identity Kratos holds (admin list, keyset pages followed by their `Link`).
+    pub async fn identities(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut next = Some("admin/identities?page_size=500".to_owned());
+        while let Some(path) = next.take() {
+            let url = self.admin_url.join(&path).unwrap();
+            let response = self.client.get(url.clone()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+            next = response
+                .headers()
+                .get("link")
+                .and_then(|link| link.to_str().ok())
+                .and_then(next_link);
+            let items: Vec<Value> = response.json().await.unwrap();
+            if items.is_empty() {
+                break;
+            }
+            all.extend(items);
+            assert!(all.len() < 1_000_000, "more identities than a test makes");
+        }
+        all
+    }
+
+    /// One identity, with its password credential's config.
+    pub async fn identity(&self, id: &str) -> Value {
+        self.get_admin(&format!(
+            "admin/identities/{id}?include_credential=password"
+        ))
+        .await
+    }
+
+    /// The identity whose `traits.email` is `email`.
+    pub async fn identity_by_email(&self, email: &str) -> Option<Value> {
+        let body = self
+            .get_admin(&format!(
+                "admin/identities?credentials_identifier={}",
+                urlencode(email)
+            ))
+            .await;
+        body.as_array().and_then(|items| items.first().cloned())
+    }
+
+    /// `POST /admin/identities` with `body`: the status and the answer.
+    pub async fn create_identity(&self, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.admin_url.join("admin/identities").unwrap())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A password login through Kratos's API flow, as a native app would do it.
+    pub async fn login(&self, identifier: &str, password: &str) -> Login {
+        self.login_with(identifier, password, &[]).await
+    }
+
+    /// The same, with extra headers on the submit (e.g. `True-Client-Ip`).
+    pub async fn login_with(
+        &self,
+        identifier: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Login {
+        let flow: Value = self
+            .client
+            .get(self.public_url.join("self-service/login/api").unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let flow_id = flow["id"].as_str().expect("a login flow id");
+        let mut request = self
+            .client
+            .post(
+                self.public_url
+                    .join(&format!("self-service/login?flow={flow_id}"))
+                    .unwrap(),
+            )
+            .json(&json!({
+                "method": "password",
+                "identifier": identifier,
+                "password": password,
+            }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Login { status, body }
+    }
+
+    /// `GET /sessions/whoami` with a session token: the session's identity id.
+    pub async fn whoami(&self, session_token: &str) -> Option<String> {
+        let response = self
+            .client
+            .get(self.public_url.join("sessions/whoami").unwrap())
+            .header("X-Session-Token", session_token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        let body: Value = response.json().await.unwrap();
+        body["identity"]["id"].as_str().map(str::to_owned)
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, without its leading slash.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim_start_matches('/')
+                .to_owned()
+        })
+    })
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// kratos.yml: the shipped fragment with its hook URL and key filled in, over the minimum a
+/// Kratos needs (database, ports on loopback, the example identity schema).
+fn kratos_config(fragment: &str, dsn: &str, public: u16, admin: u16, hook: &MigrateHook) -> Value {
+    let fragment_path = kratos_hooks_dir().join(fragment);
+    let fragment_text = std::fs::read_to_string(&fragment_path).unwrap();
+    let mut fragment: Value = serde_yaml::from_str(&fragment_text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", fragment_path.display()));
+    let hook_config =
+        &mut fragment["selfservice"]["methods"]["password"]["config"]["migrate_hook"]["config"];
+    assert!(
+        hook_config.is_object(),
+        "{} has no migrate_hook config",
+        fragment_path.display()
+    );
+    hook_config["url"] = json!(hook.url);
+    hook_config["auth"]["config"]["value"] = json!(format!("Bearer {}", hook.api_key));
+    let schema = kratos_hooks_dir().join("identity.schema.json");
+    let mut config = json!({
+        "dsn": dsn,
+        "serve": {
+            "public": {"base_url": format!("http://127.0.0.1:{public}/"), "host": "127.0.0.1", "port": public},
+            "admin": {"base_url": format!("http://127.0.0.1:{admin}/"), "host": "127.0.0.1", "port": admin},
+        },
+        "selfservice": {"default_browser_return_url": "http://127.0.0.1:4455/"},
+        "identity": {
+            "default_schema_id": "default",
+            "schemas": [{"id": "default", "url": format!("file://{}", schema.display())}],
+        },
+        "secrets": {"cookie": ["cognito-bridge-tests-cookie-secret"], "cipher": ["cognito-bridge-tests-32-byte-key"]},
+        "log": {"level": "info"},
+    });
+    merge(&mut config, fragment);
+    config
+}
+
+/// `overlay`'s keys into `base`, objects merged key by key.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// A real Hydra v2.3.0 on loopback (`serve all --dev`).
+pub struct Hydra {
+    pub public_url: Url,
+    pub admin_url: Url,
+    pub ready_after: Duration,
+    _server: Server,
+    _database: OwnDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl Hydra {
+    pub async fn start() -> Self {
+        let program = binary(HYDRA);
+        let database = OwnDatabase::create(HYDRA).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hydra.yml");
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let [public, admin] = free_ports::<2>();
+            let document = json!({
+                "dsn": database.url,
+                "serve": {
+                    "public": {"host": "127.0.0.1", "port": public},
+                    "admin": {"host": "127.0.0.1", "port": admin},
+                },
+                "urls": {
+                    "self": {"issuer": format!("http://127.0.0.1:{public}")},
+                    "login": "http://127.0.0.1:3000/login",
+                    "consent": "http://127.0.0.1:3000/consent",
+                },
+                "secrets": {"system": ["cognito-bridge-tests-system-secret"]},
+                "log": {"level": "info"},
+            });
+            std::fs::write(&config, serde_yaml::to_string(&document).unwrap()).unwrap();
+            let config = config.to_str().unwrap();
+            run_to_end(
+                &program,
+                &["migrate", "sql", "up", "-e", "--yes", "-c", config],
+                dir.path(),
+                "hydra migrate sql up",
+            )
+            .await;
+            let mut server = Server::spawn(
+                &program,
+                &["serve", "all", "--dev", "-c", config],
+                dir.path(),
+                &[],
+            );
+            let admin_url = Url::parse(&format!("http://127.0.0.1:{admin}/")).unwrap();
+            match server.wait_ready(&format!("{admin_url}health/ready")).await {
+                Ok(ready_after) => {
+                    return Self {
+                        public_url: Url::parse(&format!("http://127.0.0.1:{public}/")).unwrap(),
+                        admin_url,
+                        ready_after,
+                        _server: server,
+                        _database: database,
+                        _dir: dir,
+                    };
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("Hydra did not start: {last_error}");
+    }
+}
