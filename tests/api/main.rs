@@ -45,3 +45,4 @@ mod doubles_vs_real;
 mod kratos_admin_double;
 mod kratos_contract;
 mod kratos_double;
+mod kratos_real_import;
