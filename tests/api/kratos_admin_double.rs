@@ -310,6 +310,8 @@ struct Shared {
 struct State {
     identities: Vec<Stored>,
     by_external_id: HashMap<String, usize>,
+    /// Values Kratos keeps unique: credential identifiers and addresses (see `unique_values_of`).
+    taken: HashSet<String>,
     creates: usize,
     patch_calls: usize,
     write_calls: usize,
@@ -339,9 +341,38 @@ impl State {
             self.by_external_id
                 .insert(external_id.to_owned(), self.identities.len());
         }
+        self.taken.extend(unique_values_of(&body));
         self.identities.push(Stored { body, created_at });
         id
     }
+
+    /// Whether Kratos would refuse `body` as a duplicate (409): its external id, or a value
+    /// another identity holds as login identifier or address. The real Kratos v1.3.1 refuses
+    /// a second identity with the same e-mail (checked in `doubles_vs_real.rs`).
+    fn conflicts(&self, body: &Value) -> bool {
+        external_id_of(body).is_some_and(|id| self.by_external_id.contains_key(id))
+            || unique_values_of(body)
+                .iter()
+                .any(|value| self.taken.contains(value))
+    }
+}
+
+/// The values Kratos keeps unique across identities: the password identifier (the example
+/// schema's `traits.email`, lower-cased as Kratos stores it) and the verifiable and recovery
+/// addresses (per kind).
+fn unique_values_of(body: &Value) -> Vec<String> {
+    let mut values = Vec::new();
+    if let Some(email) = body["traits"]["email"].as_str() {
+        values.push(format!("identifier:{}", email.trim().to_lowercase()));
+    }
+    for kind in ["verifiable_addresses", "recovery_addresses"] {
+        for address in body[kind].as_array().into_iter().flatten() {
+            if let Some(value) = address["value"].as_str() {
+                values.push(format!("{kind}:{}", value.trim().to_lowercase()));
+            }
+        }
+    }
+    values
 }
 
 /// Kratos stores an empty external id as NULL: no uniqueness, no lookup.
@@ -617,9 +648,7 @@ fn batch_patch(
                     (patch_id, Err(herodot(400, Some(reason), BAD_REQUEST)))
                 }
                 Prepared::Create { patch_id, create } => {
-                    let taken = external_id_of(&create)
-                        .is_some_and(|external_id| state.by_external_id.contains_key(external_id));
-                    if taken {
+                    if state.conflicts(&create) {
                         (
                             patch_id,
                             Err(herodot(409, Some(CONFLICT_REASON.into()), CONFLICT)),
