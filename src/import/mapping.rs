@@ -166,10 +166,7 @@ impl Mapping {
         for (path, attribute) in &self.traits {
             if let Some(value) = user.attribute(attribute) {
                 path.set(&mut traits, Value::String(value.to_owned()));
-                if !line.accepts_external_id()
-                    && !value.trim().is_empty()
-                    && !identifiers.iter().any(|known| known == value)
-                {
+                if !value.trim().is_empty() && !identifiers.iter().any(|known| known == value) {
                     identifiers.push(value.to_owned());
                 }
             }
@@ -349,7 +346,6 @@ mod tests {
             .map(&user("CONFIRMED", true), Some(&groups), KratosLine::Legacy)
             .unwrap();
         assert_eq!(current.identity["external_id"], "sub-1");
-        assert!(current.identifiers.is_empty());
         assert!(
             legacy.identity.get("external_id").is_none(),
             "{}",
@@ -361,6 +357,8 @@ mod tests {
         }
         // Every string trait once (the e-mail is mapped twice), groups are no identifier.
         assert_eq!(legacy.identifiers, [" Alice@Example.COM ", "Alice"]);
+        // The same on the current line: identities imported under v1.3.x have no external id.
+        assert_eq!(current.identifiers, legacy.identifiers);
         let mut legacy_plus_external_id = legacy.identity.clone();
         legacy_plus_external_id
             .as_object_mut()

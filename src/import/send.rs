@@ -93,7 +93,8 @@ pub(super) async fn create_batch(
 }
 
 /// The identity an earlier run (or an earlier item of this batch) created for `user`, after
-/// Kratos reported a conflict: by external id from v25.4.0 on; on v1.3.x by the user's
+/// Kratos reported a conflict: by external id from v25.4.0 on; else (v1.3.x, or an identity
+/// imported while Kratos was still v1.3.x, which has no external id) by the user's
 /// identifiers, accepting only an identity whose `metadata_admin.cognito.sub` is the user's.
 pub(super) async fn find_imported(
     kratos: &KratosAdmin,
@@ -101,10 +102,13 @@ pub(super) async fn find_imported(
     user: &MappedUser,
 ) -> Result<Option<String>, KratosError> {
     if line.accepts_external_id() {
-        return with_retries("GET /admin/identities/by/external", || {
+        let found = with_retries("GET /admin/identities/by/external", || {
             kratos.identity_by_external_id(&user.external_id)
         })
-        .await;
+        .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
     }
     for identifier in &user.identifiers {
         let listed = with_retries("GET /admin/identities?credentials_identifier", || {
@@ -294,6 +298,28 @@ mod tests {
             .unwrap();
         assert_eq!(linked, Some(theirs));
         assert_eq!(fake.counts(|c| (c.probes, c.identifier_lookups)), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn after_an_upgrade_an_identity_imported_under_v1_3_is_found_by_identifier_and_sub() {
+        let line = KratosLine::Current;
+        let fake = FakeKratos::start(FakeOptions::current()).await;
+        // Imported while Kratos was v1.3.x: no external id, the sub in metadata_admin.
+        let ours = fake.insert(json!({
+            "traits": {"email": "a@example.com"},
+            "metadata_admin": {"cognito": {"sub": "sub-a"}},
+        }));
+        let kratos = client(&fake.url);
+        let found = find_imported(&kratos, line, &user("sub-a", "a@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(found, Some(ours));
+        assert_eq!(fake.counts(|c| (c.probes, c.identifier_lookups)), (1, 1));
+        // Someone else's identity with that e-mail is never linked.
+        let stranger = find_imported(&kratos, line, &user("sub-z", "a@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(stranger, None);
     }
 
     #[tokio::test]

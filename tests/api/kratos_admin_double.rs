@@ -243,6 +243,11 @@ impl KratosAdminDouble {
         self.shared.state().version_calls
     }
 
+    /// `GET /admin/identities?credentials_identifier=…` requests received.
+    pub fn identifier_lookups(&self) -> usize {
+        self.shared.state().identifier_lookups
+    }
+
     /// Request bodies Kratos would refuse as malformed (spec violations, unknown fields, bad
     /// JSON, too many items, too large), each with the reason.
     pub fn contract_violations(&self) -> Vec<String> {
@@ -316,6 +321,7 @@ struct State {
     patch_calls: usize,
     write_calls: usize,
     lookup_calls: usize,
+    identifier_lookups: usize,
     version_calls: usize,
     violations: Vec<String>,
     batch_sizes: Vec<usize>,
@@ -517,6 +523,14 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     if is_lookup {
         return lookup(&shared, &percent_decode(&path[LOOKUP_PREFIX.len()..]));
     }
+    if method == Method::GET
+        && path == BATCH_PATH
+        && let Some(identifier) = url::form_urlencoded::parse(request.query_string().as_bytes())
+            .find(|(key, _)| key == "credentials_identifier")
+            .map(|(_, value)| value.into_owned())
+    {
+        return list_by_identifier(&shared, &identifier);
+    }
     error_response(
         404,
         Some(format!(
@@ -533,6 +547,21 @@ fn identity_schema(shared: &Shared, id: &str) -> HttpResponse {
         }
         _ => error_response(404, None, NOT_FOUND),
     }
+}
+
+/// `GET /admin/identities?credentials_identifier=…`: the identities that sign in with it (the
+/// import's lookup for identities created while Kratos was v1.3.x, without external id).
+fn list_by_identifier(shared: &Shared, identifier: &str) -> HttpResponse {
+    let mut state = shared.state();
+    state.identifier_lookups += 1;
+    let wanted = format!("identifier:{}", identifier.trim().to_lowercase());
+    let found: Vec<Value> = state
+        .identities
+        .iter()
+        .filter(|stored| unique_values_of(&stored.body).contains(&wanted))
+        .map(|stored| shared.identity_json(stored))
+        .collect();
+    json_response(200, &Value::Array(found))
 }
 
 fn lookup(shared: &Shared, external_id: &str) -> HttpResponse {
