@@ -410,3 +410,88 @@ async fn the_admin_double_holds_what_the_real_kratos_holds_after_an_import() {
     }
     assert!(differences.is_empty(), "{differences:#?}");
 }
+
+/// `PATCH /admin/identities` with `creates` (each given a patch id): the status, and each
+/// item's action and error code (or the whole answer's error code).
+async fn patch_batch(client: &reqwest::Client, admin_url: &str, creates: &[Value]) -> Value {
+    let items: Vec<Value> = creates
+        .iter()
+        .map(|create| json!({"patch_id": crate::kratos_admin_double::uuid_v4(), "create": create}))
+        .collect();
+    let response = client
+        .patch(format!(
+            "{}/admin/identities",
+            admin_url.trim_end_matches('/')
+        ))
+        .json(&json!({ "identities": items }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let items: Vec<Value> = body["identities"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| json!([item["action"], item["error"]["code"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"status": status, "error": body["error"]["code"], "items": items})
+}
+
+#[tokio::test]
+async fn the_admin_double_answers_failing_batches_like_the_real_kratos() {
+    let identity = |email: &str| json!({"schema_id": "default", "traits": {"email": email}});
+    // No `email`: the example identity schema requires it.
+    let invalid = json!({"schema_id": "default", "traits": {"name": {"first": "No Mail"}}});
+    let batches: Vec<(&str, Vec<Value>)> = vec![
+        ("one conflict", vec![identity("x@example.com")]),
+        (
+            "two conflicts",
+            vec![identity("x@example.com"), identity("y@example.com")],
+        ),
+        (
+            "a conflict and a new one",
+            vec![identity("x@example.com"), identity("new@example.com")],
+        ),
+        ("one invalid", vec![invalid.clone()]),
+        ("two invalid", vec![invalid.clone(), invalid.clone()]),
+    ];
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("kratos-hooks/identity.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+
+    let kratos = Kratos::start(&MigrateHook {
+        url: "http://127.0.0.1:9/hooks/password-migration".into(),
+        api_key: API_KEY.to_owned(),
+    })
+    .await;
+    let double = KratosAdminDouble::start(AdminDoubleOptions {
+        identity_schema: Some(schema),
+        ..AdminDoubleOptions::default()
+    })
+    .await;
+    for email in ["x@example.com", "y@example.com"] {
+        let (status, answer) = kratos.create_identity(&identity(email)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        double.insert_existing(identity(email));
+    }
+    let client = reqwest::Client::new();
+    let mut differences = Vec::new();
+    for (what, creates) in &batches {
+        let real = patch_batch(&client, kratos.admin_url.as_str(), creates).await;
+        let doubled = patch_batch(&client, &double.url, creates).await;
+        println!("{what}: real {real}, double {doubled}");
+        if real != doubled {
+            differences.push(format!("{what}: real Kratos {real}, the double {doubled}"));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
