@@ -113,7 +113,9 @@ async fn the_cognito_password_logs_in_once_through_the_hook_then_kratos_alone(ba
     let World { app, kratos } = world(backend, None).await;
     assert_eq!(state_of(&app, "alice").await, UserState::Pending);
 
-    let first = kratos.login("alice@example.com", PASSWORD).await;
+    // Typed as the user likes: Kratos finds the identity case-insensitively and passes the
+    // identifier on as typed; the bridge normalises it the same way.
+    let first = kratos.login("Alice@Example.COM", PASSWORD).await;
     assert_eq!(first.status, StatusCode::OK, "{:#}", first.body);
     let token = first.session_token().expect("a session token");
     let identity = kratos.whoami(token).await.expect("the session is valid");
