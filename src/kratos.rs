@@ -1,6 +1,9 @@
-//! Kratos's admin API as `import` uses it (DESIGN.md's Contract 3): batch create, lookup by
-//! external id, and the identity schema from the public API. One client, built once.
+//! Kratos's admin API as `import` uses it (DESIGN.md's Contract 3): the version line, batch
+//! create, lookups (by external id, by credential identifier, by ids), and the identity schema
+//! from the public API. One client, built once.
 
+use std::collections::HashSet;
+use std::fmt;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,8 +13,107 @@ use url::Url;
 
 use crate::config::KratosSettings;
 
+#[cfg(test)]
+pub(crate) mod fake;
+
 /// Kratos refuses `PATCH /admin/identities` bodies above 5 MB.
 pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Ids per `GET /admin/identities?ids=…` (Kratos's default page holds 250).
+pub const IDS_PER_LOOKUP: usize = 100;
+
+/// The Kratos releases whose admin API differs for us (DESIGN.md's Contract 3 table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KratosLine {
+    /// v1.3.x (and anything below v25.4.0): no `external_id` (a create body with one is a
+    /// 400), no lookup by external id, and a batch with a failed item is rolled back whole
+    /// while Kratos still answers `action: create` for the others.
+    Legacy,
+    /// v25.4.0 and later: `external_id`, its lookup, and true per-item batch results.
+    Current,
+}
+
+impl KratosLine {
+    /// The line of a `GET /admin/version` answer (`v1.3.1`, `25.4.0`, `v26.2.0+build`); `None`
+    /// when that is no version we can place (`master` from an unstamped build, or a
+    /// pre-release of v25.4.0 itself).
+    pub fn from_version(version: &str) -> Option<Self> {
+        let version = version.trim();
+        let version = version
+            .strip_prefix(['v', 'V'])
+            .unwrap_or(version)
+            .split('+')
+            .next()
+            .unwrap_or_default();
+        let (core, pre_release) = match version.split_once('-') {
+            Some((core, pre)) => (core, !pre.is_empty()),
+            None => (version, false),
+        };
+        let parts: Vec<u64> = core
+            .split('.')
+            .map(|part| {
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    None
+                } else {
+                    part.parse().ok()
+                }
+            })
+            .collect::<Option<_>>()?;
+        let [major, minor, patch] = parts[..] else {
+            return None;
+        };
+        let first_current = (25, 4, 0);
+        match (major, minor, patch).cmp(&first_current) {
+            std::cmp::Ordering::Less => Some(Self::Legacy),
+            std::cmp::Ordering::Equal if pre_release => None,
+            _ => Some(Self::Current),
+        }
+    }
+
+    /// Whether create bodies may carry `external_id`.
+    pub fn accepts_external_id(self) -> bool {
+        self == Self::Current
+    }
+
+    /// Whether a batch answer can be believed item by item; on v1.3.x a failed item rolls
+    /// back the batch and the other items' `create` results must be checked.
+    pub fn batch_results_are_true(self) -> bool {
+        self == Self::Current
+    }
+
+    /// Kratos's `BatchPatchIdentitiesLimit`.
+    pub fn max_batch_items(self) -> usize {
+        match self {
+            Self::Legacy => 2000,
+            Self::Current => 1000,
+        }
+    }
+}
+
+impl fmt::Display for KratosLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Legacy => "v1.3.x",
+            Self::Current => "v25.4.0+",
+        })
+    }
+}
+
+/// How the line was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineSource {
+    /// `GET /admin/version` named it.
+    Version(String),
+    /// The version was missing or not a release (`master`): the lookup route told.
+    Probe { version: Option<String> },
+}
+
+/// An identity from `GET /admin/identities`, as far as the import needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedIdentity {
+    pub id: String,
+    /// `metadata_admin.cognito.sub`, written by the import on every Kratos line.
+    pub cognito_sub: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KratosError {
@@ -125,6 +227,110 @@ impl KratosAdmin {
             404 => Ok(None),
             _ => Err(unexpected("GET", &url, status, &body)),
         }
+    }
+
+    /// `GET /admin/version`: the build's version, `None` when the route is missing (404) or
+    /// the answer names no version.
+    pub async fn version(&self) -> Result<Option<String>, KratosError> {
+        let url = endpoint(&self.admin_url, &["admin", "version"]);
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        match status {
+            200 => Ok(serde_json::from_slice::<VersionAnswer>(&body)
+                .ok()
+                .and_then(|answer| answer.version)
+                // An arbitrary string from the network: short enough for a log line.
+                .map(|version| version.chars().take(64).collect())),
+            404 => Ok(None),
+            _ => Err(unexpected("GET", &url, status, &body)),
+        }
+    }
+
+    /// The line by a capability probe: `GET /admin/identities/by/external/<random uuid>` is
+    /// a JSON 404 from v25.4.0 on, and v1.3.x's router answers `404 page not found` as text.
+    pub async fn probe_line(&self) -> Result<KratosLine, KratosError> {
+        let url = endpoint(
+            &self.admin_url,
+            &["admin", "identities", "by", "external", &uuid_v4()],
+        );
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        match status {
+            200 => Ok(KratosLine::Current),
+            404 if serde_json::from_slice::<ErrorEnvelope>(&body).is_ok() => {
+                Ok(KratosLine::Current)
+            }
+            404 => Ok(KratosLine::Legacy),
+            _ => Err(unexpected("GET", &url, status, &body)),
+        }
+    }
+
+    /// The Kratos line: from `GET /admin/version`, else from [`probe_line`](Self::probe_line).
+    pub async fn detect_line(&self) -> Result<(KratosLine, LineSource), KratosError> {
+        let version = self.version().await?;
+        if let Some(line) = version.as_deref().and_then(KratosLine::from_version) {
+            let version = version.unwrap_or_default();
+            return Ok((line, LineSource::Version(version)));
+        }
+        let line = self.probe_line().await?;
+        Ok((line, LineSource::Probe { version }))
+    }
+
+    /// `GET /admin/identities?ids=…`: which of `ids` Kratos holds (any number of ids, asked
+    /// [`IDS_PER_LOOKUP`] at a time).
+    pub async fn existing_ids(&self, ids: &[String]) -> Result<HashSet<String>, KratosError> {
+        let mut found = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_LOOKUP) {
+            let mut url = endpoint(&self.admin_url, &["admin", "identities"]);
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("page_size", &chunk.len().to_string());
+                for id in chunk {
+                    query.append_pair("ids", id);
+                }
+            }
+            let (status, body) = self
+                .send(self.authorized(self.client.get(url.clone())), &url)
+                .await?;
+            if status != 200 {
+                return Err(unexpected("GET", &url, status, &body));
+            }
+            let listed: Vec<IdentityId> = parse(&body, &url)?;
+            found.extend(listed.into_iter().map(|identity| identity.id));
+        }
+        Ok(found)
+    }
+
+    /// `GET /admin/identities?credentials_identifier=…`: the identities that sign in with
+    /// `identifier` (Kratos lower-cases and trims it for passwords).
+    pub async fn identities_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Vec<ListedIdentity>, KratosError> {
+        let mut url = endpoint(&self.admin_url, &["admin", "identities"]);
+        url.query_pairs_mut()
+            .append_pair("credentials_identifier", identifier);
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        if status != 200 {
+            return Err(unexpected("GET", &url, status, &body));
+        }
+        let listed: Vec<IdentityWithMetadata> = parse(&body, &url)?;
+        Ok(listed
+            .into_iter()
+            .map(|identity| ListedIdentity {
+                cognito_sub: identity
+                    .metadata_admin
+                    .as_ref()
+                    .and_then(|metadata| metadata.pointer("/cognito/sub"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                id: identity.id,
+            })
+            .collect())
     }
 
     /// The identity schema `id` from the public API (`GET /schemas/{id}`).
@@ -311,6 +517,17 @@ struct IdentityId {
     id: String,
 }
 
+#[derive(Deserialize)]
+struct IdentityWithMetadata {
+    id: String,
+    metadata_admin: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct VersionAnswer {
+    version: Option<String>,
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], url: &Url) -> Result<T, KratosError> {
     serde_json::from_slice(body).map_err(|error| KratosError::Malformed {
         path: url.path().to_owned(),
@@ -393,7 +610,7 @@ fn uuid_v4() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -472,6 +689,192 @@ mod tests {
         );
         assert_eq!(error_message(b"upstream down"), "upstream down");
         assert_eq!(error_message(b""), "no body");
+    }
+
+    #[test]
+    fn versions_below_v25_4_0_are_the_legacy_line() {
+        let cases = [
+            ("v1.3.1", Some(KratosLine::Legacy)),
+            ("1.3.0", Some(KratosLine::Legacy)),
+            ("v1.0.0", Some(KratosLine::Legacy)),
+            ("v0.13.0", Some(KratosLine::Legacy)),
+            ("v1.3.1-pre.0", Some(KratosLine::Legacy)),
+            ("v25.3.9", Some(KratosLine::Legacy)),
+            (" v25.4.0 ", Some(KratosLine::Current)),
+            ("V25.4.0", Some(KratosLine::Current)),
+            ("v25.4.1", Some(KratosLine::Current)),
+            ("v26.2.0", Some(KratosLine::Current)),
+            ("v26.2.0+build.7", Some(KratosLine::Current)),
+            ("v100.0.0", Some(KratosLine::Current)),
+            ("v25.4.0-pre.1", None),
+            ("master", None),
+            ("", None),
+            ("v1.3", None),
+            ("v1.3.1.4", None),
+            ("v1.x.1", None),
+            ("v+1.3.1", None),
+            ("v1.3.1-", Some(KratosLine::Legacy)),
+            ("v99999999999999999999999.0.0", None),
+        ];
+        for (version, line) in cases {
+            assert_eq!(KratosLine::from_version(version), line, "{version:?}");
+        }
+        assert!(!KratosLine::Legacy.accepts_external_id());
+        assert!(KratosLine::Current.accepts_external_id());
+        assert_eq!(KratosLine::Legacy.max_batch_items(), 2000);
+        assert_eq!(KratosLine::Current.max_batch_items(), 1000);
+        assert!(
+            crate::config::MAX_BATCH_SIZE
+                <= KratosLine::Legacy
+                    .max_batch_items()
+                    .min(KratosLine::Current.max_batch_items()),
+            "import.batch_size stays within both lines' limit"
+        );
+        assert_eq!(KratosLine::Legacy.to_string(), "v1.3.x");
+    }
+
+    pub(crate) fn client(url: &Url) -> KratosAdmin {
+        KratosAdmin::new(&KratosSettings {
+            admin_url: url.clone(),
+            public_url: url.clone(),
+            timeout_ms: 5_000,
+            ..KratosSettings::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_line_comes_from_the_version_or_else_from_a_probe() {
+        use fake::{FakeKratos, FakeOptions};
+        let cases = [
+            (FakeOptions::legacy(), KratosLine::Legacy, false),
+            (FakeOptions::current(), KratosLine::Current, false),
+            // An unstamped build says `master`: the lookup route decides.
+            (
+                FakeOptions {
+                    version: Some("master".into()),
+                    ..FakeOptions::legacy()
+                },
+                KratosLine::Legacy,
+                true,
+            ),
+            (
+                FakeOptions {
+                    version: Some("master".into()),
+                    ..FakeOptions::current()
+                },
+                KratosLine::Current,
+                true,
+            ),
+            // No version route at all (a gateway in front of Kratos).
+            (
+                FakeOptions {
+                    version: None,
+                    ..FakeOptions::current()
+                },
+                KratosLine::Current,
+                true,
+            ),
+        ];
+        for (options, expected, probed) in cases {
+            let described = format!("{options:?}");
+            let fake = FakeKratos::start(options).await;
+            let (line, source) = client(&fake.url).detect_line().await.unwrap();
+            assert_eq!(line, expected, "{described}");
+            assert_eq!(
+                matches!(source, LineSource::Probe { .. }),
+                probed,
+                "{described}"
+            );
+            assert_eq!(
+                fake.counts(|c| (c.versions, c.probes)),
+                (1, usize::from(probed))
+            );
+        }
+
+        let failing = FakeKratos::start(FakeOptions {
+            version_status: Some(503),
+            ..FakeOptions::legacy()
+        })
+        .await;
+        let error = client(&failing.url).detect_line().await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        assert!(error.to_string().contains("/admin/version"), "{error}");
+
+        let unauthorized = FakeKratos::start(FakeOptions {
+            version_status: Some(401),
+            ..FakeOptions::legacy()
+        })
+        .await;
+        let error = client(&unauthorized.url).detect_line().await.unwrap_err();
+        assert!(!error.is_transient(), "{error}");
+
+        // Nobody listens: unreachable, worth a retry.
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap()
+        };
+        let error = client(&closed).detect_line().await.unwrap_err();
+        assert!(matches!(error, KratosError::Unreachable { .. }), "{error}");
+        assert!(error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn ids_are_looked_up_a_hundred_at_a_time() {
+        use fake::{FakeKratos, FakeOptions};
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let stored: Vec<String> = (0..150)
+            .map(|i| {
+                fake.insert(serde_json::json!({"traits": {"email": format!("u{i}@example.com")}}))
+            })
+            .collect();
+        let mut asked: Vec<String> = stored.iter().step_by(2).cloned().collect();
+        asked.extend((0..180).map(|_| uuid_v4()));
+        let found = client(&fake.url).existing_ids(&asked).await.unwrap();
+        assert_eq!(found.len(), 75);
+        assert!(found.iter().all(|id| stored.contains(id)));
+        assert_eq!(fake.counts(|c| c.id_lookups), 3, "255 ids in chunks of 100");
+    }
+
+    #[tokio::test]
+    async fn identities_are_found_by_identifier_with_their_cognito_sub() {
+        use fake::{FakeKratos, FakeOptions};
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let id = fake.insert(serde_json::json!({
+            "traits": {"email": "alice@example.com"},
+            "metadata_admin": {"cognito": {"sub": "sub-a"}},
+        }));
+        let other = fake.insert(serde_json::json!({"traits": {"email": "bob@example.com"}}));
+        let kratos = client(&fake.url);
+        let found = kratos
+            .identities_by_identifier(" Alice@Example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [ListedIdentity {
+                id,
+                cognito_sub: Some("sub-a".into())
+            }]
+        );
+        let found = kratos
+            .identities_by_identifier("bob@example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [ListedIdentity {
+                id: other,
+                cognito_sub: None
+            }]
+        );
+        assert!(
+            kratos
+                .identities_by_identifier("nobody@example.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

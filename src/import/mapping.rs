@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::directory::CognitoUser;
 use crate::config::{ConfigError, ImportSettings};
 use crate::domain::{UserState, normalize_identifier};
+use crate::kratos::KratosLine;
 
 /// Federated users: Cognito holds no password for them.
 const EXTERNAL_PROVIDER: &str = "EXTERNAL_PROVIDER";
@@ -64,8 +65,12 @@ pub struct Mapping {
 #[derive(Debug, Clone)]
 pub struct MappedUser {
     pub username: String,
-    /// Cognito's `sub`: the identity's `external_id`.
+    /// Cognito's `sub`: the identity's `external_id` (Kratos v25.4.0+), and always its
+    /// `metadata_admin.cognito.sub`.
     pub external_id: String,
+    /// The string trait values, any of which may be a login identifier: how a conflict is
+    /// looked up where Kratos has no external id (v1.3.x). Empty on other lines.
+    pub identifiers: Vec<String>,
     pub email_normalized: Option<String>,
     pub state: UserState,
     /// The create-identity body.
@@ -141,12 +146,14 @@ impl Mapping {
         self.groups.is_some()
     }
 
-    /// The create body and the row's starting state. Attributes the user lacks are left
-    /// out of the traits (the identity schema decides whether that is acceptable).
+    /// The create body for Kratos `line` and the row's starting state. Attributes the user
+    /// lacks are left out of the traits (the identity schema decides whether that is
+    /// acceptable).
     pub fn map(
         &self,
         user: &CognitoUser,
         groups: Option<&[String]>,
+        line: KratosLine,
     ) -> Result<MappedUser, MappingError> {
         let external_id = user
             .attribute("sub")
@@ -155,9 +162,13 @@ impl Mapping {
             .to_owned();
 
         let mut traits = Map::new();
+        let mut identifiers: Vec<String> = Vec::new();
         for (path, attribute) in &self.traits {
             if let Some(value) = user.attribute(attribute) {
                 path.set(&mut traits, Value::String(value.to_owned()));
+                if !value.trim().is_empty() && !identifiers.iter().any(|known| known == value) {
+                    identifiers.push(value.to_owned());
+                }
             }
         }
         if let Some(path) = &self.groups {
@@ -179,7 +190,10 @@ impl Mapping {
         let mut identity = Map::new();
         identity.insert("schema_id".into(), json!(self.schema_id));
         identity.insert("traits".into(), Value::Object(traits));
-        identity.insert("external_id".into(), json!(external_id));
+        if line.accepts_external_id() {
+            // Kratos v1.3.x decodes strictly: a create body with `external_id` is a 400.
+            identity.insert("external_id".into(), json!(external_id));
+        }
         identity.insert(
             "state".into(),
             json!(if user.enabled { "active" } else { "inactive" }),
@@ -207,6 +221,7 @@ impl Mapping {
         identity.insert(
             "metadata_admin".into(),
             json!({"cognito": {
+                "sub": external_id,
                 "username": user.username,
                 "user_status": user.status,
                 "enabled": user.enabled,
@@ -224,6 +239,7 @@ impl Mapping {
         Ok(MappedUser {
             username: user.username.clone(),
             external_id,
+            identifiers,
             email_normalized: email.filter(|_| email_verified),
             state,
             identity: Value::Object(identity),
@@ -280,7 +296,7 @@ mod tests {
         .unwrap();
         let groups = vec!["admins".to_owned(), "beta".to_owned()];
         let mapped = mapping
-            .map(&user("CONFIRMED", true), Some(&groups))
+            .map(&user("CONFIRMED", true), Some(&groups), KratosLine::Current)
             .unwrap();
         assert_eq!(mapped.state, UserState::Pending);
         assert_eq!(mapped.external_id, "sub-1");
@@ -302,10 +318,53 @@ mod tests {
                 "state": "active",
                 "verifiable_addresses": [{"value": "alice@example.com", "verified": true, "via": "email", "status": "completed"}],
                 "recovery_addresses": [{"value": "alice@example.com", "via": "email"}],
-                "metadata_admin": {"cognito": {"username": "8f1c-uuid", "user_status": "CONFIRMED", "enabled": true}},
+                "metadata_admin": {"cognito": {"sub": "sub-1", "username": "8f1c-uuid", "user_status": "CONFIRMED", "enabled": true}},
                 "credentials": {"password": {"config": {"use_password_migration_hook": true}}},
             })
         );
+    }
+
+    #[test]
+    fn kratos_v1_3_gets_no_external_id_and_the_sub_stays_in_metadata_admin() {
+        let mapping = Mapping::new(
+            &settings(
+                &[
+                    ("email", "email"),
+                    ("name.first", "given_name"),
+                    ("contact", "email"),
+                ],
+                Some("groups"),
+            ),
+            "default",
+        )
+        .unwrap();
+        let groups = vec!["admins".to_owned()];
+        let current = mapping
+            .map(&user("CONFIRMED", true), Some(&groups), KratosLine::Current)
+            .unwrap();
+        let legacy = mapping
+            .map(&user("CONFIRMED", true), Some(&groups), KratosLine::Legacy)
+            .unwrap();
+        assert_eq!(current.identity["external_id"], "sub-1");
+        assert!(
+            legacy.identity.get("external_id").is_none(),
+            "{}",
+            legacy.identity
+        );
+        assert_eq!(legacy.external_id, "sub-1");
+        for mapped in [&current, &legacy] {
+            assert_eq!(mapped.identity["metadata_admin"]["cognito"]["sub"], "sub-1");
+        }
+        // Every string trait once (the e-mail is mapped twice), groups are no identifier.
+        assert_eq!(legacy.identifiers, [" Alice@Example.COM ", "Alice"]);
+        // The same on the current line: identities imported under v1.3.x have no external id.
+        assert_eq!(current.identifiers, legacy.identifiers);
+        let mut legacy_plus_external_id = legacy.identity.clone();
+        legacy_plus_external_id
+            .as_object_mut()
+            .unwrap()
+            .insert("external_id".into(), json!("sub-1"));
+        assert_eq!(legacy_plus_external_id, current.identity);
     }
 
     #[test]
@@ -351,7 +410,9 @@ mod tests {
             ),
         ];
         for (status, enabled, state, flagged, kratos_state) in cases {
-            let mapped = mapping.map(&user(status, enabled), None).unwrap();
+            let mapped = mapping
+                .map(&user(status, enabled), None, KratosLine::Current)
+                .unwrap();
             assert_eq!(mapped.state, state, "{status} {enabled}");
             assert_eq!(
                 mapped
@@ -370,7 +431,7 @@ mod tests {
         let mapping = Mapping::new(&ImportSettings::default(), "default").unwrap();
         let mut unverified = user("UNCONFIRMED", true);
         unverified.attributes[2].1 = "false".into();
-        let mapped = mapping.map(&unverified, None).unwrap();
+        let mapped = mapping.map(&unverified, None, KratosLine::Current).unwrap();
         assert_eq!(
             mapped.identity["verifiable_addresses"][0]["verified"],
             false
@@ -386,14 +447,17 @@ mod tests {
 
         let mut phone_only = user("CONFIRMED", true);
         phone_only.attributes.retain(|(name, _)| name == "sub");
-        let mapped = mapping.map(&phone_only, None).unwrap();
+        let mapped = mapping.map(&phone_only, None, KratosLine::Current).unwrap();
         assert!(mapped.identity.get("verifiable_addresses").is_none());
         assert!(mapped.email_normalized.is_none());
         assert_eq!(mapped.identity["traits"], json!({}));
 
         let mut no_sub = user("CONFIRMED", true);
         no_sub.attributes.retain(|(name, _)| name != "sub");
-        assert_eq!(mapping.map(&no_sub, None).unwrap_err(), MappingError::NoSub);
+        assert_eq!(
+            mapping.map(&no_sub, None, KratosLine::Current).unwrap_err(),
+            MappingError::NoSub
+        );
     }
 
     #[test]

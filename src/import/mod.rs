@@ -8,6 +8,7 @@ mod directory;
 mod lease;
 mod ledger;
 mod mapping;
+mod send;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -28,7 +29,9 @@ pub use mapping::{MappedUser, Mapping, MappingError};
 
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::domain::redact;
-use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, MAX_BATCH_BODY_BYTES};
+use crate::kratos::{
+    BatchBody, ItemResult, KratosAdmin, KratosError, KratosLine, LineSource, MAX_BATCH_BODY_BYTES,
+};
 use crate::store::{
     self, ImportCommit, ImportCounters, ImportFailure, ImportedUser, LeaseHolder, RunStatus, Store,
     StoreError,
@@ -391,6 +394,14 @@ impl Importer {
         if ledger.listing_complete {
             return Ok(Stop::ListingDone);
         }
+        // A dry run writes nothing, and the traits it checks are the same on every line.
+        let line = if ledger.dry_run {
+            KratosLine::Current
+        } else {
+            self.kratos_line()
+                .await
+                .map_err(|error| error.to_string())?
+        };
         let groups = if self.mapping.wants_groups() {
             directory
                 .group_memberships()
@@ -429,7 +440,7 @@ impl Importer {
             };
             last_token = page.next_token.clone();
             if let Err(error) = self
-                .take_page(ledger, page, &groups, &mut queue, invalid)
+                .take_page(ledger, page, &groups, line, &mut queue, invalid)
                 .await
             {
                 break Err(error.to_string());
@@ -439,7 +450,7 @@ impl Importer {
             }
             let sent = async {
                 while queue.len() >= self.batch_size {
-                    self.send_and_commit(ledger, &mut queue).await?;
+                    self.send_and_commit(ledger, line, &mut queue).await?;
                 }
                 if queue.is_empty() {
                     // Nothing waits: commit the token alone, so --resume starts close.
@@ -456,7 +467,7 @@ impl Importer {
         if !ledger.dry_run && !stopped {
             // Send what was taken even when the listing failed, so --resume redoes less.
             while !queue.is_empty() {
-                self.send_and_commit(ledger, &mut queue).await?;
+                self.send_and_commit(ledger, line, &mut queue).await?;
             }
             self.commit(ledger, Vec::new(), Vec::new()).await?;
         }
@@ -468,6 +479,25 @@ impl Importer {
         })
     }
 
+    /// Which Kratos line the admin API belongs to (DESIGN.md's Contract 3), read once per
+    /// run: `GET /admin/version`, else a probe of the lookup route.
+    async fn kratos_line(&self) -> Result<KratosLine, KratosError> {
+        let (line, source) =
+            with_retries("GET /admin/version", || self.kratos.detect_line()).await?;
+        match source {
+            LineSource::Version(version) => {
+                tracing::info!(%line, %version, "Kratos line from GET /admin/version");
+            }
+            LineSource::Probe { version } => tracing::info!(
+                %line,
+                version = version.as_deref().unwrap_or("none"),
+                "Kratos line from a probe of GET /admin/identities/by/external (no release \
+                 version at GET /admin/version)"
+            ),
+        }
+        Ok(line)
+    }
+
     /// Map a page's users, skip those already imported, and queue the rest (in a dry run:
     /// check them against the identity schema instead).
     async fn take_page(
@@ -475,6 +505,7 @@ impl Importer {
         ledger: &mut Ledger,
         page: Page,
         groups: &HashMap<String, Vec<String>>,
+        line: KratosLine,
         queue: &mut VecDeque<Queued>,
         invalid: &mut Vec<InvalidExample>,
     ) -> Result<(), StoreError> {
@@ -502,7 +533,7 @@ impl Importer {
                     .map(Vec::as_slice)
                     .unwrap_or_default()
             });
-            let mut mapped = match self.mapping.map(user, groups) {
+            let mut mapped = match self.mapping.map(user, groups, line) {
                 Ok(mapped) => mapped,
                 Err(error) => {
                     ledger.listing.unmappable += 1;
@@ -565,29 +596,31 @@ impl Importer {
         Ok(())
     }
 
-    /// One batch from the front of the queue (at most `batch_size` identities and 5 MB),
-    /// sent and committed.
+    /// One batch from the front of the queue (at most `batch_size` identities, within the
+    /// Kratos line's limit, and 5 MB), sent and committed.
     async fn send_and_commit(
         &self,
         ledger: &mut Ledger,
+        line: KratosLine,
         queue: &mut VecDeque<Queued>,
     ) -> Result<(), String> {
+        let limit = self.batch_size.min(line.max_batch_items());
         let mut batch = BatchBody::new();
         let mut members = Vec::new();
         while let Some(next) = queue.front() {
-            let full = members.len() == self.batch_size
+            let full = members.len() == limit
                 || (!members.is_empty() && batch.size_with(&next.body) > MAX_BATCH_BODY_BYTES);
             if full {
                 break;
             }
             let next = queue.pop_front().expect("a front entry");
             batch.push(&next.body);
-            members.push(next.user);
+            members.push(next);
         }
         let batch = batch.finish();
         let mut rows = Vec::with_capacity(members.len());
         let mut failures = Vec::new();
-        self.send_batch(ledger, &batch, &members, &mut rows, &mut failures)
+        self.send_batch(ledger, line, &batch, &members, &mut rows, &mut failures)
             .await?;
         ledger.sent(members.len());
         self.commit(ledger, rows, failures).await
@@ -624,25 +657,30 @@ impl Importer {
         Ok(())
     }
 
-    /// One `PATCH /admin/identities`; conflicts are looked up by external id and linked.
-    /// Counted only once every answer is in: a batch that fails half way is not committed,
-    /// and `--resume` sends (and counts) its users again.
+    /// One `PATCH /admin/identities` (on Kratos v1.3.x, with its creates checked and re-sent
+    /// after a rollback); conflicts are looked up and linked. Counted only once every answer
+    /// is in: a batch that fails half way is not committed, and `--resume` sends (and counts)
+    /// its users again.
     async fn send_batch(
         &self,
         ledger: &mut Ledger,
+        line: KratosLine,
         batch: &BatchBody,
-        members: &[MappedUser],
+        members: &[Queued],
         rows: &mut Vec<ImportedUser>,
         failures: &mut Vec<ImportFailure>,
     ) -> Result<(), String> {
-        let results = with_retries("PATCH /admin/identities", || {
-            self.kratos.batch_create(batch)
-        })
-        .await
-        .map_err(|error| error.to_string())?;
+        let bodies: Vec<&[u8]> = members
+            .iter()
+            .map(|member| member.body.as_slice())
+            .collect();
+        let results = send::create_batch(&self.kratos, line, batch, &bodies)
+            .await
+            .map_err(|error| error.to_string())?;
         let mut conflicts = Vec::new();
         let mut created = 0;
-        for (user, result) in members.iter().zip(results) {
+        let members = members.iter().map(|member| &member.user);
+        for (user, result) in members.zip(results) {
             match result {
                 ItemResult::Created { identity_id } => {
                     created += 1;
@@ -658,10 +696,7 @@ impl Importer {
         }
         let lookups: Vec<_> = futures_util::stream::iter(conflicts)
             .map(|user| async move {
-                let found = with_retries("GET /admin/identities/by/external", || {
-                    self.kratos.identity_by_external_id(&user.external_id)
-                })
-                .await;
+                let found = send::find_imported(&self.kratos, line, user).await;
                 (user, found)
             })
             .buffer_unordered(LOOKUP_CONCURRENCY)
@@ -675,12 +710,19 @@ impl Importer {
                     rows.push(imported(user, identity_id));
                 }
                 None => {
+                    let which = if line.accepts_external_id() {
+                        "no identity has this external_id"
+                    } else {
+                        "no identity holding this user's identifiers has its sub \
+                         (metadata_admin.cognito.sub)"
+                    };
                     failures.push(failure(
                         user,
                         Some(409),
-                        "Kratos reports a conflict, but no identity has this external_id: another \
-                         identity probably holds the same identifier (e-mail address)"
-                            .to_owned(),
+                        format!(
+                            "Kratos reports a conflict, but {which}: another identity probably \
+                             holds the same identifier (e-mail address)"
+                        ),
                     ));
                 }
             }

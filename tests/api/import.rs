@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::cognito_directory_fake::{
-    CognitoDirectoryFake, DirectoryOptions, synthetic_sub, synthetic_tenant, synthetic_username,
+    CognitoDirectoryFake, DirectoryOptions, synthetic_email, synthetic_sub, synthetic_tenant,
+    synthetic_username,
 };
 use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
 use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
@@ -818,6 +819,7 @@ async fn a_dry_run_writes_nothing_and_reports_invalid_identities() {
     assert_eq!(summary.counters.created, users as i64 - invalid);
     assert_eq!(kratos.write_calls(), 0);
     assert_eq!(kratos.creates(), 0);
+    assert_eq!(kratos.version_calls(), 0, "a dry run needs no admin API");
     let example = &summary.invalid[0];
     assert_eq!(example.cognito_username, synthetic_username(6));
     assert!(
@@ -923,6 +925,40 @@ async fn identities_kratos_refuses_are_recorded_and_the_run_goes_on() {
     assert_eq!(rerun.counters.skipped, (users - invalid) as i64);
     assert_eq!(rerun.counters.failed, invalid as i64);
     assert_eq!(kratos.write_calls(), writes + 1);
+}
+
+/// `GET /admin/version` once per run; without a release version there, the lookup route's
+/// JSON 404 tells v25.4.0+ (the double is that line): external ids as before, and the sub in
+/// `metadata_admin` too.
+#[tokio::test]
+async fn the_kratos_line_is_read_once_per_run_or_probed_without_a_release_version() {
+    for (version, probes) in [(Some("v26.2.0"), 0), (Some("master"), 1), (None, 1)] {
+        let (_cognito, kratos, _database, settings) = fake_world(
+            Backend::Sqlite,
+            DirectoryOptions::with_users(120),
+            AdminDoubleOptions {
+                version: version.map(str::to_owned),
+                ..AdminDoubleOptions::default()
+            },
+            "[import]\nlist_rate = 30\nbatch_size = 50\n",
+        )
+        .await;
+        let summary = run_import(&settings, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.counters.created, 120, "{version:?}: {summary:?}");
+        assert_eq!(kratos.patch_calls(), 3, "{version:?}");
+        assert_eq!(kratos.version_calls(), usize::from(version.is_some()));
+        assert_eq!(kratos.lookup_calls(), probes, "{version:?}");
+        for identity in kratos.identities() {
+            assert!(identity["external_id"].is_string(), "{identity}");
+            assert_eq!(
+                identity["metadata_admin"]["cognito"]["sub"], identity["external_id"],
+                "{identity}"
+            );
+        }
+        assert_no_contract_violations(&kratos);
+    }
 }
 
 #[tokio::test]
@@ -1063,6 +1099,51 @@ async fn a_new_database_links_every_identity_kratos_already_holds() {
     let row = store.user(&synthetic_username(77)).await.unwrap().unwrap();
     let identity = kratos.identity_by_external_id(&synthetic_sub(77)).unwrap();
     assert_eq!(row.kratos_identity_id.as_deref(), identity["id"].as_str());
+    assert_no_contract_violations(&kratos);
+}
+
+#[tokio::test]
+async fn identities_imported_under_kratos_v1_3_are_linked_after_an_upgrade() {
+    let (_cognito, kratos, database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions::with_users(20),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\n",
+    )
+    .await;
+    // Users 0-4 were imported while Kratos was v1.3.x (no external id, the sub in
+    // metadata_admin) into a store that is gone; someone else holds user 5's e-mail.
+    let held: Vec<String> = (0..5)
+        .map(|i| {
+            kratos.insert_existing(json!({
+                "schema_id": "default",
+                "traits": {"email": synthetic_email(i)},
+                "metadata_admin": {"cognito": {"sub": synthetic_sub(i), "username": synthetic_username(i)}},
+            }))
+        })
+        .collect();
+    kratos
+        .insert_existing(json!({"schema_id": "default", "traits": {"email": synthetic_email(5)}}));
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    let counters = &summary.counters;
+    assert_eq!(
+        (counters.created, counters.linked, counters.failed),
+        (14, 5, 1),
+        "{summary:?}"
+    );
+    assert_eq!(kratos.creates(), 14, "no duplicates");
+    assert_eq!(kratos.lookup_calls(), 6, "by external id first");
+    assert!(kratos.identifier_lookups() >= 6, "then by identifier");
+    let store = open_store(&database).await;
+    for (i, id) in held.iter().enumerate() {
+        let row = store.user(&synthetic_username(i)).await.unwrap().unwrap();
+        assert_eq!(row.kratos_identity_id.as_deref(), Some(id.as_str()));
+    }
+    assert!(store.user(&synthetic_username(5)).await.unwrap().is_none());
+    assert_eq!(summary.failures[0].cognito_username, synthetic_username(5));
     assert_no_contract_violations(&kratos);
 }
 

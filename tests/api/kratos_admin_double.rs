@@ -1,6 +1,7 @@
 //! A loopback Kratos admin API (Kratos v26.2.0, DESIGN.md "Contract 3") for the import tests and
-//! the import benchmark: bulk create (`PATCH /admin/identities`), lookup by external id, and the
-//! public `GET /schemas/{id}`. Optionally checks every bulk body against Kratos's OpenAPI spec
+//! the import benchmark: `GET /admin/version`, bulk create (`PATCH /admin/identities`), lookup by
+//! external id, and the public `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
+//! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
 //!
 //! Self-contained, so that a bench can include it with
@@ -28,6 +29,7 @@ const READ_LIMIT: usize = 64 * 1024 * 1024;
 
 const API_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/kratos/api.json");
 const BATCH_PATH: &str = "/admin/identities";
+const VERSION_PATH: &str = "/admin/version";
 const LOOKUP_PREFIX: &str = "/admin/identities/by/external/";
 const SCHEMAS_PREFIX: &str = "/schemas/";
 
@@ -50,6 +52,9 @@ pub struct AdminDoubleOptions {
     /// validated against it (per-item 400 when invalid) and `schema_id` must match.
     pub identity_schema: Option<Value>,
     pub schema_id: String,
+    /// What `GET /admin/version` answers as `{"version": …}` (default `v26.2.0`); `None`: the
+    /// route is missing (a JSON 404, as for any unknown path).
+    pub version: Option<String>,
 }
 
 impl Default for AdminDoubleOptions {
@@ -59,6 +64,7 @@ impl Default for AdminDoubleOptions {
             validate_contract: true,
             identity_schema: None,
             schema_id: "default".to_owned(),
+            version: Some("v26.2.0".to_owned()),
         }
     }
 }
@@ -102,6 +108,7 @@ impl KratosAdminDouble {
             identity_schema: options.identity_schema,
             traits_validator,
             schema_id: options.schema_id,
+            version: options.version,
             schema_url,
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
@@ -231,6 +238,16 @@ impl KratosAdminDouble {
         self.shared.state().lookup_calls
     }
 
+    /// `GET /admin/version` requests answered.
+    pub fn version_calls(&self) -> usize {
+        self.shared.state().version_calls
+    }
+
+    /// `GET /admin/identities?credentials_identifier=…` requests received.
+    pub fn identifier_lookups(&self) -> usize {
+        self.shared.state().identifier_lookups
+    }
+
     /// Request bodies Kratos would refuse as malformed (spec violations, unknown fields, bad
     /// JSON, too many items, too large), each with the reason.
     pub fn contract_violations(&self) -> Vec<String> {
@@ -287,6 +304,7 @@ struct Shared {
     identity_schema: Option<Value>,
     traits_validator: Option<Validator>,
     schema_id: String,
+    version: Option<String>,
     schema_url: String,
     state: Mutex<State>,
     /// `true` while patches are held (see `hold_patches`).
@@ -297,10 +315,14 @@ struct Shared {
 struct State {
     identities: Vec<Stored>,
     by_external_id: HashMap<String, usize>,
+    /// Values Kratos keeps unique: credential identifiers and addresses (see `unique_values_of`).
+    taken: HashSet<String>,
     creates: usize,
     patch_calls: usize,
     write_calls: usize,
     lookup_calls: usize,
+    identifier_lookups: usize,
+    version_calls: usize,
     violations: Vec<String>,
     batch_sizes: Vec<usize>,
     fail_from: Option<(usize, u16)>,
@@ -325,9 +347,38 @@ impl State {
             self.by_external_id
                 .insert(external_id.to_owned(), self.identities.len());
         }
+        self.taken.extend(unique_values_of(&body));
         self.identities.push(Stored { body, created_at });
         id
     }
+
+    /// Whether Kratos would refuse `body` as a duplicate (409): its external id, or a value
+    /// another identity holds as login identifier or address. The real Kratos v1.3.1 refuses
+    /// a second identity with the same e-mail (checked in `doubles_vs_real.rs`).
+    fn conflicts(&self, body: &Value) -> bool {
+        external_id_of(body).is_some_and(|id| self.by_external_id.contains_key(id))
+            || unique_values_of(body)
+                .iter()
+                .any(|value| self.taken.contains(value))
+    }
+}
+
+/// The values Kratos keeps unique across identities: the password identifier (the example
+/// schema's `traits.email`, lower-cased as Kratos stores it) and the verifiable and recovery
+/// addresses (per kind).
+fn unique_values_of(body: &Value) -> Vec<String> {
+    let mut values = Vec::new();
+    if let Some(email) = body["traits"]["email"].as_str() {
+        values.push(format!("identifier:{}", email.trim().to_lowercase()));
+    }
+    for kind in ["verifiable_addresses", "recovery_addresses"] {
+        for address in body[kind].as_array().into_iter().flatten() {
+            if let Some(value) = address["value"].as_str() {
+                values.push(format!("{kind}:{}", value.trim().to_lowercase()));
+            }
+        }
+    }
+    values
 }
 
 /// Kratos stores an empty external id as NULL: no uniqueness, no lookup.
@@ -453,6 +504,13 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     if (path == "/admin" || path.starts_with("/admin/")) && !shared.authorized(&request) {
         return error_response(401, None, UNAUTHORIZED);
     }
+    if method == Method::GET
+        && path == VERSION_PATH
+        && let Some(version) = &shared.version
+    {
+        shared.state().version_calls += 1;
+        return json_response(200, &json!({ "version": version }));
+    }
     if let Some(parsed) = parsed {
         let mut hold = shared.hold.subscribe();
         if *hold.borrow_and_update() {
@@ -464,6 +522,14 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     }
     if is_lookup {
         return lookup(&shared, &percent_decode(&path[LOOKUP_PREFIX.len()..]));
+    }
+    if method == Method::GET
+        && path == BATCH_PATH
+        && let Some(identifier) = url::form_urlencoded::parse(request.query_string().as_bytes())
+            .find(|(key, _)| key == "credentials_identifier")
+            .map(|(_, value)| value.into_owned())
+    {
+        return list_by_identifier(&shared, &identifier);
     }
     error_response(
         404,
@@ -481,6 +547,21 @@ fn identity_schema(shared: &Shared, id: &str) -> HttpResponse {
         }
         _ => error_response(404, None, NOT_FOUND),
     }
+}
+
+/// `GET /admin/identities?credentials_identifier=…`: the identities that sign in with it (the
+/// import's lookup for identities created while Kratos was v1.3.x, without external id).
+fn list_by_identifier(shared: &Shared, identifier: &str) -> HttpResponse {
+    let mut state = shared.state();
+    state.identifier_lookups += 1;
+    let wanted = format!("identifier:{}", identifier.trim().to_lowercase());
+    let found: Vec<Value> = state
+        .identities
+        .iter()
+        .filter(|stored| unique_values_of(&stored.body).contains(&wanted))
+        .map(|stored| shared.identity_json(stored))
+        .collect();
+    json_response(200, &Value::Array(found))
 }
 
 fn lookup(shared: &Shared, external_id: &str) -> HttpResponse {
@@ -596,9 +677,7 @@ fn batch_patch(
                     (patch_id, Err(herodot(400, Some(reason), BAD_REQUEST)))
                 }
                 Prepared::Create { patch_id, create } => {
-                    let taken = external_id_of(&create)
-                        .is_some_and(|external_id| state.by_external_id.contains_key(external_id));
-                    if taken {
+                    if state.conflicts(&create) {
                         (
                             patch_id,
                             Err(herodot(409, Some(CONFLICT_REASON.into()), CONFLICT)),
@@ -632,9 +711,13 @@ fn batch_patch(
         }
     }
     if created == 0
-        && let Some(error) = first_error
+        && results.len() == 1
+        && let Some(error) = first_error.filter(|error| error["code"] == 409)
     {
-        // Kratos answers a batch in which nothing succeeded with the first item's error.
+        // Kratos inserts a batch of one like a single identity: its conflict is the answer.
+        // Anything else is answered 200 with per-item errors, even when every item failed,
+        // and items that fail validation never reach the insert (v1.3.1 and v26.2.0 alike;
+        // checked against the real v1.3.1 in `doubles_vs_real.rs`).
         let status = error["code"]
             .as_u64()
             .and_then(|code| u16::try_from(code).ok());
@@ -1154,22 +1237,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_that_only_conflicts_is_a_409() {
+    async fn a_batch_of_one_conflict_is_a_409_and_a_longer_one_answers_per_item() {
         let double = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
         double.insert_existing(create("x"));
         double.insert_existing(create("y"));
 
-        let (status, body) =
-            patch(&double, &batch(vec![item(create("x")), item(create("y"))])).await;
-
+        let (status, body) = patch(&double, &batch(vec![item(create("x"))])).await;
         assert_eq!(status, 409, "{body}");
         assert_spec("errorGeneric", &body);
         assert_eq!(body["error"]["code"], 409);
         assert_eq!(body["error"]["status"], "Conflict");
         assert_eq!(body["error"]["message"], CONFLICT);
         assert!(body.get("identities").is_none());
+
+        let (status, body) =
+            patch(&double, &batch(vec![item(create("x")), item(create("y"))])).await;
+        assert_eq!(status, 200, "{body}");
+        let codes: Vec<&Value> = body["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|result| &result["error"]["code"])
+            .collect();
+        assert_eq!(codes, [409, 409]);
         assert_eq!(double.creates(), 0);
         assert_eq!(double.identities().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_version_route_answers_v26_2_0_or_what_it_is_told() {
+        let double = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+        let (status, body) = get(&double, VERSION_PATH).await;
+        assert_eq!(status, 200, "{body}");
+        assert_spec("version", &body);
+        assert_eq!(body, json!({"version": "v26.2.0"}));
+        assert_eq!(double.version_calls(), 1);
+
+        let master = KratosAdminDouble::start(AdminDoubleOptions {
+            version: Some("master".to_owned()),
+            ..AdminDoubleOptions::default()
+        })
+        .await;
+        assert_eq!(
+            get(&master, VERSION_PATH).await.1,
+            json!({"version": "master"})
+        );
+
+        let missing = KratosAdminDouble::start(AdminDoubleOptions {
+            version: None,
+            ..AdminDoubleOptions::default()
+        })
+        .await;
+        let (status, body) = get(&missing, VERSION_PATH).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(missing.version_calls(), 0);
     }
 
     #[tokio::test]
@@ -1438,13 +1559,16 @@ mod tests {
             "a trait error is Kratos's, not the contract's"
         );
 
-        // All items invalid: the whole request is the first item's 400.
+        // All items invalid: still 200, with the item's 400 (as the real Kratos answers).
         let mut no_email = create("s4");
         no_email["traits"].as_object_mut().unwrap().remove("email");
         let (status, body) = patch(&double, &batch(vec![item(no_email)])).await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(status, 200, "{body}");
         assert!(
-            body["error"]["reason"].as_str().unwrap().contains("email"),
+            body["identities"][0]["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("email"),
             "{body}"
         );
 

@@ -46,3 +46,5 @@ mod doubles_vs_real;
 mod kratos_admin_double;
 mod kratos_contract;
 mod kratos_double;
+mod kratos_e2e;
+mod kratos_real_import;

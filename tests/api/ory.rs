@@ -6,9 +6,6 @@
 //! for its line and the example identity schema, with the migrate hook pointed at the bridge
 //! the test started. So every test that starts Kratos also proves that those files load.
 
-// The login helpers are used by the end-to-end tests, which land with the version-aware import.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

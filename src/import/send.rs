@@ -1,0 +1,346 @@
+//! One batch into Kratos with results that hold on every Kratos line, and the lookup that
+//! links a conflict to the identity an earlier run created (DESIGN.md's Contract 3).
+//!
+//! Kratos v1.3.x rolls a whole `PATCH /admin/identities` back when one item fails, yet answers
+//! `action: create` with ids for the others. There, after any per-item error, every reported
+//! create is checked with `GET /admin/identities?ids=…` and the missing ones are sent again
+//! (without the failed items), a bounded number of times. From v25.4.0 on, the answer is true.
+
+use super::{MappedUser, with_retries};
+use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, KratosLine};
+
+/// Sends of one batch at most: the first, then re-sends of what a rollback lost.
+pub(super) const MAX_SENDS: usize = 4;
+
+/// Per item of `bodies` (in order), what Kratos did, every `Created` checked where Kratos's
+/// answer cannot be believed. `first` is `bodies` as one finished [`BatchBody`].
+pub(super) async fn create_batch(
+    kratos: &KratosAdmin,
+    line: KratosLine,
+    first: &BatchBody,
+    bodies: &[&[u8]],
+) -> Result<Vec<ItemResult>, KratosError> {
+    debug_assert_eq!(first.len(), bodies.len());
+    let mut results: Vec<Option<ItemResult>> = vec![None; bodies.len()];
+    let mut pending: Vec<usize> = (0..bodies.len()).collect();
+    for send in 1..=MAX_SENDS {
+        let answers = if send == 1 {
+            with_retries("PATCH /admin/identities", || kratos.batch_create(first)).await?
+        } else {
+            let mut batch = BatchBody::new();
+            for &index in &pending {
+                batch.push(bodies[index]);
+            }
+            let batch = batch.finish();
+            with_retries("PATCH /admin/identities", || kratos.batch_create(&batch)).await?
+        };
+        let mut created = Vec::new();
+        let mut errors = 0;
+        for (&index, answer) in pending.iter().zip(answers) {
+            match answer {
+                ItemResult::Created { identity_id } => created.push((index, identity_id)),
+                other => {
+                    errors += 1;
+                    results[index] = Some(other);
+                }
+            }
+        }
+        // A re-send is checked as well: it only happens because Kratos answered untruly.
+        let check = !line.batch_results_are_true() && (errors > 0 || send > 1);
+        if !check || created.is_empty() {
+            for (index, identity_id) in created {
+                results[index] = Some(ItemResult::Created { identity_id });
+            }
+            pending.clear();
+            break;
+        }
+        let ids: Vec<String> = created.iter().map(|(_, id)| id.clone()).collect();
+        let stored =
+            with_retries("GET /admin/identities?ids", || kratos.existing_ids(&ids)).await?;
+        pending.clear();
+        for (index, identity_id) in created {
+            if stored.contains(&identity_id) {
+                results[index] = Some(ItemResult::Created { identity_id });
+            } else {
+                pending.push(index);
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        tracing::warn!(
+            send,
+            errors,
+            lost = pending.len(),
+            "Kratos {line} answered `create` for identities it rolled back (one failed item \
+             undoes its whole batch); sending those again"
+        );
+    }
+    for index in pending {
+        results[index] = Some(ItemResult::Failed {
+            status: None,
+            message: format!(
+                "Kratos reported this identity created but did not store it, {MAX_SENDS} times \
+                 (Kratos v1.3.x rolls back a whole batch when one identity in it fails); a \
+                 rerun retries it"
+            ),
+        });
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every item has a result"))
+        .collect())
+}
+
+/// The identity an earlier run (or an earlier item of this batch) created for `user`, after
+/// Kratos reported a conflict: by external id from v25.4.0 on; else (v1.3.x, or an identity
+/// imported while Kratos was still v1.3.x, which has no external id) by the user's
+/// identifiers, accepting only an identity whose `metadata_admin.cognito.sub` is the user's.
+pub(super) async fn find_imported(
+    kratos: &KratosAdmin,
+    line: KratosLine,
+    user: &MappedUser,
+) -> Result<Option<String>, KratosError> {
+    if line.accepts_external_id() {
+        let found = with_retries("GET /admin/identities/by/external", || {
+            kratos.identity_by_external_id(&user.external_id)
+        })
+        .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    for identifier in &user.identifiers {
+        let listed = with_retries("GET /admin/identities?credentials_identifier", || {
+            kratos.identities_by_identifier(identifier)
+        })
+        .await?;
+        if let Some(identity) = listed
+            .into_iter()
+            .find(|identity| identity.cognito_sub.as_deref() == Some(user.external_id.as_str()))
+        {
+            return Ok(Some(identity.id));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::domain::UserState;
+    use crate::kratos::fake::{FakeKratos, FakeOptions};
+    use crate::kratos::tests::client;
+
+    /// A create body as the import sends it to `line`.
+    fn body(line: KratosLine, sub: &str, email: &str) -> Vec<u8> {
+        let mut body = json!({
+            "schema_id": "default",
+            "traits": {"email": email},
+            "metadata_admin": {"cognito": {"sub": sub}},
+        });
+        if line.accepts_external_id() {
+            body["external_id"] = sub.into();
+        }
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn user(sub: &str, email: &str) -> MappedUser {
+        MappedUser {
+            username: format!("user-{sub}"),
+            external_id: sub.to_owned(),
+            identifiers: vec![email.to_owned()],
+            email_normalized: None,
+            state: UserState::Pending,
+            identity: Value::Null,
+        }
+    }
+
+    async fn send(kratos: &KratosAdmin, line: KratosLine, bodies: &[Vec<u8>]) -> Vec<ItemResult> {
+        let mut first = BatchBody::new();
+        for body in bodies {
+            first.push(body);
+        }
+        let first = first.finish();
+        let bodies: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        create_batch(kratos, line, &first, &bodies).await.unwrap()
+    }
+
+    fn created_ids(results: &[ItemResult]) -> Vec<&str> {
+        results
+            .iter()
+            .filter_map(|result| match result {
+                ItemResult::Created { identity_id } => Some(identity_id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn on_v1_3_a_batch_rolled_back_by_a_conflict_is_checked_and_sent_again() {
+        let line = KratosLine::Legacy;
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        // Someone else holds c@example.com.
+        fake.insert(json!({"traits": {"email": "c@example.com"}}));
+        let kratos = client(&fake.url);
+        let bodies: Vec<Vec<u8>> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|name| body(line, &format!("sub-{name}"), &format!("{name}@example.com")))
+            .collect();
+        let results = send(&kratos, line, &bodies).await;
+
+        assert_eq!(results[2], ItemResult::Conflict);
+        let created = created_ids(&results);
+        assert_eq!(created.len(), 4, "{results:?}");
+        let stored: Vec<String> = fake.identities().into_iter().map(|s| s.id).collect();
+        assert_eq!(
+            stored.len(),
+            5,
+            "the other identity and our four, once each"
+        );
+        for id in created {
+            assert!(
+                stored.iter().any(|stored| stored == id),
+                "{id} is not stored"
+            );
+        }
+        assert_eq!(
+            fake.counts(|c| (c.patches, c.id_lookups)),
+            (2, 2),
+            "the rolled-back creates were checked, sent again, and checked again"
+        );
+
+        // The conflict belongs to someone else: no identity with our sub holds the e-mail.
+        let found = find_imported(&kratos, line, &user("sub-c", "c@example.com")).await;
+        assert_eq!(found.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn on_v1_3_a_user_listed_twice_is_created_once_and_linked_once() {
+        let line = KratosLine::Legacy;
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let kratos = client(&fake.url);
+        let bodies = vec![
+            body(line, "sub-a", "a@example.com"),
+            body(line, "sub-b", "b@example.com"),
+            body(line, "sub-a", "a@example.com"),
+        ];
+        let results = send(&kratos, line, &bodies).await;
+        assert_eq!(results[2], ItemResult::Conflict);
+        let created = created_ids(&results);
+        assert_eq!(created.len(), 2);
+        assert_eq!(fake.identities().len(), 2);
+
+        let linked = find_imported(&kratos, line, &user("sub-a", " A@Example.com "))
+            .await
+            .unwrap();
+        assert_eq!(linked.as_deref(), Some(created[0]));
+    }
+
+    #[tokio::test]
+    async fn on_v1_3_a_batch_without_errors_is_believed() {
+        let line = KratosLine::Legacy;
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let kratos = client(&fake.url);
+        let bodies = vec![
+            body(line, "sub-a", "a@example.com"),
+            body(line, "sub-b", "b@example.com"),
+        ];
+        let results = send(&kratos, line, &bodies).await;
+        assert_eq!(created_ids(&results).len(), 2);
+        assert_eq!(fake.counts(|c| (c.patches, c.id_lookups)), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn creates_that_never_stick_are_failures_after_a_bounded_number_of_sends() {
+        let line = KratosLine::Legacy;
+        let fake = FakeKratos::start(FakeOptions {
+            store_nothing: true,
+            ..FakeOptions::legacy()
+        })
+        .await;
+        fake.insert(json!({"traits": {"email": "c@example.com"}}));
+        let kratos = client(&fake.url);
+        let bodies = vec![
+            body(line, "sub-a", "a@example.com"),
+            body(line, "sub-c", "c@example.com"),
+        ];
+        let results = send(&kratos, line, &bodies).await;
+        assert_eq!(results[1], ItemResult::Conflict);
+        let ItemResult::Failed { status, message } = &results[0] else {
+            panic!("expected a failure: {results:?}");
+        };
+        assert_eq!(*status, None);
+        assert!(message.contains("did not store"), "{message}");
+        assert_eq!(fake.counts(|c| c.patches), MAX_SENDS);
+        assert_eq!(fake.counts(|c| c.id_lookups), MAX_SENDS);
+    }
+
+    #[tokio::test]
+    async fn on_v25_4_and_later_answers_are_true_and_conflicts_use_the_external_id() {
+        let line = KratosLine::Current;
+        let fake = FakeKratos::start(FakeOptions::current()).await;
+        let theirs =
+            fake.insert(json!({"traits": {"email": "a@example.com"}, "external_id": "sub-a"}));
+        let kratos = client(&fake.url);
+        let bodies = vec![
+            body(line, "sub-a", "a@example.com"),
+            body(line, "sub-b", "b@example.com"),
+        ];
+        let results = send(&kratos, line, &bodies).await;
+        assert_eq!(results[0], ItemResult::Conflict);
+        assert_eq!(created_ids(&results).len(), 1);
+        assert_eq!(fake.counts(|c| (c.patches, c.id_lookups)), (1, 0));
+        let linked = find_imported(&kratos, line, &user("sub-a", "a@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(linked, Some(theirs));
+        assert_eq!(fake.counts(|c| (c.probes, c.identifier_lookups)), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn after_an_upgrade_an_identity_imported_under_v1_3_is_found_by_identifier_and_sub() {
+        let line = KratosLine::Current;
+        let fake = FakeKratos::start(FakeOptions::current()).await;
+        // Imported while Kratos was v1.3.x: no external id, the sub in metadata_admin.
+        let ours = fake.insert(json!({
+            "traits": {"email": "a@example.com"},
+            "metadata_admin": {"cognito": {"sub": "sub-a"}},
+        }));
+        let kratos = client(&fake.url);
+        let found = find_imported(&kratos, line, &user("sub-a", "a@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(found, Some(ours));
+        assert_eq!(fake.counts(|c| (c.probes, c.identifier_lookups)), (1, 1));
+        // Someone else's identity with that e-mail is never linked.
+        let stranger = find_imported(&kratos, line, &user("sub-z", "a@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(stranger, None);
+    }
+
+    #[tokio::test]
+    async fn on_v1_3_conflicts_try_every_identifier_until_the_sub_matches() {
+        let line = KratosLine::Legacy;
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let ours = fake.insert(json!({
+            "traits": {"email": "second@example.com"},
+            "metadata_admin": {"cognito": {"sub": "sub-a"}},
+        }));
+        fake.insert(json!({
+            "traits": {"email": "first@example.com"},
+            "metadata_admin": {"cognito": {"sub": "sub-z"}},
+        }));
+        let kratos = client(&fake.url);
+        let mut mapped = user("sub-a", "first@example.com");
+        mapped.identifiers.push("second@example.com".to_owned());
+        let found = find_imported(&kratos, line, &mapped).await.unwrap();
+        assert_eq!(found, Some(ours));
+        assert_eq!(fake.counts(|c| c.identifier_lookups), 2);
+        mapped.identifiers.clear();
+        assert_eq!(find_imported(&kratos, line, &mapped).await.unwrap(), None);
+    }
+}
