@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use cognito_bridge::import::ImportOptions;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Backend, TestDatabase};
+use crate::helpers::{API_KEY, Backend, TestDatabase, serve_on_loopback};
 use crate::import::{import_settings_with_public_url, run_import};
 use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
 use crate::kratos_double::{KratosDouble, KratosOutcome};
@@ -73,42 +73,26 @@ impl ScriptedHook {
         let calls = Arc::new(AtomicUsize::new(0));
         let answer = Arc::new(Mutex::new((200, String::new())));
         let last_request = Arc::new(Mutex::new(None));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "http://{}/hooks/password-migration",
-            listener.local_addr().unwrap()
-        );
         let shared = (calls.clone(), answer.clone(), last_request.clone());
-        let server = HttpServer::new(move || {
-            let shared = shared.clone();
-            App::new().default_service(web::to(
-                move |request: actix_web::HttpRequest, body: web::Bytes| {
-                    let (counted, scripted, last) = shared.clone();
-                    async move {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        *last.lock().unwrap() = Some(shape_of(&request, &body));
-                        let (status, body) = scripted.lock().unwrap().clone();
-                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                            .content_type("application/json")
-                            .body(body)
-                    }
-                },
-            ))
-        })
-        .listen(listener)
-        .unwrap()
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (base, server) =
+            serve_on_loopback(move |request: actix_web::HttpRequest, body: web::Bytes| {
+                let (counted, scripted, last) = shared.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    *last.lock().unwrap() = Some(shape_of(&request, &body));
+                    let (status, body) = scripted.lock().unwrap().clone();
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .content_type("application/json")
+                        .body(body)
+                }
+            });
+        let url = format!("{base}/hooks/password-migration");
         Self {
             url,
             calls,
             answer,
             last_request,
-            server: handle,
+            server,
         }
     }
 
@@ -333,21 +317,10 @@ async fn the_admin_double_holds_what_the_real_kratos_holds_after_an_import() {
             pool.disable(&user.username).await;
         }
     }
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("kratos-hooks/identity.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let schema = example_identity_schema();
 
     // The real Kratos v1.3.1.
-    let kratos = Kratos::start(&MigrateHook {
-        url: "http://127.0.0.1:9/hooks/password-migration".into(),
-        api_key: API_KEY.to_owned(),
-    })
-    .await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     let (status, answer) = kratos.create_identity(&squatter()).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (created, linked, failed, failed_users) = import_into(
@@ -411,6 +384,13 @@ async fn the_admin_double_holds_what_the_real_kratos_holds_after_an_import() {
     assert!(differences.is_empty(), "{differences:#?}");
 }
 
+/// The shipped example identity schema (the real Kratos in these tests uses it too).
+fn example_identity_schema() -> Value {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kratos-hooks/identity.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// `PATCH /admin/identities` with `creates` (each given a patch id): the status, and each
 /// item's action and error code (or the whole answer's error code).
 async fn patch_batch(client: &reqwest::Client, admin_url: &str, creates: &[Value]) -> Value {
@@ -459,20 +439,9 @@ async fn the_admin_double_answers_failing_batches_like_the_real_kratos() {
         ("one invalid", vec![invalid.clone()]),
         ("two invalid", vec![invalid.clone(), invalid.clone()]),
     ];
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("kratos-hooks/identity.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let schema = example_identity_schema();
 
-    let kratos = Kratos::start(&MigrateHook {
-        url: "http://127.0.0.1:9/hooks/password-migration".into(),
-        api_key: API_KEY.to_owned(),
-    })
-    .await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     let double = KratosAdminDouble::start(AdminDoubleOptions {
         identity_schema: Some(schema),
         ..AdminDoubleOptions::default()

@@ -450,3 +450,29 @@ pub async fn import_users(store: &dyn Store, users: &[(&str, Option<&str>, &str,
         .await
         .unwrap();
 }
+
+/// A one-handler HTTP server on a free loopback port (for scripted peers: a hook that answers
+/// what it is told, a proxy that drops answers): its base URL and a handle to stop it.
+pub fn serve_on_loopback<H, Args>(handler: H) -> (String, actix_web::dev::ServerHandle)
+where
+    H: actix_web::Handler<Args> + Clone + Send + 'static,
+    Args: actix_web::FromRequest + 'static,
+    H::Output: actix_web::Responder + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(actix_web::web::PayloadConfig::new(16 * 1024 * 1024))
+            .default_service(actix_web::web::to(handler.clone()))
+    })
+    .listen(listener)
+    .expect("listen")
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, handle)
+}

@@ -76,13 +76,13 @@ pub async fn run_import(
     import::run(settings, options, Some(moto::test_credentials())).await
 }
 
-async fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn Store> {
+pub async fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn Store> {
     store::connect(&database.url.clone().into(), 2)
         .await
         .unwrap()
 }
 
-fn resume() -> ImportOptions {
+pub fn resume() -> ImportOptions {
     ImportOptions {
         resume: true,
         ..ImportOptions::default()

@@ -6,16 +6,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use cognito_bridge::config::Settings;
 use cognito_bridge::import::ImportOptions;
-use cognito_bridge::store::{self, RunStatus, Store};
+use cognito_bridge::store::{RunStatus, Store};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Backend, TestDatabase};
-use crate::import::{import_settings_with_public_url, run_import};
+use crate::helpers::{Backend, TestDatabase, serve_on_loopback};
+use crate::import::{import_settings_with_public_url, open_store, resume, run_import};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
 
@@ -23,14 +23,6 @@ use crate::ory::{Kratos, MigrateHook};
 /// 40 so that a pool makes several.
 const TRAITS: &str = "[import]\nlist_rate = 30\nbatch_size = 40\ngroups_trait = \"groups\"\n\
      [import.traits]\nemail = \"email\"\n\"name.first\" = \"given_name\"\n";
-
-/// Kratos calls no hook during an import.
-fn unused_hook() -> MigrateHook {
-    MigrateHook {
-        url: "http://127.0.0.1:9/hooks/password-migration".into(),
-        api_key: API_KEY.into(),
-    }
-}
 
 /// A moto pool of `users` seed users (username `seed-NNNN`, e-mail `Seed.N@Example.com`),
 /// every seventh in group `admins`, user 5 disabled.
@@ -72,19 +64,6 @@ async fn settings_for(
         kratos.public_url.as_str(),
         TRAITS,
     )
-}
-
-async fn open_store(database: &TestDatabase) -> Arc<dyn Store> {
-    store::connect(&database.url.clone().into(), 2)
-        .await
-        .unwrap()
-}
-
-fn resume() -> ImportOptions {
-    ImportOptions {
-        resume: true,
-        ..ImportOptions::default()
-    }
 }
 
 /// Kratos's identities by their `metadata_admin.cognito.sub`; asserts each sub is held once
@@ -148,7 +127,7 @@ on_both_backends!(
 async fn an_import_into_kratos_v1_3_1_stops_resumes_and_reruns_as_a_delta_sync(backend: Backend) {
     let users = 130;
     let pool = seeded_pool(users).await;
-    let kratos = Kratos::start(&unused_hook()).await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     assert_eq!(kratos.version().await, "v1.3.1");
     let database = TestDatabase::new(backend).await;
     let settings = settings_for(&database, &pool, kratos.admin_url.as_str(), &kratos).await;
@@ -234,7 +213,7 @@ async fn an_import_into_kratos_v1_3_1_stops_resumes_and_reruns_as_a_delta_sync(b
 async fn a_conflicting_email_in_kratos_v1_3_1_costs_only_its_own_user(backend: Backend) {
     let users = 100;
     let pool = seeded_pool(users).await;
-    let kratos = Kratos::start(&unused_hook()).await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     // Someone else signed up with user 13's e-mail (differently cased) before the import:
     // user 13's batch has a conflict, which v1.3.1 answers with a rollback of the whole
     // batch and `create` for the 39 others.
@@ -299,7 +278,7 @@ async fn a_crashed_import_into_kratos_v1_3_1_resumes_without_losses_or_duplicate
 ) {
     let users = 150;
     let pool = seeded_pool(users).await;
-    let kratos = Kratos::start(&unused_hook()).await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     // Kratos stores the third batch, but the answer never reaches the import, and Kratos stays
     // unreachable for it: the run is interrupted with 80 users committed and 40 more in Kratos.
     let proxy = CrashingProxy::start(kratos.admin_url.as_str()).await;
@@ -403,31 +382,12 @@ impl CrashingProxy {
             .timeout(std::time::Duration::from_secs(20))
             .build()
             .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = (state.clone(), upstream, client);
-        let server = HttpServer::new(move || {
-            let shared = shared.clone();
-            App::new()
-                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                .default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
-                    let (state, upstream, client) = shared.clone();
-                    async move { forward(&state, &upstream, &client, request, body).await }
-                }))
-        })
-        .listen(listener)
-        .unwrap()
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            url,
-            state,
-            server: handle,
-        }
+        let (url, server) = serve_on_loopback(move |request: HttpRequest, body: web::Bytes| {
+            let (state, upstream, client) = shared.clone();
+            async move { forward(&state, &upstream, &client, request, body).await }
+        });
+        Self { url, state, server }
     }
 
     fn crash_from_patch(&self, nth: usize) {

@@ -182,6 +182,16 @@ pub struct MigrateHook {
     pub api_key: String,
 }
 
+impl MigrateHook {
+    /// A hook nobody answers, for tests that never log in through Kratos.
+    pub fn unused() -> Self {
+        Self {
+            url: "http://127.0.0.1:9/hooks/password-migration".into(),
+            api_key: "unused-hook-key-0123456789abcdef0123456789".into(),
+        }
+    }
+}
+
 /// A real Kratos v1.3.1 on loopback.
 pub struct Kratos {
     pub public_url: Url,

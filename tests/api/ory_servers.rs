@@ -4,19 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::API_KEY;
 use crate::ory::{Hydra, Kratos, MigrateHook};
-
-fn unused_hook() -> MigrateHook {
-    MigrateHook {
-        url: "http://127.0.0.1:9/hooks/password-migration".into(),
-        api_key: API_KEY.into(),
-    }
-}
 
 #[tokio::test]
 async fn kratos_v1_3_1_loads_the_shipped_fragment_and_refuses_external_ids() {
-    let kratos = Kratos::start(&unused_hook()).await;
+    let kratos = Kratos::start(&MigrateHook::unused()).await;
     println!("kratos serve ready after {:?}", kratos.ready_after);
     assert_eq!(kratos.version().await, "v1.3.1");
 
@@ -65,7 +57,8 @@ async fn kratos_v1_3_1_loads_the_shipped_fragment_and_refuses_external_ids() {
 
 #[tokio::test]
 async fn kratos_v1_3_1_refuses_the_extended_body_fragment_so_it_ships_apart() {
-    let refused = Kratos::start_with_fragment(&unused_hook(), "kratos.extended-body.yml").await;
+    let refused =
+        Kratos::start_with_fragment(&MigrateHook::unused(), "kratos.extended-body.yml").await;
     let Err(output) = refused else {
         panic!("Kratos v1.3.1 started with a jsonnet body for the migrate hook");
     };
