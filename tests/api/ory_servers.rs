@@ -68,33 +68,27 @@ async fn kratos_v1_3_1_refuses_the_extended_body_fragment_so_it_ships_apart() {
     );
 }
 
+async fn get_json(client: &reqwest::Client, url: url::Url) -> Value {
+    let response = client.get(url.clone()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn hydra_v2_3_0_keeps_an_oauth2_client_and_returns_its_secret_once() {
     let hydra = Hydra::start().await;
     println!("hydra serve ready after {:?}", hydra.ready_after);
     let client = reqwest::Client::new();
-    let version: Value = client
-        .get(hydra.admin_url.join("version").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let version = get_json(&client, hydra.admin_url.join("version").unwrap()).await;
     assert_eq!(version["version"], "v2.3.0");
-    let discovery: Value = client
-        .get(
-            hydra
-                .public_url
-                .join(".well-known/openid-configuration")
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = get_json(
+        &client,
+        hydra
+            .public_url
+            .join(".well-known/openid-configuration")
+            .unwrap(),
+    )
+    .await;
     assert_eq!(
         discovery["issuer"]
             .as_str()
@@ -120,19 +114,14 @@ async fn hydra_v2_3_0_keeps_an_oauth2_client_and_returns_its_secret_once() {
     assert_eq!(created["client_id"], "cognito-app-client-1");
     assert_eq!(created["client_secret"], "a-copied-cognito-secret");
 
-    let read: Value = client
-        .get(
-            hydra
-                .admin_url
-                .join("admin/clients/cognito-app-client-1")
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = get_json(
+        &client,
+        hydra
+            .admin_url
+            .join("admin/clients/cognito-app-client-1")
+            .unwrap(),
+    )
+    .await;
     assert_eq!(read["client_name"], "web");
     assert!(
         read.get("client_secret")
