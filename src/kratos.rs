@@ -38,35 +38,18 @@ impl KratosLine {
     /// pre-release of v25.4.0 itself).
     pub fn from_version(version: &str) -> Option<Self> {
         let version = version.trim();
-        let version = version
-            .strip_prefix(['v', 'V'])
-            .unwrap_or(version)
-            .split('+')
-            .next()
-            .unwrap_or_default();
-        let (core, pre_release) = match version.split_once('-') {
-            Some((core, pre)) => (core, !pre.is_empty()),
-            None => (version, false),
-        };
-        let parts: Vec<u64> = core
-            .split('.')
-            .map(|part| {
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                    None
-                } else {
-                    part.parse().ok()
-                }
-            })
-            .collect::<Option<_>>()?;
-        let [major, minor, patch] = parts[..] else {
+        let version =
+            semver::Version::parse(version.strip_prefix(['v', 'V']).unwrap_or(version)).ok()?;
+        let numbers = (version.major, version.minor, version.patch);
+        // A pre-release of v25.4.0 itself may or may not have the new API: probe it.
+        if numbers == (25, 4, 0) && !version.pre.is_empty() {
             return None;
-        };
-        let first_current = (25, 4, 0);
-        match (major, minor, patch).cmp(&first_current) {
-            std::cmp::Ordering::Less => Some(Self::Legacy),
-            std::cmp::Ordering::Equal if pre_release => None,
-            _ => Some(Self::Current),
         }
+        Some(if numbers < (25, 4, 0) {
+            Self::Legacy
+        } else {
+            Self::Current
+        })
     }
 
     /// Whether create bodies may carry `external_id`.
@@ -595,18 +578,7 @@ fn describe(error: &reqwest::Error) -> String {
 
 /// A random UUID v4 in its text form (Kratos's `patch_id` is `format: uuid`).
 fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
@@ -713,7 +685,7 @@ pub(crate) mod tests {
             ("v1.3.1.4", None),
             ("v1.x.1", None),
             ("v+1.3.1", None),
-            ("v1.3.1-", Some(KratosLine::Legacy)),
+            ("v1.3.1-", None),
             ("v99999999999999999999999.0.0", None),
         ];
         for (version, line) in cases {

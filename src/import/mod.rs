@@ -711,7 +711,8 @@ impl Importer {
                 }
                 None => {
                     let which = if line.accepts_external_id() {
-                        "no identity has this external_id"
+                        "no identity has this external_id, and none holding this user's \
+                         identifiers has its sub (metadata_admin.cognito.sub)"
                     } else {
                         "no identity holding this user's identifiers has its sub \
                          (metadata_admin.cognito.sub)"

@@ -289,10 +289,7 @@ pub fn spec_validator(name: &str) -> Option<Validator> {
 
 /// A random UUID v4 string.
 pub fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid_string(bytes)
+    uuid::Uuid::new_v4().to_string()
 }
 
 // --- state ------------------------------------------------------------------------------------
@@ -966,18 +963,6 @@ fn shorten(message: &str) -> String {
     }
 }
 
-fn uuid_string(bytes: [u8; 16]) -> String {
-    let hex = format!("{:032x}", u128::from_be_bytes(bytes));
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 /// A stable UUID v4-shaped id for an address of an identity.
 fn derived_uuid(identity_id: &str, kind: &str, index: usize) -> String {
     let half = |salt: u8| {
@@ -988,9 +973,9 @@ fn derived_uuid(identity_id: &str, kind: &str, index: usize) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&half(0));
     bytes[8..].copy_from_slice(&half(1));
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid_string(bytes)
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// Unpadded base64url, as Kratos encodes schema ids in `schema_url`.
