@@ -96,7 +96,9 @@ impl fmt::Debug for CognitoUsername {
     }
 }
 
-/// Where a user stands in the migration (DESIGN.md "Progress states").
+/// Where a user stands in the migration: `pending` (in Kratos, password not captured yet),
+/// `migrated`, `needs_recovery` (cannot migrate lazily), `inactive` (disabled in Cognito),
+/// `skipped` (no password to migrate: federated users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserState {
@@ -172,7 +174,8 @@ pub enum Outcome {
     /// The circuit breaker is open after repeated unavailability; Cognito was not asked.
     CircuitOpen,
     /// The identifier matches several users (a username and another user's e-mail, or an
-    /// e-mail two users share); Cognito was not asked (DESIGN.md "Binding rule").
+    /// e-mail two users share); Cognito was not asked, so no one's password is checked for
+    /// an identifier that is not theirs alone.
     AmbiguousIdentifier,
     /// The identifier's user belongs to another Kratos identity than the one logging in
     /// (extended body); Cognito was not asked.

@@ -1,6 +1,6 @@
-//! Kratos's admin API as `import` uses it (DESIGN.md's Contract 3): the version line, batch
-//! create, lookups (by external id, by credential identifier, by ids), and the identity schema
-//! from the public API. One client, built once.
+//! Kratos's admin API as `import` uses it, per Kratos line (v1.3.x or v25.4.0+): the version
+//! line, batch create, lookups (by external id, by credential identifier, by ids), and the
+//! identity schema from the public API. One client, built once.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -21,7 +21,8 @@ pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Ids per `GET /admin/identities?ids=…` (Kratos's default page holds 250).
 pub const IDS_PER_LOOKUP: usize = 100;
 
-/// The Kratos releases whose admin API differs for us (DESIGN.md's Contract 3 table).
+/// The Kratos releases whose admin API differs for us: external ids, the lookup by external
+/// id and true per-item batch results exist from v25.4.0 on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KratosLine {
     /// v1.3.x (and anything below v25.4.0): no `external_id` (a create body with one is a

@@ -423,7 +423,8 @@ impl HookService {
         }
     }
 
-    /// DESIGN.md's order and binding rule: identity/external id and the identifier through
+    /// The binding rule (a password is checked only for the one Cognito user the identifier or
+    /// the identity belongs to): identity/external id and the identifier through
     /// the store ([`Resolution::decide`]), else the identifier as typed. When the store
     /// fails, the identifier as typed, and the row is resolved again when it is written.
     async fn resolve(

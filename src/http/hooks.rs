@@ -1,4 +1,5 @@
-//! `POST /hooks/password-migration`: Kratos's password migration hook (DESIGN.md Contract 1).
+//! `POST /hooks/password-migration`: Kratos's password migration hook (Kratos POSTs
+//! `{identifier, password}`; 200 `password_match`, 403 no match, 424 Cognito unavailable).
 
 use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
