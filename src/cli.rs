@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::http::Application;
 use crate::import::{self, ImportOptions};
 use crate::report::{self, ReportFormat};
+use crate::startup::Application;
 use crate::store;
 
 #[derive(Debug, Parser)]
@@ -107,7 +107,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
     match command {
         Command::Serve => {
             let listen = settings.server.listen;
-            let application = Application::build(settings).await?;
+            let application = Application::build(settings, None).await?;
             tracing::info!(%listen, port = application.port(), "cognito-bridge is serving");
             application
                 .run_until_stopped()

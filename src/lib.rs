@@ -12,5 +12,6 @@ pub mod import;
 pub mod kratos;
 pub mod metrics;
 pub mod report;
+pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,26 +1,20 @@
-//! The HTTP layer: one app builder shared by `serve` and the tests, routing, health.
+//! The HTTP layer: the shared state of the workers, the routing table (used by `serve` and the
+//! tests through `startup::Application`), handlers and the JSON error contract.
 
 mod error;
 mod health;
 mod hooks;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
-use anyhow::Context;
+use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
-use tracing_actix_web::TracingLogger;
 
 pub use error::ApiError;
 
-use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
-use crate::config::{CognitoConfig, QuotaSettings, Settings};
-use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
-use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::hook::HookService;
+use crate::store::Store;
 
 pub const HOOK_PATH: &str = "/hooks/password-migration";
 
@@ -32,194 +26,6 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Time allowed for reading a request body (`server.request_timeout_ms`).
     pub body_timeout: Duration,
-}
-
-/// The parts `serve` builds from settings, and tests may build themselves.
-pub struct Dependencies {
-    pub store: Arc<dyn Store>,
-    pub verifier: Arc<dyn CognitoVerifier>,
-    /// A Cognito problem found at startup (no credentials), shown by `/health/ready`
-    /// until Cognito decides a hook call or a readiness probe.
-    pub cognito_problem: Option<String>,
-}
-
-impl Dependencies {
-    /// Open and migrate the database, build the AWS client once.
-    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let cognito = CognitoConfig::from_settings(&settings.cognito)?;
-        if cognito.timeout >= settings.hooks.deadline() {
-            tracing::warn!(
-                "cognito.timeout_ms is not below hooks.deadline_ms: a slow Cognito call gets no retry"
-            );
-        }
-        tracing::info!(
-            user_pool_id = %cognito.user_pool_id,
-            region = %cognito.region,
-            endpoint = cognito.endpoint_url.as_ref().map_or("AWS", |url| url.as_str()),
-            secret_hash = cognito.client_secret.is_some(),
-            mfa_policy = ?settings.hooks.mfa_policy,
-            temporary_password_policy = ?settings.hooks.temporary_password_policy,
-            deadline_ms = settings.hooks.deadline_ms,
-            api_keys = settings.hooks.api_keys.len(),
-            "starting"
-        );
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .context("opening the database named by `database.url`")?;
-        store
-            .migrate()
-            .await
-            .context("applying database migrations")?;
-        let verifier = AwsCognito::new(&cognito, None).await;
-        let cognito_problem = verifier.check_credentials().await.err();
-        if let Some(reason) = &cognito_problem {
-            tracing::warn!(%reason, "hook calls will answer 424 until AWS credentials are available");
-        }
-        Ok(Self {
-            store,
-            verifier: Arc::new(verifier),
-            cognito_problem,
-        })
-    }
-}
-
-pub struct Application {
-    port: u16,
-    server: Server,
-    state: web::Data<AppState>,
-}
-
-/// At shutdown, how long attempt rows still waiting for the database may take.
-const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
-
-impl Application {
-    /// Everything `serve` does before accepting requests.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        check_for_serving(&settings)?;
-        let dependencies = Dependencies::from_settings(&settings).await?;
-        Self::bind(settings, dependencies)
-    }
-
-    /// Bind `server.listen` (port 0 picks a free one) and route with the given parts.
-    pub fn build_with(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
-        check_for_serving(&settings)?;
-        Self::bind(settings, dependencies)
-    }
-
-    fn bind(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
-        for key in settings.guard.limits_off() {
-            tracing::warn!(
-                key,
-                "{key} = 0 turns this brute-force limit off: only Cognito's own lockout slows \
-                 password guessing through the hook"
-            );
-        }
-        let listener = TcpListener::bind(settings.server.listen)
-            .with_context(|| format!("binding `server.listen` = {}", settings.server.listen))?;
-        let port = listener.local_addr()?.port();
-        let metrics = Arc::new(Metrics::new());
-        let rules = HookRules {
-            policies: settings.hooks.policies(),
-            timing: HookTiming::for_deadline(settings.hooks.deadline()),
-            guard: GuardLimits::from_settings(&settings.guard),
-            gate: CognitoGate::new(
-                QuotaSettings::from_settings(&settings.cognito)?,
-                metrics.clone(),
-            ),
-            client_ip: ClientIpRule::new(
-                settings.hooks.trusted_proxy_nets()?,
-                settings.hooks.client_ip_header()?,
-            ),
-        };
-        if let Some(retention) = settings.store.attempts_retention() {
-            tokio::spawn(crate::hook::prune_attempts_forever(
-                dependencies.store.clone(),
-                retention,
-                metrics.clone(),
-            ));
-        }
-        let hooks = HookService::new(
-            dependencies.store.clone(),
-            dependencies.verifier,
-            Arc::new(CognitoHealth::new(dependencies.cognito_problem)),
-            metrics,
-            rules,
-        );
-        let request_timeout = settings.server.request_timeout();
-        // On SIGINT/SIGTERM, hooks in flight get their whole deadline (and the time to
-        // write their outcome) before workers stop.
-        let shutdown_secs = settings.hooks.deadline().as_secs() + 2;
-        let state = web::Data::new(AppState {
-            hooks,
-            store: dependencies.store,
-            api_keys: settings.hooks.api_keys,
-            max_body_bytes: settings.hooks.max_body_bytes,
-            body_timeout: request_timeout,
-        });
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(TracingLogger::default())
-                .app_data(app_state.clone())
-                .configure(routes)
-        })
-        .disable_signals()
-        .client_request_timeout(request_timeout)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .shutdown_timeout(shutdown_secs)
-        .listen(listener)?;
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
-        }
-        Ok(Self {
-            port,
-            server: server.run(),
-            state,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serve until SIGINT or SIGTERM; then stop accepting and let requests in flight
-    /// finish (up to the hook deadline plus 2 s; actix alone would drop them on SIGINT),
-    /// and write the attempt rows still waiting for the database (up to 5 s).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        tokio::spawn(async move {
-            let signal = stop_signal().await;
-            tracing::info!(signal, "stopping: finishing the requests in flight");
-            handle.stop(true).await;
-        });
-        let served = self.server.await;
-        let until = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
-        self.state.hooks.flush_records(until).await;
-        served
-    }
-}
-
-/// The first SIGINT or SIGTERM.
-async fn stop_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
 }
 
 /// The routing table, shared by `serve` and the tests.
@@ -241,16 +47,6 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.hooks.metrics_text())
-}
-
-/// Everything in the settings `serve` needs beyond parsing.
-fn check_for_serving(settings: &Settings) -> anyhow::Result<()> {
-    settings.server.check_for_serving()?;
-    settings.hooks.check_for_serving()?;
-    settings.guard.check_for_serving()?;
-    settings.store.check_for_serving(&settings.guard)?;
-    QuotaSettings::from_settings(&settings.cognito)?;
-    Ok(())
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

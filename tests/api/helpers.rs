@@ -3,10 +3,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use cognito_bridge::cognito::AwsCognito;
-use cognito_bridge::config::{CognitoConfig, LogFormat, Settings};
-use cognito_bridge::http::{Application, Dependencies, HOOK_PATH};
-use cognito_bridge::store::{self, Store};
+use cognito_bridge::config::{LogFormat, Settings};
+use cognito_bridge::http::HOOK_PATH;
+use cognito_bridge::startup::Application;
+use cognito_bridge::store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -262,18 +262,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         environment.into_iter().map(|(k, v)| (k.to_owned(), v)),
     )
     .expect("test settings load");
-    let cognito = CognitoConfig::from_settings(&settings.cognito).expect("cognito settings");
-    let store = store::connect(&settings.database.url, settings.database.max_connections)
+    // As `serve` builds it, with moto's test credentials instead of the AWS chain.
+    let application = Application::build(settings, Some(moto::test_credentials()))
         .await
-        .expect("database opens");
-    store.migrate().await.expect("migrations apply");
-    let verifier = AwsCognito::new(&cognito, Some(moto::test_credentials())).await;
-    let dependencies = Dependencies {
-        store: store.clone(),
-        verifier: Arc::new(verifier),
-        cognito_problem: None,
-    };
-    let application = Application::build_with(settings, dependencies).expect("app builds");
+        .expect("app builds");
+    let store = application.store();
     let port = application.port();
     tokio::spawn(application.run_until_stopped());
     TestApp {
