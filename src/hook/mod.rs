@@ -7,6 +7,8 @@ mod limits;
 mod recorder;
 mod request;
 mod retention;
+#[cfg(test)]
+mod service_tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
