@@ -109,17 +109,14 @@ impl Lease {
         }
     }
 
-    /// Resolves, with the reason, if the lease is found taken over by another import.
-    pub fn lost(&self) -> impl Future<Output = String> + Send + 'static {
+    /// Resolves if the lease is found taken over by another import.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut lost = self.lost.clone();
         async move {
             if lost.wait_for(|lost| *lost).await.is_err() {
                 // The heartbeat has ended without losing the lease: never.
                 std::future::pending::<()>().await;
             }
-            "lost the import lease: this import could not renew it in time and another import \
-             took it over"
-                .to_owned()
         }
     }
 
