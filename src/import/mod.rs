@@ -5,6 +5,7 @@
 //! This module owns the options, the errors and [`run`], which sets a run up and hands it to
 //! the loop in `pipeline`; `summary` says what it did, `schema` checks a dry run's identities.
 
+mod batch;
 mod directory;
 mod lease;
 mod ledger;
@@ -178,7 +179,7 @@ pub async fn run(
         };
         let stop = pipeline::stop_signal(options.stop_on_ctrl_c, lease.as_ref());
         let outcome = importer
-            .execute(&mut ledger, directory, &options, stop)
+            .execute(&mut ledger, directory, options.limit, stop)
             .await?;
         match outcome.ended {
             Err(reason) => Err(ImportError::Interrupted {

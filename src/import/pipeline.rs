@@ -1,36 +1,30 @@
 //! The import loop: one task lists Cognito pages under the rate limit while this one maps
-//! them, sends batches to Kratos and commits rows, failures and the next page token together;
-//! and why a run stops ([`Interruption`]).
+//! them, skips users imported before and queues the rest (a dry run checks them against the
+//! identity schema instead), sending each full batch (`batch`) as it goes; and why a run
+//! stops early ([`Interruption`]).
 //!
-//! Over 400 lines on purpose: the loop, the page it takes and the batch it sends share the
-//! ledger's order of events (taken, sent, committed), which reads best in one place.
+//! A little over 400 lines: the loop and the page it takes share the ledger's order of events
+//! (listed, taken, sent, committed), which reads best in one place.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::batch::{self, Queued, failure};
 use super::directory::{Directory, DirectoryError, PAGE_SIZE, Page};
 use super::lease::Lease;
 use super::ledger::Ledger;
-use super::mapping::{MappedUser, Mapping};
+use super::mapping::Mapping;
 use super::summary::{InvalidExample, SUMMARY_EXAMPLES};
-use super::{ImportOptions, schema, send};
-use crate::domain::redact;
-use crate::kratos::{
-    BatchBody, ItemResult, KratosAdmin, KratosError, KratosLine, MAX_BATCH_BODY_BYTES,
-};
-use crate::store::{ImportCommit, ImportFailure, ImportedUser, RunStatus, Store, StoreError};
-
-/// Conflict lookups in flight at once.
-const LOOKUP_CONCURRENCY: usize = 8;
+use super::{schema, send};
+use crate::kratos::{BatchBody, KratosAdmin, KratosError, KratosLine, MAX_BATCH_BODY_BYTES};
+use crate::store::{ImportFailure, RunStatus, Store, StoreError};
 
 /// Why a run stopped before the listing ended. Everything taken before it is sent and
 /// committed, except after Ctrl-C, a lost lease, or when Kratos or the database is the
@@ -127,21 +121,6 @@ enum Listed {
     Failed(DirectoryError),
 }
 
-/// A mapped user waiting to be sent, its create body serialised once.
-struct Queued {
-    user: MappedUser,
-    body: Vec<u8>,
-}
-
-/// What one batch produced: a row for each user Kratos holds now, a failure for the rest.
-#[derive(Default)]
-struct Sent {
-    rows: Vec<ImportedUser>,
-    failures: Vec<ImportFailure>,
-    created: i64,
-    linked: i64,
-}
-
 pub(super) struct Importer {
     pub store: Arc<dyn Store>,
     /// Whether users may already be imported. Not on a first import into an empty store:
@@ -162,12 +141,12 @@ impl Importer {
         &self,
         ledger: &mut Ledger,
         directory: Arc<Directory>,
-        options: &ImportOptions,
+        limit: Option<u64>,
         stop: StopSignal,
     ) -> Result<Outcome, StoreError> {
         let mut invalid = Vec::new();
         let ended = self
-            .import_pages(ledger, directory, options, stop, &mut invalid)
+            .import_pages(ledger, directory, limit, stop, &mut invalid)
             .await;
         self.progress.finish_and_clear();
         let (status, error) = match &ended {
@@ -208,7 +187,7 @@ impl Importer {
         &self,
         ledger: &mut Ledger,
         directory: Arc<Directory>,
-        options: &ImportOptions,
+        limit: Option<u64>,
         mut stop: StopSignal,
         invalid: &mut Vec<InvalidExample>,
     ) -> Result<Ended, Interruption> {
@@ -232,12 +211,7 @@ impl Importer {
         // Room for two batches of pages, so listing goes on while a batch is sent.
         let capacity = 2 * self.batch_size.div_ceil(PAGE_SIZE as usize) + 2;
         let (sender, mut receiver) = mpsc::channel(capacity);
-        let lister = tokio::spawn(list_pages(
-            directory,
-            ledger.token.clone(),
-            options.limit,
-            sender,
-        ));
+        let lister = tokio::spawn(list_pages(directory, ledger.token.clone(), limit, sender));
         let mut queue = VecDeque::new();
         let mut last_token = ledger.token.clone();
         let mut stopped = false;
@@ -273,7 +247,7 @@ impl Importer {
                 }
                 if queue.is_empty() {
                     // Nothing waits: commit the token alone, so --resume starts close.
-                    self.commit(ledger, Vec::new(), Vec::new()).await?;
+                    batch::commit(self.store.as_ref(), ledger, Vec::new(), Vec::new()).await?;
                 }
                 Ok::<_, Interruption>(())
             };
@@ -288,7 +262,7 @@ impl Importer {
             while !queue.is_empty() {
                 self.send_and_commit(ledger, line, &mut queue).await?;
             }
-            self.commit(ledger, Vec::new(), Vec::new()).await?;
+            batch::commit(self.store.as_ref(), ledger, Vec::new(), Vec::new()).await?;
         }
         listed?;
         Ok(if last_token.is_none() {
@@ -396,8 +370,7 @@ impl Importer {
         Ok(())
     }
 
-    /// One batch from the front of the queue (at most `batch_size` identities, within the
-    /// Kratos line's limit, and 5 MB), sent and committed.
+    /// One batch from the front of the queue, sent and committed.
     async fn send_and_commit(
         &self,
         ledger: &mut Ledger,
@@ -405,126 +378,13 @@ impl Importer {
         queue: &mut VecDeque<Queued>,
     ) -> Result<(), Interruption> {
         let limit = self.batch_size.min(line.max_batch_items());
-        let mut batch = BatchBody::new();
-        let mut members = Vec::new();
-        while let Some(next) = queue.front() {
-            let full = members.len() == limit
-                || (!members.is_empty() && batch.size_with(&next.body) > MAX_BATCH_BODY_BYTES);
-            if full {
-                break;
-            }
-            let next = queue.pop_front().expect("a front entry");
-            batch.push(&next.body);
-            members.push(next);
-        }
-        let batch = batch.finish();
-        let sent = self.send_batch(line, &batch, &members).await?;
+        let (members, body) = batch::cut(queue, limit);
+        let sent = batch::send(&self.kratos, line, &body, &members).await?;
         ledger.sending.created += sent.created;
         ledger.sending.linked += sent.linked;
         ledger.sent(members.len());
-        self.commit(ledger, sent.rows, sent.failures).await?;
+        batch::commit(self.store.as_ref(), ledger, sent.rows, sent.failures).await?;
         Ok(())
-    }
-
-    /// Rows, failures, totals and the page token (moved past every fully sent page) in one
-    /// transaction. Without rows or failures, only when the token moved.
-    async fn commit(
-        &self,
-        ledger: &mut Ledger,
-        rows: Vec<ImportedUser>,
-        mut failures: Vec<ImportFailure>,
-    ) -> Result<(), StoreError> {
-        let covered = ledger.cover();
-        if rows.is_empty() && failures.is_empty() && !covered.moved {
-            return Ok(());
-        }
-        let rows = last_row_per_user(rows);
-        failures.extend(covered.failures);
-        let failed = self
-            .store
-            .commit_import(&ImportCommit {
-                run_id: ledger.id,
-                at: Utc::now(),
-                users: &rows,
-                failures: &failures,
-                next_token: ledger.token.as_deref(),
-                counters: ledger.committed_counters(),
-                duration_ms: ledger.duration_ms(),
-            })
-            .await?;
-        ledger.failures_stored(failed);
-        Ok(())
-    }
-
-    /// One `PATCH /admin/identities` (on Kratos v1.3.x, with its creates checked and re-sent
-    /// after a rollback); conflicts are looked up and linked. Counted only once every answer
-    /// is in: a batch that fails half way is not committed, and `--resume` sends (and counts)
-    /// its users again.
-    async fn send_batch(
-        &self,
-        line: KratosLine,
-        batch: &BatchBody,
-        members: &[Queued],
-    ) -> Result<Sent, KratosError> {
-        let bodies: Vec<&[u8]> = members
-            .iter()
-            .map(|member| member.body.as_slice())
-            .collect();
-        let results = send::create_batch(&self.kratos, line, batch, &bodies).await?;
-        let mut sent = Sent {
-            rows: Vec::with_capacity(members.len()),
-            ..Sent::default()
-        };
-        let mut conflicts = Vec::new();
-        let members = members.iter().map(|member| &member.user);
-        for (user, result) in members.zip(results) {
-            match result {
-                ItemResult::Created { identity_id } => {
-                    sent.created += 1;
-                    sent.rows.push(imported(user, identity_id));
-                }
-                ItemResult::Conflict => conflicts.push(user),
-                ItemResult::Failed { status, message } => {
-                    // Kratos's message may quote trait values: it goes to the store, not the log.
-                    tracing::warn!(user = %redact(&user.username), status, "Kratos refused an identity");
-                    sent.failures.push(failure(user, status, message));
-                }
-            }
-        }
-        let lookups: Vec<_> = futures_util::stream::iter(conflicts)
-            .map(|user| async move {
-                let found = send::find_imported(&self.kratos, line, user).await;
-                (user, found)
-            })
-            .buffer_unordered(LOOKUP_CONCURRENCY)
-            .collect()
-            .await;
-        for (user, found) in lookups {
-            match found? {
-                Some(identity_id) => {
-                    sent.linked += 1;
-                    sent.rows.push(imported(user, identity_id));
-                }
-                None => {
-                    let which = if line.accepts_external_id() {
-                        "no identity has this external_id, and none holding this user's \
-                         identifiers has its sub (metadata_admin.cognito.sub)"
-                    } else {
-                        "no identity holding this user's identifiers has its sub \
-                         (metadata_admin.cognito.sub)"
-                    };
-                    sent.failures.push(failure(
-                        user,
-                        Some(409),
-                        format!(
-                            "Kratos reports a conflict, but {which}: another identity probably \
-                             holds the same identifier (e-mail address)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(sent)
     }
 }
 
@@ -572,76 +432,5 @@ fn listing_failure(error: DirectoryError, ledger: &Ledger) -> Interruption {
             Interruption::StoredTokenRefused(error)
         }
         _ => Interruption::Listing(error),
-    }
-}
-
-/// A user listed twice in one batch (pages shifting while users sign up) is created once and
-/// linked once; one row each, the last, or Postgres refuses to upsert a row twice in one
-/// statement.
-fn last_row_per_user(rows: Vec<ImportedUser>) -> Vec<ImportedUser> {
-    let mut seen = HashSet::new();
-    let mut unique: Vec<ImportedUser> = rows
-        .into_iter()
-        .rev()
-        .filter(|row| seen.insert(row.cognito_username.clone()))
-        .collect();
-    unique.reverse();
-    unique
-}
-
-fn imported(user: &MappedUser, identity_id: String) -> ImportedUser {
-    ImportedUser {
-        cognito_username: user.username.clone(),
-        email_normalized: user.email_normalized.clone(),
-        external_id: user.external_id.clone(),
-        kratos_identity_id: identity_id,
-        state: user.state,
-    }
-}
-
-fn failure(user: &MappedUser, status: Option<u16>, reason: String) -> ImportFailure {
-    ImportFailure {
-        cognito_username: user.username.clone(),
-        external_id: Some(user.external_id.clone()),
-        status: status.map(i32::from),
-        reason,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::UserState;
-
-    fn row(username: &str, identity: &str) -> ImportedUser {
-        ImportedUser {
-            cognito_username: username.to_owned(),
-            email_normalized: None,
-            external_id: format!("sub-{username}"),
-            kratos_identity_id: identity.to_owned(),
-            state: UserState::Pending,
-        }
-    }
-
-    #[test]
-    fn a_user_listed_twice_keeps_one_row_the_last() {
-        let rows = vec![
-            row("a", "1"),
-            row("b", "2"),
-            row("a", "1-linked"),
-            row("c", "3"),
-        ];
-        let unique: Vec<(String, String)> = last_row_per_user(rows)
-            .into_iter()
-            .map(|row| (row.cognito_username, row.kratos_identity_id))
-            .collect();
-        assert_eq!(
-            unique,
-            [
-                ("b".to_owned(), "2".to_owned()),
-                ("a".to_owned(), "1-linked".to_owned()),
-                ("c".to_owned(), "3".to_owned())
-            ]
-        );
     }
 }
