@@ -29,7 +29,7 @@ pub use summary::{ImportSummary, InvalidExample};
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::kratos::{KratosAdmin, KratosError};
 use crate::store::{self, LeaseHolder, StoreError};
-use lease::Lease;
+use lease::{Lease, LeaseError};
 use ledger::{Ledger, ResumeError};
 use pipeline::{Ended, Importer};
 
@@ -79,6 +79,16 @@ pub enum ImportError {
         seen: i64,
         reason: Interruption,
     },
+}
+
+impl From<LeaseError> for ImportError {
+    fn from(error: LeaseError) -> Self {
+        match error {
+            LeaseError::AlreadyRunning(holder) => ImportError::AlreadyRunning(holder),
+            LeaseError::Store(error) => ImportError::Store(error),
+            other => ImportError::Lease(other.to_string()),
+        }
+    }
 }
 
 impl From<ResumeError> for ImportError {
