@@ -9,8 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::ImportError;
-use crate::store::{LeaseClaim, LeaseHolder, Store};
+use crate::store::{LeaseClaim, LeaseHolder, Store, StoreError};
 
 /// How long a lease lasts without renewal, and how often its holder renews it.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +27,23 @@ impl Default for LeaseTiming {
     }
 }
 
+/// Why this process does not hold the lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another real import holds it; this one did nothing.
+    #[error("{}", refusal(.0))]
+    AlreadyRunning(LeaseHolder),
+    #[error(
+        "the import lease changed hands {ACQUIRE_ATTEMPTS} times while this import tried to \
+         take it; try again"
+    )]
+    ChangedHands,
+    #[error("the import lease was taken over before the run started")]
+    TakenOverBeforeStart,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Claims in a row that find the lease changing hands before giving up.
 const ACQUIRE_ATTEMPTS: usize = 3;
 
@@ -43,7 +59,7 @@ pub(super) struct Lease {
 
 impl Lease {
     /// Take the lease, or say who holds it.
-    pub async fn acquire(store: Arc<dyn Store>, timing: LeaseTiming) -> Result<Self, ImportError> {
+    pub async fn acquire(store: Arc<dyn Store>, timing: LeaseTiming) -> Result<Self, LeaseError> {
         let token = format!("{:032x}", rand::random::<u128>());
         let holder = holder();
         let claim = LeaseClaim {
@@ -82,20 +98,17 @@ impl Lease {
             }
             match store.import_lease().await? {
                 Some(current) if !current.expired => {
-                    return Err(ImportError::AlreadyRunning(current));
+                    return Err(LeaseError::AlreadyRunning(current));
                 }
                 // Released or expired since the claim: claim again.
                 _ => continue,
             }
         }
-        Err(ImportError::Lease(format!(
-            "the import lease changed hands {ACQUIRE_ATTEMPTS} times while this import tried to \
-             take it; try again"
-        )))
+        Err(LeaseError::ChangedHands)
     }
 
     /// Name the run in the lease, for whoever is refused next.
-    pub async fn attach(&self, run_id: i64) -> Result<(), ImportError> {
+    pub async fn attach(&self, run_id: i64) -> Result<(), LeaseError> {
         if self
             .store
             .renew_import_lease(&self.claim(), Some(run_id))
@@ -103,23 +116,18 @@ impl Lease {
         {
             Ok(())
         } else {
-            Err(ImportError::Lease(
-                "the import lease was taken over before the run started".to_owned(),
-            ))
+            Err(LeaseError::TakenOverBeforeStart)
         }
     }
 
-    /// Resolves, with the reason, if the lease is found taken over by another import.
-    pub fn lost(&self) -> impl Future<Output = String> + Send + 'static {
+    /// Resolves if the lease is found taken over by another import.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut lost = self.lost.clone();
         async move {
             if lost.wait_for(|lost| *lost).await.is_err() {
                 // The heartbeat has ended without losing the lease: never.
                 std::future::pending::<()>().await;
             }
-            "lost the import lease: this import could not renew it in time and another import \
-             took it over"
-                .to_owned()
         }
     }
 

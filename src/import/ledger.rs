@@ -7,8 +7,21 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::ImportError;
 use crate::store::{ImportCounters, ImportFailure, RunStatus, RunUpdate, Store, StoreError};
+
+/// Why `--resume` cannot continue a run.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("no import has run yet; start one without --resume")]
+    NoRunYet,
+    #[error(
+        "the last import (run {run_id}) completed; run `cognito-bridge import` without \
+         --resume for a delta sync"
+    )]
+    LastRunCompleted { run_id: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Counted when a page is taken.
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,7 +100,7 @@ impl Ledger {
         store: &dyn Store,
         dry_run: bool,
         estimated_users: Option<i64>,
-    ) -> Result<Self, ImportError> {
+    ) -> Result<Self, StoreError> {
         let id = store
             .start_import_run(dry_run, Utc::now(), estimated_users)
             .await?;
@@ -114,18 +127,12 @@ impl Ledger {
     }
 
     /// The newest real run, when it did not complete; marked `running` again.
-    pub async fn resume(store: &dyn Store) -> Result<Self, ImportError> {
+    pub async fn resume(store: &dyn Store) -> Result<Self, ResumeError> {
         let Some(last) = store.latest_real_import_run().await? else {
-            return Err(ImportError::NothingToResume(
-                "no import has run yet; start one without --resume".to_owned(),
-            ));
+            return Err(ResumeError::NoRunYet);
         };
         if last.status == RunStatus::Completed {
-            return Err(ImportError::NothingToResume(format!(
-                "the last import (run {}) completed; run `cognito-bridge import` without \
-                 --resume for a delta sync",
-                last.id
-            )));
+            return Err(ResumeError::LastRunCompleted { run_id: last.id });
         }
         let c = last.counters;
         let listing = Listing {

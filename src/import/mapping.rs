@@ -1,5 +1,8 @@
-//! From a Cognito user to a Kratos create-identity body (DESIGN.md step 1), and the state
-//! the user's row starts in.
+//! From a Cognito user to a Kratos create-identity body (traits from `import.traits`, the
+//! Cognito sub as the link back, a password left to the migration hook), and the state the
+//! user's row starts in.
+//!
+//! About 490 lines, half of them the table of mapping tests below the code.
 
 use serde_json::{Map, Value, json};
 
@@ -233,8 +236,9 @@ impl Mapping {
                 json!({"password": {"config": {"use_password_migration_hook": true}}}),
             );
         }
-        // Only a verified e-mail may find this user at login (DESIGN.md "Binding rule"):
-        // anyone can put someone else's address, unverified, on their own account.
+        // Only a verified e-mail may find this user at login (a password checked against
+        // Cognito must belong to the user behind the identity logging in): anyone can put
+        // someone else's address, unverified, on their own account.
         let email_verified = user.attribute("email_verified") == Some("true");
         Ok(MappedUser {
             username: user.username.clone(),

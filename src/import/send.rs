@@ -1,13 +1,41 @@
-//! One batch into Kratos with results that hold on every Kratos line, and the lookup that
-//! links a conflict to the identity an earlier run created (DESIGN.md's Contract 3).
+//! Every Kratos call of an import: the line read once per run, one batch into Kratos with
+//! results that hold on every Kratos line, and the lookup that links a conflict to the identity
+//! an earlier run created, each retried while Kratos is briefly unavailable.
 //!
 //! Kratos v1.3.x rolls a whole `PATCH /admin/identities` back when one item fails, yet answers
 //! `action: create` with ids for the others. There, after any per-item error, every reported
 //! create is checked with `GET /admin/identities?ids=…` and the missing ones are sent again
 //! (without the failed items), a bounded number of times. From v25.4.0 on, the answer is true.
+//! A conflict is looked up by external id from v25.4.0 on; v1.3.x refuses `external_id` on
+//! create, so there the user's sub is kept in `metadata_admin` and looked up by identifier.
 
-use super::{MappedUser, with_retries};
-use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, KratosLine};
+use std::time::Duration;
+
+use super::mapping::MappedUser;
+use crate::kratos::{BatchBody, ItemResult, KratosAdmin, KratosError, KratosLine, LineSource};
+
+/// Attempts per Kratos request when Kratos is briefly unavailable (5xx, 429, no answer).
+const KRATOS_ATTEMPTS: u32 = 3;
+const KRATOS_RETRY_BASE: Duration = Duration::from_millis(500);
+
+/// Which Kratos line the admin API belongs to (its version decides what a create may carry,
+/// how large a batch may be and whether batch answers are true), read once per run:
+/// `GET /admin/version`, else a probe of the lookup route.
+pub(super) async fn detect_line(kratos: &KratosAdmin) -> Result<KratosLine, KratosError> {
+    let (line, source) = with_retries("GET /admin/version", || kratos.detect_line()).await?;
+    match source {
+        LineSource::Version(version) => {
+            tracing::info!(%line, %version, "Kratos line from GET /admin/version");
+        }
+        LineSource::Probe { version } => tracing::info!(
+            %line,
+            version = version.as_deref().unwrap_or("none"),
+            "Kratos line from a probe of GET /admin/identities/by/external (no release \
+             version at GET /admin/version)"
+        ),
+    }
+    Ok(line)
+}
 
 /// Sends of one batch at most: the first, then re-sends of what a rollback lost.
 pub(super) const MAX_SENDS: usize = 4;
@@ -123,6 +151,25 @@ pub(super) async fn find_imported(
         }
     }
     Ok(None)
+}
+
+/// Retry transient Kratos errors a few times, doubling the pause.
+async fn with_retries<T, F, Fut>(what: &'static str, send: F) -> Result<T, KratosError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KratosError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(error) if error.is_transient() && attempt < KRATOS_ATTEMPTS => {
+                tracing::warn!(what, attempt, %error, "Kratos unavailable; retrying");
+                tokio::time::sleep(KRATOS_RETRY_BASE * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1369,7 +1369,7 @@ async fn a_running_import_renews_its_lease_and_stops_when_it_is_lost(backend: Ba
     let (outcome, ()) = tokio::join!(run_import(&settings, short), meanwhile);
     let error = outcome.unwrap_err();
     assert!(
-        matches!(&error, ImportError::Interrupted { reason, .. } if reason.contains("lost the import lease")),
+        matches!(&error, ImportError::Interrupted { reason, .. } if reason.to_string().contains("lost the import lease")),
         "{error}"
     );
     assert_eq!(kratos.patch_calls(), 1, "no batch after the lease was lost");
