@@ -16,7 +16,7 @@ pub struct LeaseClaim<'a> {
 }
 
 /// Who holds the lease, as stored; times are the database's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LeaseHolder {
     pub holder: String,
     /// `None` while its import is starting.
@@ -27,27 +27,4 @@ pub struct LeaseHolder {
     pub expires_at: DateTime<Utc>,
     /// Past `expires_at` by the database's clock: the next claim takes it over.
     pub expired: bool,
-}
-
-/// A `SELECT_IMPORT_LEASE` row.
-pub(super) type LeaseRow = (
-    String,
-    Option<i64>,
-    Option<DateTime<Utc>>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    bool,
-);
-
-pub(super) fn lease_from_row(row: LeaseRow) -> LeaseHolder {
-    LeaseHolder {
-        holder: row.0,
-        run_id: row.1,
-        run_started_at: row.2,
-        acquired_at: row.3,
-        heartbeat_at: row.4,
-        expires_at: row.5,
-        expired: row.6,
-    }
 }

@@ -37,7 +37,7 @@ impl RunStatus {
 }
 
 /// A run's running totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ImportCounters {
     /// `ListUsers` pages committed.
     pub pages: i64,
@@ -91,7 +91,7 @@ pub struct ImportedUser {
 }
 
 /// A user the run could not import.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ImportFailure {
     pub cognito_username: String,
     pub external_id: Option<String>,

@@ -1,6 +1,7 @@
 //! The store: one row per Cognito user and an append-only attempt log, behind one trait
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
+mod binding;
 mod import_lease;
 mod import_runs;
 mod postgres;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+pub use binding::{Candidate, Resolution, UserLookup};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
@@ -36,91 +38,6 @@ pub enum StoreError {
     Timeout,
     #[error("the database holds a value this version does not know: {0}")]
     Corrupt(String),
-}
-
-/// What the hook knows about the identity logging in, for finding its Cognito username.
-#[derive(Debug, Clone, Copy)]
-pub struct UserLookup<'a> {
-    /// From an extended body: the Kratos identity being logged in.
-    pub identity_id: Option<&'a str>,
-    /// From an extended body: that identity's external id (the Cognito `sub`).
-    pub external_id: Option<&'a str>,
-    /// The identifier as typed, trimmed.
-    pub identifier: &'a str,
-    /// Trimmed and lower-cased.
-    pub normalized_identifier: &'a str,
-}
-
-impl UserLookup<'_> {
-    fn is_extended(&self) -> bool {
-        self.identity_id.is_some() || self.external_id.is_some()
-    }
-}
-
-/// A user row a lookup found, with what the binding rule checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub cognito_username: String,
-    pub kratos_identity_id: Option<String>,
-    pub external_id: Option<String>,
-}
-
-/// Whose password the hook may check (DESIGN.md, "Binding rule").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
-    /// The one user behind the identity logging in.
-    User(String),
-    /// No user row matches: the identifier as typed goes to Cognito.
-    NoMatch,
-    /// The identifier matches several users: refused without asking Cognito.
-    Ambiguous,
-    /// Extended body: the rows found belong to another Kratos identity.
-    IdentityMismatch,
-}
-
-impl Resolution {
-    /// Apply the binding rule to the rows matching a lookup (any order; at most a handful).
-    ///
-    /// With an extended body, a row carrying the identity id or external id is the user;
-    /// ids pointing at two users, or an identifier whose only row carries other ids, is a
-    /// mismatch. Otherwise an exact Cognito username wins; else the rows whose normalised
-    /// username or *verified* e-mail (import stores no other) equals the identifier must
-    /// be exactly one.
-    pub fn decide(lookup: &UserLookup<'_>, candidates: &[Candidate]) -> Self {
-        let same = |stored: &Option<String>, given: Option<&str>| {
-            given.is_some() && stored.as_deref() == given
-        };
-        if lookup.is_extended() {
-            let mut by_id = candidates.iter().filter(|row| {
-                same(&row.kratos_identity_id, lookup.identity_id)
-                    || same(&row.external_id, lookup.external_id)
-            });
-            match (by_id.next(), by_id.next()) {
-                (Some(row), None) => return Self::User(row.cognito_username.clone()),
-                (Some(_), Some(_)) => return Self::IdentityMismatch,
-                (None, _) => {}
-            }
-        }
-        let by_identifier = match candidates
-            .iter()
-            .find(|row| row.cognito_username == lookup.identifier)
-        {
-            Some(exact) => exact,
-            None => match candidates {
-                [] => return Self::NoMatch,
-                [only] => only,
-                _ => return Self::Ambiguous,
-            },
-        };
-        // Found by identifier only: a row linked to some identity is not this one's.
-        let linked =
-            by_identifier.kratos_identity_id.is_some() || by_identifier.external_id.is_some();
-        if lookup.is_extended() && linked {
-            Self::IdentityMismatch
-        } else {
-            Self::User(by_identifier.cognito_username.clone())
-        }
-    }
 }
 
 /// The brute-force guard's question before Cognito is asked: may this attempt go ahead?
@@ -150,7 +67,7 @@ pub struct GuardClaim<'a> {
 /// The guard's counts: failed guesses at the user since the window opened or their last
 /// match, and from the client's address group within the window (attempts in flight
 /// included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct GuardCounts {
     pub identifier_failures: i64,
     pub ip_failures: i64,
@@ -174,15 +91,15 @@ pub struct Attempt {
     pub at: DateTime<Utc>,
     /// `None` when the identifier could not be a Cognito username.
     pub cognito_username: Option<String>,
-    pub outcome: Outcome,
-    /// Time spent in Cognito over all calls of this attempt.
-    pub cognito_latency_ms: Option<i64>,
-    pub cognito_calls: i32,
     /// Kratos's `Ory-Webhook-Request-ID`.
     pub request_id: Option<String>,
     /// Kratos's `Ory-Webhook-Trigger-ID`.
     pub trigger_id: Option<String>,
     pub identity_id: Option<String>,
+    pub outcome: Outcome,
+    /// Time spent in Cognito over all calls of this attempt.
+    pub cognito_latency_ms: Option<i64>,
+    pub cognito_calls: i32,
     /// Whether a verified attempt may create the user's row. False when the username is
     /// the identifier as typed and the store could not confirm it (it may be an e-mail or
     /// another spelling of a user the store knows under another name).
@@ -230,7 +147,7 @@ pub struct UserRecord {
 }
 
 /// An attempt as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AttemptRecord {
     pub at: DateTime<Utc>,
     pub cognito_username: Option<String>,
@@ -288,7 +205,8 @@ pub trait Store: ImportStore + Send + Sync {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Whose password to check, by DESIGN.md's binding rule ([`Resolution::decide`]).
+    /// Whose password to check, by the binding rule ([`Resolution::decide`]): the row of the
+    /// identity logging in, else the one row the identifier names.
     /// One round trip.
     async fn resolve(&self, lookup: UserLookup<'_>) -> Result<Resolution, StoreError>;
     /// Check the guard's limits and, below them, write the attempt in flight; atomic per
@@ -390,92 +308,4 @@ pub async fn connect(
 
 fn state_from_db(raw: String) -> Result<UserState, StoreError> {
     UserState::parse(&raw).ok_or(StoreError::Corrupt(raw))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(username: &str, identity: Option<&str>, sub: Option<&str>) -> Candidate {
-        Candidate {
-            cognito_username: username.to_owned(),
-            kratos_identity_id: identity.map(str::to_owned),
-            external_id: sub.map(str::to_owned),
-        }
-    }
-
-    fn lookup<'a>(
-        identifier: &'a str,
-        normalized: &'a str,
-        identity_id: Option<&'a str>,
-        external_id: Option<&'a str>,
-    ) -> UserLookup<'a> {
-        UserLookup {
-            identity_id,
-            external_id,
-            identifier,
-            normalized_identifier: normalized,
-        }
-    }
-
-    #[test]
-    fn default_body_exact_username_wins_else_exactly_one_row() {
-        let carol = row("carol@corp.com", Some("id-carol"), Some("sub-carol"));
-        let mallory = row("mallory", Some("id-mallory"), Some("sub-mallory"));
-        let typed = lookup("carol@corp.com", "carol@corp.com", None, None);
-        let user = |name: &str| Resolution::User(name.to_owned());
-        // The review's scenario: Mallory's row matches by e-mail, Carol's by username.
-        assert_eq!(
-            Resolution::decide(&typed, &[mallory.clone(), carol.clone()]),
-            user("carol@corp.com")
-        );
-        // Another spelling matches both, and neither exactly: refused.
-        let spelled = lookup("Carol@Corp.com", "carol@corp.com", None, None);
-        assert_eq!(
-            Resolution::decide(&spelled, &[mallory.clone(), carol.clone()]),
-            Resolution::Ambiguous
-        );
-        assert_eq!(
-            Resolution::decide(&spelled, std::slice::from_ref(&carol)),
-            user("carol@corp.com")
-        );
-        assert_eq!(Resolution::decide(&spelled, &[]), Resolution::NoMatch);
-    }
-
-    #[test]
-    fn extended_body_binds_to_the_identity_being_logged_in() {
-        let carol = row("carol@corp.com", Some("id-carol"), Some("sub-carol"));
-        let mallory = row("mallory", Some("id-mallory"), Some("sub-mallory"));
-        let both = [mallory.clone(), carol.clone()];
-        let user = |name: &str| Resolution::User(name.to_owned());
-        let as_carol = lookup("carol@corp.com", "carol@corp.com", Some("id-carol"), None);
-        assert_eq!(Resolution::decide(&as_carol, &both), user("carol@corp.com"));
-        let by_sub = lookup("anything", "anything", None, Some("sub-carol"));
-        assert_eq!(Resolution::decide(&by_sub, &both), user("carol@corp.com"));
-        // The identifier's only row is another identity's.
-        let as_other = lookup(
-            "mallory",
-            "mallory",
-            Some("id-someone"),
-            Some("sub-someone"),
-        );
-        assert_eq!(
-            Resolution::decide(&as_other, std::slice::from_ref(&mallory)),
-            Resolution::IdentityMismatch
-        );
-        // Identity id and external id name two different users.
-        let split = lookup("x", "x", Some("id-carol"), Some("sub-mallory"));
-        assert_eq!(
-            Resolution::decide(&split, &both),
-            Resolution::IdentityMismatch
-        );
-        // A row no import linked may still be the user; nothing at all is no match.
-        let unlinked = row("dave", None, None);
-        let as_dave = lookup("dave", "dave", Some("id-dave"), None);
-        assert_eq!(
-            Resolution::decide(&as_dave, std::slice::from_ref(&unlinked)),
-            user("dave")
-        );
-        assert_eq!(Resolution::decide(&as_dave, &[]), Resolution::NoMatch);
-    }
 }

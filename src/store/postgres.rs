@@ -6,11 +6,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::sql::{self, bind_attempt, import_methods};
-use super::{
-    Attempt, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, RowChange, RunStatus,
-    RunUpdate, StoreError,
-};
+use super::sql::attempts::{self, bind_attempt};
+use super::sql::{guard, import_store_impl, store_impl};
+use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -38,7 +36,7 @@ impl PostgresStore {
     }
 }
 
-sql::store_impl!(PostgresStore, {
+store_impl!(PostgresStore, {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
@@ -47,9 +45,9 @@ sql::store_impl!(PostgresStore, {
     /// One statement: the row change runs as a data-modifying CTE beside the attempt insert.
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
         let (statement, with_user_row) = match attempt.row_change() {
-            Some(RowChange::Upsert) => (sql::UPSERT_USER_AND_LOG, true),
-            Some(RowChange::TouchExisting) => (sql::TOUCH_USER_AND_LOG, false),
-            None => (sql::LOG_ATTEMPT, false),
+            Some(RowChange::Upsert) => (attempts::UPSERT_USER_AND_LOG, true),
+            Some(RowChange::TouchExisting) => (attempts::TOUCH_USER_AND_LOG, false),
+            None => (attempts::LOG_ATTEMPT, false),
         };
         bind_attempt!(sqlx::query(statement), attempt, with_user_row)
             .execute(&self.writer)
@@ -58,7 +56,7 @@ sql::store_impl!(PostgresStore, {
     }
 
     async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
-        let row: sql::ClaimRow = sqlx::query_as(sql::POSTGRES_CLAIM)
+        let row: guard::ClaimRow = sqlx::query_as(guard::POSTGRES_CLAIM)
             .bind(claim.guard_key)
             .bind(claim.client_ip)
             .bind(i64::from(claim.identifier_limit))
@@ -71,12 +69,8 @@ sql::store_impl!(PostgresStore, {
             .bind(claim.attempt_key.to_string())
             .fetch_one(&self.writer)
             .await?;
-        Ok(sql::claim_from_row(row))
+        Ok(row.into())
     }
 });
 
-import_methods!(
-    PostgresStore,
-    sql::Placeholders::Numbered,
-    sql::Clock::Postgres
-);
+import_store_impl!(PostgresStore, Postgres);

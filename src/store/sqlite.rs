@@ -6,11 +6,9 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::sql::{self, bind_attempt, import_methods};
-use super::{
-    Attempt, Claim, GuardClaim, ImportCommit, ImportFailure, ImportRun, RowChange, RunStatus,
-    RunUpdate, StoreError,
-};
+use super::sql::attempts::{self, bind_attempt};
+use super::sql::{guard, import_store_impl, store_impl};
+use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -55,7 +53,7 @@ impl SqliteStore {
     }
 }
 
-sql::store_impl!(SqliteStore, {
+store_impl!(SqliteStore, {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())
@@ -66,8 +64,8 @@ sql::store_impl!(SqliteStore, {
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         let row_statement = match attempt.row_change() {
-            Some(RowChange::Upsert) => Some((sql::UPSERT_USER, true)),
-            Some(RowChange::TouchExisting) => Some((sql::TOUCH_USER, false)),
+            Some(RowChange::Upsert) => Some((attempts::UPSERT_USER, true)),
+            Some(RowChange::TouchExisting) => Some((attempts::TOUCH_USER, false)),
             None => None,
         };
         if let Some((statement, with_user_row)) = row_statement {
@@ -75,7 +73,7 @@ sql::store_impl!(SqliteStore, {
                 .execute(&mut *tx)
                 .await?;
         }
-        bind_attempt!(sqlx::query(sql::LOG_ATTEMPT), attempt, false)
+        bind_attempt!(sqlx::query(attempts::LOG_ATTEMPT), attempt, false)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -85,7 +83,7 @@ sql::store_impl!(SqliteStore, {
     async fn claim(&self, claim: &GuardClaim<'_>) -> Result<Claim, StoreError> {
         let window = chrono::Duration::from_std(claim.window).unwrap_or(chrono::Duration::MAX);
         let window_start = claim.at - window;
-        let granted: Option<i64> = sqlx::query_scalar(sql::SQLITE_CLAIM)
+        let granted: Option<i64> = sqlx::query_scalar(guard::SQLITE_CLAIM)
             .bind(claim.at)
             .bind(claim.cognito_username)
             .bind(claim.request_id)
@@ -103,22 +101,14 @@ sql::store_impl!(SqliteStore, {
             return Ok(Claim::Granted);
         }
         // Refused: read the counts that did it, for the log and the metric.
-        let (identifier_failures, ip_failures): (i64, i64) =
-            sqlx::query_as(sql::SQLITE_GUARD_COUNTS)
-                .bind(claim.guard_key)
-                .bind(claim.client_ip)
-                .bind(window_start)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(Claim::Refused(super::GuardCounts {
-            identifier_failures,
-            ip_failures,
-        }))
+        let counts = sqlx::query_as(guard::SQLITE_GUARD_COUNTS)
+            .bind(claim.guard_key)
+            .bind(claim.client_ip)
+            .bind(window_start)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Claim::Refused(counts))
     }
 });
 
-import_methods!(
-    SqliteStore,
-    sql::Placeholders::Anonymous,
-    sql::Clock::Sqlite
-);
+import_store_impl!(SqliteStore, Sqlite);
