@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
 pub(crate) use aws::answer_for_error;
 pub use aws::{AwsCognito, sdk_config, sdk_http_client, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 
+use crate::config::{Policies, Policy};
 use crate::domain::{CognitoUsername, Outcome, Password};
 
 /// What Cognito said to one `AdminInitiateAuth`, before any policy is applied.
@@ -30,21 +30,6 @@ pub enum CognitoAnswer {
     Connection,
     /// The request could not even be built or signed (e.g. no AWS credentials).
     NotSent,
-}
-
-/// What to do when Cognito checked the password but a second step remains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    #[default]
-    Deny,
-    Allow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Policies {
-    pub mfa: Policy,
-    pub temporary_password: Policy,
 }
 
 /// Who is really logging in, for `ContextData` (Cognito's threat protection).

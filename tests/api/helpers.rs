@@ -4,9 +4,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cognito_bridge::cognito::AwsCognito;
-use cognito_bridge::config::{CognitoConfig, LogFormat, Settings};
+use cognito_bridge::config::{CognitoConfig, Settings};
 use cognito_bridge::http::{Application, Dependencies, HOOK_PATH};
 use cognito_bridge::store::{self, Store};
+use cognito_bridge::telemetry::LogFormat;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
