@@ -170,7 +170,7 @@ pub fn sdk_http_client() -> SharedHttpClient {
 }
 
 /// The one place that looks inside SDK errors.
-pub(crate) fn answer_for_error<E: ProvideErrorMetadata, R>(
+pub(super) fn answer_for_error<E: ProvideErrorMetadata, R>(
     error: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>,
 ) -> CognitoAnswer {
     match error {

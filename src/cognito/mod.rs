@@ -1,6 +1,7 @@
 //! Cognito: the verifier boundary, and Contract 2's verdict table in one function.
 
 mod aws;
+pub mod directory;
 mod health;
 
 use std::net::IpAddr;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub(crate) use aws::answer_for_error;
+use aws::answer_for_error;
 pub use aws::{AwsCognito, sdk_config, sdk_http_client, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 
@@ -64,7 +65,7 @@ const MFA_CHALLENGES: [&str; 4] = [
 /// Error codes that mean "Cognito could not decide now": retried while the deadline allows.
 /// Contract 2 names the first three; the rest are AWS-wide throttling and transient codes
 /// that arrive with a 4xx status and would otherwise read as configuration errors.
-pub(crate) const UNAVAILABLE_CODES: [&str; 7] = [
+const UNAVAILABLE_CODES: [&str; 7] = [
     "TooManyRequestsException",
     "LimitExceededException",
     "InternalErrorException",

@@ -4,7 +4,6 @@
 //! One task lists Cognito pages under the rate limit while another maps them, sends
 //! batches to Kratos and commits rows, failures and the next page token together.
 
-mod directory;
 mod lease;
 mod ledger;
 mod mapping;
@@ -23,10 +22,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-pub use directory::{Backoff, CognitoUser, Directory, DirectoryError, PAGE_SIZE, Page};
 pub use lease::LeaseTiming;
 pub use mapping::{MappedUser, Mapping, MappingError};
 
+use crate::cognito::directory::{Backoff, Directory, DirectoryError, PAGE_SIZE, Page};
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::domain::redact;
 use crate::kratos::{

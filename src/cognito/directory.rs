@@ -15,7 +15,7 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 
-use crate::cognito::{CognitoAnswer, UNAVAILABLE_CODES, answer_for_error, sdk_config};
+use super::{CognitoAnswer, UNAVAILABLE_CODES, answer_for_error, sdk_config};
 use crate::config::CognitoPool;
 
 /// Cognito's largest `ListUsers` page.
