@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
-use crate::cognito::{Policies, Policy};
+use crate::telemetry::{self, LogSettings};
 
 pub const DEFAULT_CONFIG_FILE: &str = "cognito-bridge.toml";
 pub const ENV_PREFIX: &str = "COGNITO_BRIDGE";
@@ -363,6 +363,23 @@ fn required(value: &Option<String>, key: &'static str) -> Result<String, ConfigE
 /// `cognito.user_pool_id` → `COGNITO_BRIDGE__COGNITO__USER_POOL_ID`.
 pub fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+/// What to do when Cognito checked the password but a second step remains
+/// (`hooks.mfa_policy`, `hooks.temporary_password_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// The two policies together, as the hook's verdict reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policies {
+    pub mfa: Policy,
+    pub temporary_password: Policy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -735,32 +752,6 @@ impl ImportSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    Json,
-    #[default]
-    Pretty,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins when
-    /// set, not blank and valid.
-    pub level: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Pretty,
-            level: "info".to_owned(),
-        }
-    }
-}
-
 impl Settings {
     /// Load `file` (or `./cognito-bridge.toml` when present), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -810,7 +801,7 @@ impl Settings {
                 ),
             ));
         }
-        if let Err(error) = crate::telemetry::filter(&settings.log.level) {
+        if let Err(error) = telemetry::filter(&settings.log.level) {
             return Err(invalid(
                 "log.level",
                 format!("not a tracing filter: {error}"),

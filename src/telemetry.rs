@@ -1,12 +1,39 @@
 //! Logging: `tracing` with JSON or pretty output to stderr, `RUST_LOG` overriding `log.level`.
 
+use serde::Deserialize;
 use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt};
 
-use crate::config::{LogFormat, LogSettings};
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Pretty,
+}
+
+/// The `[log]` section of the settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `cognito_bridge=debug`; `RUST_LOG` wins when
+    /// set, not blank and valid.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
 
 /// Targets whose TRACE output carries a request body or what is computed from it, held to
 /// DEBUG whatever `RUST_LOG` or `log.level` say, a more specific directive included

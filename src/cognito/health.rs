@@ -8,7 +8,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::{CognitoAnswer, CognitoVerifier, Policies, verdict};
+use super::{CognitoAnswer, CognitoVerifier, verdict};
+use crate::config::Policies;
 use crate::domain::{CognitoUsername, Outcome, Password};
 
 /// How long an observation stands before readiness asks Cognito again.

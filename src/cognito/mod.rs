@@ -1,18 +1,25 @@
-//! Cognito: the verifier boundary, and Contract 2's verdict table in one function.
+//! Cognito: every call to it (`AdminInitiateAuth` in `auth`, the user directory in
+//! `directory`, SDK errors read in `sdk_error` only), the verifier boundary, and the one table
+//! that turns an `AdminInitiateAuth` answer into a verdict.
 
-mod aws;
+mod auth;
+pub mod directory;
 mod health;
+mod sdk_config;
+mod sdk_error;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
-pub(crate) use aws::answer_for_error;
-pub use aws::{AwsCognito, sdk_config, sdk_http_client, secret_hash};
+pub use auth::{AwsCognito, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
+pub use sdk_config::{sdk_config, sdk_http_client};
 
+use sdk_error::is_unavailable_code;
+
+use crate::config::{Policies, Policy};
 use crate::domain::{CognitoUsername, Outcome, Password};
 
 /// What Cognito said to one `AdminInitiateAuth`, before any policy is applied.
@@ -30,21 +37,6 @@ pub enum CognitoAnswer {
     Connection,
     /// The request could not even be built or signed (e.g. no AWS credentials).
     NotSent,
-}
-
-/// What to do when Cognito checked the password but a second step remains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    #[default]
-    Deny,
-    Allow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Policies {
-    pub mfa: Policy,
-    pub temporary_password: Policy,
 }
 
 /// Who is really logging in, for `ContextData` (Cognito's threat protection).
@@ -76,20 +68,13 @@ const MFA_CHALLENGES: [&str; 4] = [
     "EMAIL_OTP",
     "SELECT_MFA_TYPE",
 ];
-/// Error codes that mean "Cognito could not decide now": retried while the deadline allows.
-/// Contract 2 names the first three; the rest are AWS-wide throttling and transient codes
-/// that arrive with a 4xx status and would otherwise read as configuration errors.
-pub(crate) const UNAVAILABLE_CODES: [&str; 7] = [
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "InternalErrorException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "RequestTimeoutException",
-    "ServiceUnavailableException",
-];
 
-/// Contract 2's verdict table. Matches on codes, never on messages.
+/// What an `AdminInitiateAuth` answer means for the hook. Tokens, or a challenge that proves
+/// the password without losing a second factor, verify it; MFA and temporary-password
+/// challenges follow their policy; a wrong password, an unknown user, a required reset, an
+/// unconfirmed user and a Lambda trigger's refusal are decided refusals; throttling, transient
+/// faults, timeouts and broken connections are unavailable (retried while the deadline
+/// allows); anything else is a configuration error. Matches on codes, never on messages.
 pub fn verdict(answer: &CognitoAnswer, policies: Policies) -> Outcome {
     match answer {
         CognitoAnswer::Authenticated => Outcome::Verified,
@@ -119,7 +104,7 @@ pub fn verdict(answer: &CognitoAnswer, policies: Policies) -> Outcome {
             // A Lambda trigger's verdict on this one user, not a fault of our settings: one
             // refused user must not make a replica unready.
             Some("UserLambdaValidationException") => Outcome::RefusedByLambda,
-            Some(code) if UNAVAILABLE_CODES.contains(&code) => Outcome::Unavailable,
+            Some(code) if is_unavailable_code(code) => Outcome::Unavailable,
             _ if *status >= 500 || *status == 429 => Outcome::Unavailable,
             _ => Outcome::Misconfigured,
         },

@@ -25,10 +25,8 @@ pub use retention::prune_attempts_forever;
 use guard::{LocalGuard, LocalTicket};
 use recorder::{LateLookup, PendingWrite, Recorder};
 
-use crate::cognito::{
-    ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, Policies, verdict,
-};
-use crate::config::GuardSettings;
+use crate::cognito::{ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict};
+use crate::config::{GuardSettings, Policies};
 use crate::domain::{CognitoUsername, Outcome, ip_group, normalize_identifier};
 use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
 use crate::store::{Attempt, Claim, GuardClaim, GuardCounts, Resolution, Store, UserLookup};

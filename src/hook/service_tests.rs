@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::cognito::{ClientContext, CognitoAnswer, Policies, Policy};
-use crate::config::{QuotaSettings, Settings};
+use crate::cognito::{ClientContext, CognitoAnswer};
+use crate::config::{Policies, Policy, QuotaSettings, Settings};
 use crate::domain::{CognitoUsername, Password};
 
 /// Answers from a script, each after its delay (a delay beyond the attempt's budget is a

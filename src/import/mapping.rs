@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::directory::CognitoUser;
+use crate::cognito::directory::CognitoUser;
 use crate::config::{ConfigError, ImportSettings};
 use crate::domain::{UserState, normalize_identifier};
 use crate::kratos::KratosLine;

@@ -6,7 +6,6 @@
 //! the loop in `pipeline`; `summary` says what it did, `schema` checks a dry run's identities.
 
 mod batch;
-mod directory;
 mod lease;
 mod ledger;
 mod mapping;
@@ -19,13 +18,13 @@ use std::sync::Arc;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-pub use directory::{Backoff, CognitoUser, Directory, DirectoryError, PAGE_SIZE, Page};
 pub use lease::LeaseTiming;
 pub use mapping::{MappedUser, Mapping, MappingError};
 pub use pipeline::Interruption;
 pub use schema::SchemaError;
 pub use summary::{ImportSummary, InvalidExample};
 
+use crate::cognito::directory::{Backoff, Directory};
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::kratos::{KratosAdmin, KratosError};
 use crate::store::{self, LeaseHolder, StoreError};

@@ -17,12 +17,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::batch::{self, Queued, failure};
-use super::directory::{Directory, DirectoryError, PAGE_SIZE, Page};
 use super::lease::Lease;
 use super::ledger::Ledger;
 use super::mapping::Mapping;
 use super::summary::{InvalidExample, SUMMARY_EXAMPLES};
 use super::{schema, send};
+use crate::cognito::directory::{Directory, DirectoryError, PAGE_SIZE, Page};
 use crate::kratos::{BatchBody, KratosAdmin, KratosError, KratosLine, MAX_BATCH_BODY_BYTES};
 use crate::store::{ImportFailure, RunStatus, Store, StoreError};
 

@@ -3,10 +3,11 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use cognito_bridge::config::{LogFormat, Settings};
+use cognito_bridge::config::Settings;
 use cognito_bridge::http::HOOK_PATH;
 use cognito_bridge::startup::Application;
 use cognito_bridge::store::Store;
+use cognito_bridge::telemetry::LogFormat;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;

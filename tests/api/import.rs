@@ -4,11 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use cognito_bridge::cognito::directory::Backoff;
 use cognito_bridge::config::Settings;
 use cognito_bridge::domain::UserState;
-use cognito_bridge::import::{
-    self, Backoff, ImportError, ImportOptions, ImportSummary, LeaseTiming,
-};
+use cognito_bridge::import::{self, ImportError, ImportOptions, ImportSummary, LeaseTiming};
 use cognito_bridge::store::{self, LeaseClaim, RunStatus, Store};
 use futures_util::StreamExt;
 use serde_json::{Value, json};

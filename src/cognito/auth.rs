@@ -1,25 +1,22 @@
-//! The AWS SDK implementation of the verifier: one client, built once, explicit timeouts.
+//! `AdminInitiateAuth` through the AWS SDK: the verifier the hook uses, one client built once
+//! with explicit timeouts.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_cognitoidentityprovider::{
     Client,
-    error::ProvideErrorMetadata,
-    error::SdkError,
     types::{AuthFlowType, ContextDataType, HttpHeader},
 };
-use aws_smithy_http_client::{Builder as HttpClientBuilder, tls};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
-use url::Url;
 use zeroize::Zeroizing;
 
+use super::sdk_config::sdk_config;
+use super::sdk_error::answer_for_error;
 use super::{ClientContext, CognitoAnswer, CognitoVerifier};
 use crate::config::CognitoConfig;
 use crate::domain::{CognitoUsername, Password};
@@ -130,64 +127,6 @@ fn context_data(server_name: &str, context: ClientContext<'_>) -> Option<Context
         .set_http_headers(Some(headers))
         .build()
         .ok()
-}
-
-/// The SDK's configuration for one region and endpoint: our HTTP client, `attempt_timeout`
-/// per request, and no SDK retries (callers retry by their own rules). `credentials`
-/// overrides the standard AWS chain.
-pub async fn sdk_config(
-    region: &str,
-    endpoint_url: Option<&Url>,
-    attempt_timeout: Duration,
-    credentials: Option<SharedCredentialsProvider>,
-) -> SdkConfig {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(attempt_timeout.min(Duration::from_secs(3)))
-        .operation_attempt_timeout(attempt_timeout)
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .http_client(sdk_http_client())
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::disabled());
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
-    }
-    if let Some(credentials) = credentials {
-        loader = loader.credentials_provider(credentials);
-    }
-    loader.load().await
-}
-
-/// The SDK's HTTP client: hyper with rustls on ring (the trimmed SDK has no default one).
-pub fn sdk_http_client() -> SharedHttpClient {
-    HttpClientBuilder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .pool_idle_timeout(Duration::from_secs(50))
-        .build_https()
-}
-
-/// The one place that looks inside SDK errors.
-pub(crate) fn answer_for_error<E: ProvideErrorMetadata, R>(
-    error: &SdkError<E, aws_smithy_runtime_api::http::Response<R>>,
-) -> CognitoAnswer {
-    match error {
-        SdkError::ServiceError(context) => CognitoAnswer::Error {
-            code: context.err().code().map(str::to_owned),
-            status: context.raw().status().as_u16(),
-        },
-        SdkError::ResponseError(context) => CognitoAnswer::Error {
-            code: None,
-            status: context.raw().status().as_u16(),
-        },
-        SdkError::TimeoutError(_) => CognitoAnswer::Timeout,
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => CognitoAnswer::Timeout,
-        SdkError::DispatchFailure(failure) if failure.is_user() => CognitoAnswer::NotSent,
-        SdkError::ConstructionFailure(_) => CognitoAnswer::NotSent,
-        _ => CognitoAnswer::Connection,
-    }
 }
 
 /// `SECRET_HASH = base64(HMAC_SHA256(client_secret, USERNAME + client_id))`.

@@ -15,20 +15,15 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 
-use crate::cognito::{CognitoAnswer, UNAVAILABLE_CODES, answer_for_error, sdk_config};
+use super::CognitoAnswer;
+use super::sdk_config::sdk_config;
+use super::sdk_error::{SdkFailure, is_throttling_code, is_unavailable_code};
 use crate::config::CognitoPool;
 
 /// Cognito's largest `ListUsers` page.
 pub const PAGE_SIZE: i32 = 60;
 /// Time budget of one listing request (a page of 60 users is far below it).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Codes that mean "too fast": wait longer, slow down, try again.
-const THROTTLING_CODES: [&str; 4] = [
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-];
 
 /// How the directory waits when Cognito throttles or is briefly unavailable.
 #[derive(Debug, Clone, Copy)]
@@ -313,9 +308,9 @@ impl Directory {
                 }
                 Err(error) => error,
             };
-            let code = error.code().map(str::to_owned);
-            match (answer_for_error(&error), code.as_deref()) {
-                (_, Some(code)) if THROTTLING_CODES.contains(&code) => {
+            let failure = SdkFailure::read(&error);
+            match failure.error_code() {
+                Some(code) if is_throttling_code(code) => {
                     throttled += 1;
                     if throttled >= self.backoff.max_throttled {
                         return Err(DirectoryError::Throttled {
@@ -337,9 +332,9 @@ impl Directory {
                     );
                     tokio::time::sleep(self.backoff.wait(throttled)).await;
                 }
-                (answer, code) if is_unavailable(&answer, code) => {
+                _ if is_unavailable(&failure.answer) => {
                     unavailable += 1;
-                    let last = describe(&answer, error.message());
+                    let last = describe(&failure.answer, failure.message.as_deref());
                     if unavailable >= self.backoff.max_unavailable {
                         return Err(DirectoryError::Unavailable {
                             operation,
@@ -350,13 +345,14 @@ impl Directory {
                     tracing::warn!(operation, error = %last, "Cognito unavailable; retrying");
                     tokio::time::sleep(self.backoff.wait(unavailable)).await;
                 }
-                (answer, code) => {
+                code => {
                     return Err(DirectoryError::Refused {
                         operation,
-                        code: code.map_or_else(|| describe(&answer, None), str::to_owned),
-                        message: error
-                            .message()
-                            .map_or_else(|| describe(&answer, None), str::to_owned),
+                        code: code.map_or_else(|| describe(&failure.answer, None), str::to_owned),
+                        message: failure
+                            .message
+                            .clone()
+                            .unwrap_or_else(|| describe(&failure.answer, None)),
                     });
                 }
             }
@@ -364,11 +360,16 @@ impl Directory {
     }
 }
 
-fn is_unavailable(answer: &CognitoAnswer, code: Option<&str>) -> bool {
+/// Worth retrying a listing: timeouts, broken connections, any 5xx, and the codes that say
+/// Cognito could not decide now.
+fn is_unavailable(answer: &CognitoAnswer) -> bool {
     match answer {
         CognitoAnswer::Timeout | CognitoAnswer::Connection => true,
         CognitoAnswer::Error { status, .. } if *status >= 500 => true,
-        _ => code.is_some_and(|code| UNAVAILABLE_CODES.contains(&code)),
+        CognitoAnswer::Error {
+            code: Some(code), ..
+        } => is_unavailable_code(code),
+        _ => false,
     }
 }
 
@@ -403,15 +404,18 @@ mod tests {
 
     #[test]
     fn unavailable_is_timeouts_5xx_and_transient_codes() {
-        let error = |status| CognitoAnswer::Error { code: None, status };
-        assert!(is_unavailable(&CognitoAnswer::Timeout, None));
-        assert!(is_unavailable(&CognitoAnswer::Connection, None));
-        assert!(is_unavailable(&error(503), None));
-        assert!(is_unavailable(&error(400), Some("InternalErrorException")));
-        assert!(!is_unavailable(
-            &error(400),
-            Some("ResourceNotFoundException")
-        ));
-        assert!(!is_unavailable(&CognitoAnswer::NotSent, None));
+        let error = |code: Option<&str>, status| CognitoAnswer::Error {
+            code: code.map(str::to_owned),
+            status,
+        };
+        assert!(is_unavailable(&CognitoAnswer::Timeout));
+        assert!(is_unavailable(&CognitoAnswer::Connection));
+        assert!(is_unavailable(&error(None, 503)));
+        assert!(is_unavailable(&error(Some("InternalErrorException"), 400)));
+        assert!(!is_unavailable(&error(
+            Some("ResourceNotFoundException"),
+            400
+        )));
+        assert!(!is_unavailable(&CognitoAnswer::NotSent));
     }
 }
