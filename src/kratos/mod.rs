@@ -1,9 +1,15 @@
-//! Kratos's admin API as `import` uses it, per Kratos line (v1.3.x or v25.4.0+): the version
-//! line, batch create, lookups (by external id, by credential identifier, by ids), and the
-//! identity schema from the public API. One client, built once.
+//! Kratos's admin API as `import` uses it, per Kratos line (v1.3.x or v25.4.0+): the client
+//! (batch create, lookups by external id, credential identifier and ids, the version, the
+//! identity schema from the public API), built once; the line in `line.rs`, the batch body and
+//! its per-item answers in `batch.rs`.
+
+mod batch;
+mod line;
+
+#[cfg(test)]
+pub(crate) mod fake;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -11,85 +17,16 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::KratosSettings;
+pub use batch::{BatchBody, ItemResult};
+pub use line::{KratosLine, LineSource};
 
-#[cfg(test)]
-pub(crate) mod fake;
+use crate::config::KratosSettings;
+use batch::uuid_v4;
 
 /// Kratos refuses `PATCH /admin/identities` bodies above 5 MB.
 pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Ids per `GET /admin/identities?ids=…` (Kratos's default page holds 250).
 pub const IDS_PER_LOOKUP: usize = 100;
-
-/// The Kratos releases whose admin API differs for us: external ids, the lookup by external
-/// id and true per-item batch results exist from v25.4.0 on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KratosLine {
-    /// v1.3.x (and anything below v25.4.0): no `external_id` (a create body with one is a
-    /// 400), no lookup by external id, and a batch with a failed item is rolled back whole
-    /// while Kratos still answers `action: create` for the others.
-    Legacy,
-    /// v25.4.0 and later: `external_id`, its lookup, and true per-item batch results.
-    Current,
-}
-
-impl KratosLine {
-    /// The line of a `GET /admin/version` answer (`v1.3.1`, `25.4.0`, `v26.2.0+build`); `None`
-    /// when that is no version we can place (`master` from an unstamped build, or a
-    /// pre-release of v25.4.0 itself).
-    pub fn from_version(version: &str) -> Option<Self> {
-        let version = version.trim();
-        let version =
-            semver::Version::parse(version.strip_prefix(['v', 'V']).unwrap_or(version)).ok()?;
-        let numbers = (version.major, version.minor, version.patch);
-        // A pre-release of v25.4.0 itself may or may not have the new API: probe it.
-        if numbers == (25, 4, 0) && !version.pre.is_empty() {
-            return None;
-        }
-        Some(if numbers < (25, 4, 0) {
-            Self::Legacy
-        } else {
-            Self::Current
-        })
-    }
-
-    /// Whether create bodies may carry `external_id`.
-    pub fn accepts_external_id(self) -> bool {
-        self == Self::Current
-    }
-
-    /// Whether a batch answer can be believed item by item; on v1.3.x a failed item rolls
-    /// back the batch and the other items' `create` results must be checked.
-    pub fn batch_results_are_true(self) -> bool {
-        self == Self::Current
-    }
-
-    /// Kratos's `BatchPatchIdentitiesLimit`.
-    pub fn max_batch_items(self) -> usize {
-        match self {
-            Self::Legacy => 2000,
-            Self::Current => 1000,
-        }
-    }
-}
-
-impl fmt::Display for KratosLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Legacy => "v1.3.x",
-            Self::Current => "v25.4.0+",
-        })
-    }
-}
-
-/// How the line was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineSource {
-    /// `GET /admin/version` named it.
-    Version(String),
-    /// The version was missing or not a release (`master`): the lookup route told.
-    Probe { version: Option<String> },
-}
 
 /// An identity from `GET /admin/identities`, as far as the import needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,20 +60,6 @@ impl KratosError {
             KratosError::Malformed { .. } => false,
         }
     }
-}
-
-/// What Kratos did with one identity of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemResult {
-    Created {
-        identity_id: String,
-    },
-    /// An identity with this external id (or another unique value) exists already.
-    Conflict,
-    Failed {
-        status: Option<u16>,
-        message: String,
-    },
 }
 
 pub struct KratosAdmin {
@@ -173,7 +96,7 @@ impl KratosAdmin {
         let request = self
             .authorized(self.client.patch(url.clone()))
             .header("Content-Type", "application/json")
-            .body(batch.body.clone());
+            .body(batch.bytes().to_vec());
         let (status, body) = self.send(request, &url).await?;
         let path = url.path().to_owned();
         match status {
@@ -350,128 +273,6 @@ impl KratosAdmin {
     }
 }
 
-/// A `PATCH /admin/identities` body, serialised once (its size decides the batch split).
-#[derive(Debug, Clone)]
-pub struct BatchBody {
-    body: Vec<u8>,
-    patch_ids: Vec<String>,
-}
-
-impl Default for BatchBody {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl BatchBody {
-    const OPEN: &'static [u8] = br#"{"identities":["#;
-    const CLOSE: &'static [u8] = b"]}";
-
-    pub fn new() -> Self {
-        Self {
-            body: Self::OPEN.to_vec(),
-            patch_ids: Vec::new(),
-        }
-    }
-
-    /// The body's size if `create` (an already serialised create body) were added.
-    pub fn size_with(&self, create: &[u8]) -> usize {
-        // `,{"patch_id":"<36>","create":…}` plus the closing brackets.
-        self.body.len() + create.len() + 64 + Self::CLOSE.len()
-    }
-
-    pub fn push(&mut self, create: &[u8]) {
-        let patch_id = uuid_v4();
-        if !self.patch_ids.is_empty() {
-            self.body.push(b',');
-        }
-        self.body.extend_from_slice(br#"{"patch_id":""#);
-        self.body.extend_from_slice(patch_id.as_bytes());
-        self.body.extend_from_slice(br#"","create":"#);
-        self.body.extend_from_slice(create);
-        self.body.push(b'}');
-        self.patch_ids.push(patch_id);
-    }
-
-    pub fn len(&self) -> usize {
-        self.patch_ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.patch_ids.is_empty()
-    }
-
-    /// The finished body (the closing brackets are added on the way out).
-    pub fn finish(mut self) -> Self {
-        self.body.extend_from_slice(Self::CLOSE);
-        self
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// Kratos's per-item answers, matched by `patch_id` (falling back to position).
-    fn results_from(
-        &self,
-        answer: BatchAnswer,
-        path: &str,
-    ) -> Result<Vec<ItemResult>, KratosError> {
-        if answer.identities.len() != self.patch_ids.len() {
-            return Err(KratosError::Malformed {
-                path: path.to_owned(),
-                reason: format!(
-                    "{} results for {} identities",
-                    answer.identities.len(),
-                    self.patch_ids.len()
-                ),
-            });
-        }
-        let mut results = vec![None; self.patch_ids.len()];
-        for (position, item) in answer.identities.into_iter().enumerate() {
-            let index = item
-                .patch_id
-                .as_deref()
-                .and_then(|id| self.patch_ids.iter().position(|sent| sent == id))
-                .unwrap_or(position);
-            let result = match (item.action.as_deref(), item.identity, item.error) {
-                (Some("create"), Some(identity_id), _) => ItemResult::Created { identity_id },
-                (_, _, Some(error)) if error.code == Some(409) => ItemResult::Conflict,
-                (_, _, error) => ItemResult::Failed {
-                    status: error.as_ref().and_then(|error| error.code),
-                    message: error.map(ErrorBody::text).unwrap_or_else(|| {
-                        "Kratos reported neither an identity nor an error".into()
-                    }),
-                },
-            };
-            results[index] = Some(result);
-        }
-        results
-            .into_iter()
-            .map(|result| {
-                result.ok_or_else(|| KratosError::Malformed {
-                    path: path.to_owned(),
-                    reason: "two results for one patch_id".to_owned(),
-                })
-            })
-            .collect()
-    }
-}
-
-#[derive(Deserialize)]
-struct BatchAnswer {
-    #[serde(default)]
-    identities: Vec<ItemAnswer>,
-}
-
-#[derive(Deserialize)]
-struct ItemAnswer {
-    action: Option<String>,
-    identity: Option<String>,
-    patch_id: Option<String>,
-    error: Option<ErrorBody>,
-}
-
 /// Kratos's error object (herodot's `DefaultError`), alone or under `"error"`.
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -577,11 +378,6 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// A random UUID v4 in its text form (Kratos's `patch_id` is `format: uuid`).
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -608,51 +404,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn batch_bodies_are_json_with_a_patch_id_per_item() {
-        let mut batch = BatchBody::new();
-        batch.push(br#"{"schema_id":"default","traits":{}}"#);
-        batch.push(br#"{"schema_id":"default","traits":{"a":1}}"#);
-        let batch = batch.finish();
-        let body: Value = serde_json::from_slice(batch.bytes()).unwrap();
-        let items = body["identities"].as_array().unwrap();
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[1]["create"]["traits"]["a"], 1);
-        let id = items[0]["patch_id"].as_str().unwrap();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(batch.size_with(b"{}") > batch.bytes().len());
-    }
-
-    #[test]
-    fn per_item_answers_are_matched_by_patch_id() {
-        let mut batch = BatchBody::new();
-        batch.push(b"{}");
-        batch.push(b"{}");
-        batch.push(b"{}");
-        let ids = batch.patch_ids.clone();
-        let answer: BatchAnswer = serde_json::from_value(serde_json::json!({"identities": [
-            {"action": "error", "patch_id": ids[2], "error": {"code": 400, "message": "bad traits", "reason": "email missing"}},
-            {"action": "create", "patch_id": ids[0], "identity": "id-0"},
-            {"action": "error", "patch_id": ids[1], "error": {"code": 409, "message": "exists"}},
-        ]}))
-        .unwrap();
-        let results = batch.results_from(answer, "/admin/identities").unwrap();
-        assert_eq!(
-            results,
-            [
-                ItemResult::Created {
-                    identity_id: "id-0".into()
-                },
-                ItemResult::Conflict,
-                ItemResult::Failed {
-                    status: Some(400),
-                    message: "bad traits: email missing".into()
-                },
-            ]
-        );
-    }
-
-    #[test]
     fn error_messages_come_from_error_generic_or_the_raw_body() {
         assert_eq!(
             error_message(
@@ -662,48 +413,6 @@ pub(crate) mod tests {
         );
         assert_eq!(error_message(b"upstream down"), "upstream down");
         assert_eq!(error_message(b""), "no body");
-    }
-
-    #[test]
-    fn versions_below_v25_4_0_are_the_legacy_line() {
-        let cases = [
-            ("v1.3.1", Some(KratosLine::Legacy)),
-            ("1.3.0", Some(KratosLine::Legacy)),
-            ("v1.0.0", Some(KratosLine::Legacy)),
-            ("v0.13.0", Some(KratosLine::Legacy)),
-            ("v1.3.1-pre.0", Some(KratosLine::Legacy)),
-            ("v25.3.9", Some(KratosLine::Legacy)),
-            (" v25.4.0 ", Some(KratosLine::Current)),
-            ("V25.4.0", Some(KratosLine::Current)),
-            ("v25.4.1", Some(KratosLine::Current)),
-            ("v26.2.0", Some(KratosLine::Current)),
-            ("v26.2.0+build.7", Some(KratosLine::Current)),
-            ("v100.0.0", Some(KratosLine::Current)),
-            ("v25.4.0-pre.1", None),
-            ("master", None),
-            ("", None),
-            ("v1.3", None),
-            ("v1.3.1.4", None),
-            ("v1.x.1", None),
-            ("v+1.3.1", None),
-            ("v1.3.1-", None),
-            ("v99999999999999999999999.0.0", None),
-        ];
-        for (version, line) in cases {
-            assert_eq!(KratosLine::from_version(version), line, "{version:?}");
-        }
-        assert!(!KratosLine::Legacy.accepts_external_id());
-        assert!(KratosLine::Current.accepts_external_id());
-        assert_eq!(KratosLine::Legacy.max_batch_items(), 2000);
-        assert_eq!(KratosLine::Current.max_batch_items(), 1000);
-        assert!(
-            crate::config::MAX_BATCH_SIZE
-                <= KratosLine::Legacy
-                    .max_batch_items()
-                    .min(KratosLine::Current.max_batch_items()),
-            "import.batch_size stays within both lines' limit"
-        );
-        assert_eq!(KratosLine::Legacy.to_string(), "v1.3.x");
     }
 
     pub(crate) fn client(url: &Url) -> KratosAdmin {
