@@ -1,7 +1,8 @@
 //! Kratos's admin API as `import` uses it, per Kratos line (v1.3.x or v25.4.0+): the client
 //! (batch create, lookups by external id, credential identifier and ids, the version, the
 //! identity schema from the public API), built once; the line in `line.rs`, the batch body and
-//! its per-item answers in `batch.rs`.
+//! its per-item answers in `batch.rs`. Over 400 lines: half of it is the client's tests,
+//! which start Kratos fakes on loopback.
 
 mod batch;
 mod line;
