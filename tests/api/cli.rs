@@ -43,8 +43,12 @@ fn serve_refuses_to_start_without_api_keys() {
     )
     .output()
     .unwrap();
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a configuration error: {stderr}"
+    );
     assert!(stderr.contains("hooks.api_keys"), "{stderr}");
 }
 
@@ -193,8 +197,12 @@ fn serve_names_missing_cognito_settings() {
     )
     .output()
     .unwrap();
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a configuration error: {stderr}"
+    );
     assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
 }
 
@@ -235,7 +243,13 @@ fn invalid_values_and_missing_files_are_named() {
 fn migrate_creates_the_default_sqlite_database_and_report_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(&dir, &["report"], &[]).output().unwrap();
-    assert!(!output.status.success(), "report does not create tables");
+    // A runtime error (1), not a configuration error (2).
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "report does not create tables: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("cognito-bridge migrate"));
 
     let output = bridge(&dir, &["migrate"], &[]).output().unwrap();

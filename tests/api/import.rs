@@ -177,9 +177,15 @@ async fn a_full_import_creates_every_user_once_and_a_rerun_is_a_delta_sync(backe
         ),
         (0, 0, 0)
     );
-    assert!(summary.counters.pages >= 5, "{summary:?}");
+    // 260 users at ListUsers's 60 per page: four full pages and one of 20.
+    assert_eq!(summary.counters.pages, 5, "{summary:?}");
     assert_no_contract_violations(&kratos);
-    assert!(kratos.batch_sizes().iter().all(|size| *size <= 100));
+    let batches = kratos.batch_sizes();
+    assert_eq!(batches.iter().sum::<usize>(), SEEDED, "{batches:?}");
+    assert!(
+        batches.iter().all(|size| (1..=100).contains(size)),
+        "{batches:?}"
+    );
 
     // Every user exactly once, flagged, linked by sub, traits and state mapped.
     let identities = kratos.identities();
