@@ -109,7 +109,10 @@ async fn failures_expire_with_the_window(backend: Backend) {
     }
     assert_refused(&app.login("carol", PASSWORD).await);
     assert_eq!(fake.calls("carol"), 3);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The 2 s window plus 600 ms: the failures' times are stamped by the store (the database's
+    // clock on Postgres) a little after this test sent them, so 100 ms of margin was not
+    // enough on a loaded machine. Only a lower bound: a slower wait cannot break it.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_match(&app.login("carol", PASSWORD).await);
     assert_eq!(fake.calls("carol"), 4);
 }
@@ -236,7 +239,9 @@ async fn an_ipv6_client_counts_by_its_slash_64(backend: Backend) {
 }
 
 /// Send `count` wrong guesses for `user` at once, spread over `apps`; Cognito answers each
-/// only after 300 ms, so every guess is in flight before any is answered.
+/// only after 1 s, so every guess is in flight before any is answered even when a loaded
+/// machine takes a few hundred ms to send 30 requests (with 300 ms, late guesses found the
+/// first ones settled, and the test no longer tested the reservation).
 async fn concurrent_wrong_guesses(apps: &[&TestApp], user: &str, count: usize) -> Vec<HookAnswer> {
     join_all((0..count).map(|i| apps[i % apps.len()].login(user, WRONG))).await
 }
@@ -245,7 +250,7 @@ fn slow_fake_user(fake: &CognitoFake, user: &str) {
     fake.user(
         user,
         PASSWORD,
-        Script::delay(Duration::from_millis(300), Script::Authenticate),
+        Script::delay(Duration::from_secs(1), Script::Authenticate),
     );
 }
 
@@ -389,13 +394,18 @@ async fn the_quota_guard_keeps_cognito_under_max_rps() {
         "answers {statuses:?} in {elapsed:?}; Cognito saw {calls} calls, at most {worst_second} \
          in one second"
     );
-    // GCRA admits at most BURST + MAX_RPS calls in any one second; the fake timestamps
-    // arrivals, so loopback jitter of a few ms can pull one more call into a window.
+    // GCRA admits at most BURST + MAX_RPS calls in any one second of the server's clock;
+    // the fake stamps arrivals, and on a loaded two-core machine a call can reach it up to a
+    // few hundred ms after it was admitted, pulling calls admitted later into one window.
+    // Allow 250 ms of that (MAX_RPS / 4 calls): a limiter that does not limit lets all
+    // 200 calls through within a second, far above it.
+    const JITTER_CALLS: usize = MAX_RPS / 4;
     assert!(
-        worst_second <= MAX_RPS + BURST + 1,
+        worst_second <= MAX_RPS + BURST + JITTER_CALLS,
         "{worst_second} calls in one second"
     );
-    // All calls (every user) over the whole run stay within the rate plus the burst.
+    // All calls (every user) over the whole run stay within the rate plus the burst (this
+    // test's `elapsed` spans every admission, so jitter does not matter here).
     let budget = BURST as f64 + MAX_RPS as f64 * elapsed.as_secs_f64();
     assert!(
         (calls as f64) <= budget + 1.0,
