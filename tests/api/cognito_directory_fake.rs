@@ -40,6 +40,9 @@ pub struct DirectoryOptions {
     pub throttle_first: usize,
     /// `DescribeUserPool`'s `EstimatedNumberOfUsers`; `None`: the current number of users.
     pub estimated_users: Option<usize>,
+    /// `UserStatus` of chosen users (`RESET_REQUIRED`, `UNCONFIRMED`, …) instead of
+    /// [`synthetic_status`].
+    pub statuses: HashMap<usize, &'static str>,
 }
 
 impl Default for DirectoryOptions {
@@ -50,6 +53,7 @@ impl Default for DirectoryOptions {
             groups: 0,
             throttle_first: 0,
             estimated_users: None,
+            statuses: HashMap::new(),
         }
     }
 }
@@ -156,6 +160,16 @@ struct Shared {
     request_ids: AtomicU64,
     list_users_calls: Mutex<Vec<Instant>>,
     calls: Mutex<HashMap<String, usize>>,
+    statuses: HashMap<usize, &'static str>,
+}
+
+impl Shared {
+    fn status_of(&self, i: usize) -> &'static str {
+        self.statuses
+            .get(&i)
+            .copied()
+            .unwrap_or_else(|| synthetic_status(i))
+    }
 }
 
 pub struct CognitoDirectoryFake {
@@ -181,6 +195,7 @@ impl CognitoDirectoryFake {
             request_ids: AtomicU64::new(0),
             list_users_calls: Mutex::new(Vec::new()),
             calls: Mutex::new(HashMap::new()),
+            statuses: options.statuses,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the directory fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -450,7 +465,7 @@ const ATTRIBUTES: [AttributeSource; 6] = [
     ("custom:tenant", synthetic_tenant),
 ];
 
-fn user(i: usize, attributes_to_get: Option<&[Value]>) -> User<'static> {
+fn user(i: usize, status: &'static str, attributes_to_get: Option<&[Value]>) -> User<'static> {
     let wanted = |name: &str| {
         attributes_to_get.is_none_or(|names| names.iter().any(|n| n.as_str() == Some(name)))
     };
@@ -467,7 +482,7 @@ fn user(i: usize, attributes_to_get: Option<&[Value]>) -> User<'static> {
         user_create_date: synthetic_create_date(i),
         user_last_modified_date: synthetic_last_modified_date(i),
         enabled: synthetic_enabled(i),
-        user_status: synthetic_status(i),
+        user_status: status,
     }
 }
 
@@ -500,7 +515,9 @@ fn list_users(input: &Value, shared: &Shared) -> Result<Answer, Answer> {
     let start = redeem_token(shared, input, "PaginationToken", "u", total)?;
     let end = (start + limit).min(total);
     Ok(Answer::ok(&ListUsersOutput {
-        users: (start..end).map(|i| user(i, attributes_to_get)).collect(),
+        users: (start..end)
+            .map(|i| user(i, shared.status_of(i), attributes_to_get))
+            .collect(),
         pagination_token: (end < total).then(|| issue_token(shared, "u", end)),
     }))
 }
@@ -577,7 +594,10 @@ fn list_users_in_group(input: &Value, shared: &Shared) -> Result<Answer, Answer>
     let end = (start + limit).min(members);
     Ok(Answer::ok(&ListUsersInGroupOutput {
         users: (start..end)
-            .map(|k| user(group + k * shared.groups, None))
+            .map(|k| {
+                let i = group + k * shared.groups;
+                user(i, shared.status_of(i), None)
+            })
             .collect(),
         next_token: (end < members).then(|| issue_token(shared, &kind, end)),
     }))

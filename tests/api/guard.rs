@@ -323,6 +323,96 @@ async fn two_instances_on_one_postgres_share_the_count() {
     assert_eq!(fake.calls("frank"), 5);
 }
 
+/// `cognito_bridge_cognito_quota_refusals_total{limit="<limit>"}` from `/metrics` (0 when
+/// the series is absent).
+async fn quota_refusals(app: &TestApp, limit: &str) -> u64 {
+    let (_, metrics) = app.get_text("/metrics").await;
+    let prefix = format!("cognito_bridge_cognito_quota_refusals_total{{limit=\"{limit}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| value.trim().parse().expect("a counter value"))
+}
+
+/// `cognito.max_concurrency` (README "Protection"): with one slot, of four calls sent at once
+/// for users Cognito never answers, one holds the slot until its deadline and the others,
+/// whose deadlines end first, are refused with 424 `cognito_over_quota` without reaching
+/// Cognito; each refusal is counted under `limit="concurrency"` and recorded `over_quota`.
+/// With `max_rps = 1`, calls sent at once beyond the first token are refused under
+/// `limit="rate"`.
+#[tokio::test]
+async fn the_quota_guard_refuses_over_max_concurrency_and_labels_each_limit() {
+    const CALLS: usize = 4;
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    let users: Vec<String> = (0..CALLS).map(|i| format!("hangs-{i}")).collect();
+    for user in &users {
+        fake.user(user, PASSWORD, Script::Hang);
+    }
+    // 4 s: a waiter gives up `min_attempt` (200 ms) before the holder's Cognito deadline, so
+    // every call that arrives within 200 ms of the first is refused; sent together, they do
+    // even on a loaded machine.
+    // A Cognito timeout past the deadline: an admitted call makes one call and no retry, so
+    // every refusal the metric counts is one of the answers.
+    let mut app_options = options(Backend::Sqlite, &fake)
+        .with("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", 10_000)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_CONCURRENCY", 1)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", 10_000)
+        .with("COGNITO_BRIDGE__COGNITO__BURST", 1_000);
+    app_options.deadline_ms = 4000;
+    let app = spawn_app(app_options).await;
+
+    let answers = join_all(users.iter().map(|user| app.login(user, PASSWORD))).await;
+    let refused = answers
+        .iter()
+        .filter(|answer| answer.body["error"] == "cognito_over_quota")
+        .count();
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::FAILED_DEPENDENCY, "{answer:?}");
+        assert!(
+            ["cognito_over_quota", "cognito_unavailable"]
+                .contains(&answer.body["error"].as_str().unwrap_or("")),
+            "{answer:?}"
+        );
+    }
+    assert!(
+        refused >= 1,
+        "no call was refused for want of a slot: {answers:?}"
+    );
+    // Every call either reached Cognito (and timed out there) or was refused before it.
+    assert_eq!(fake.total_calls() + refused, CALLS, "{answers:?}");
+    assert_eq!(quota_refusals(&app, "concurrency").await, refused as u64);
+    assert_eq!(quota_refusals(&app, "rate").await, 0);
+    let attempts = app.store.recent_attempts(10).await.unwrap();
+    assert_eq!(attempts.len(), CALLS);
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.outcome == "over_quota" && a.cognito_calls == 0)
+            .count(),
+        refused,
+        "{attempts:?}"
+    );
+
+    // The rate limit: one token a second, a 500 ms deadline; of three calls sent at once the
+    // first takes the token and the others cannot get one within their deadline.
+    let fake = fake_with(&["rate-a", "rate-b", "rate-c"]).await;
+    let mut app_options = options(Backend::Sqlite, &fake)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", 1)
+        .with("COGNITO_BRIDGE__COGNITO__BURST", 1);
+    app_options.deadline_ms = 500;
+    let app = spawn_app(app_options).await;
+    let answers =
+        join_all(["rate-a", "rate-b", "rate-c"].map(|user| app.login(user, PASSWORD))).await;
+    let refused = answers
+        .iter()
+        .filter(|answer| answer.body["error"] == "cognito_over_quota")
+        .count();
+    assert!(refused >= 1, "{answers:?}");
+    assert_eq!(fake.total_calls() + refused, 3, "{answers:?}");
+    assert_eq!(quota_refusals(&app, "rate").await, refused as u64);
+    assert_eq!(quota_refusals(&app, "concurrency").await, 0);
+}
+
 /// 200 concurrent hook calls against `max_rps = 20`: Cognito never sees more than the rate
 /// plus the burst in any second, and every answer is a decision or a 424.
 #[tokio::test]

@@ -17,6 +17,7 @@ use crate::cognito_directory_fake::{
     CognitoDirectoryFake, DirectoryOptions, synthetic_email, synthetic_sub, synthetic_tenant,
     synthetic_username,
 };
+use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
 use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
 use crate::moto::{self, Pool, SeedUser};
@@ -1391,4 +1392,80 @@ async fn a_running_import_renews_its_lease_and_stops_when_it_is_lost(backend: Ba
         lease.holder, "elsewhere, pid 1",
         "not released by the loser"
     );
+}
+
+on_both_backends!(
+    federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a_hook_match
+);
+
+/// README "What import does": a federated user (`EXTERNAL_PROVIDER`) is `skipped` (no
+/// password to migrate); `RESET_REQUIRED`, `UNCONFIRMED` and `COMPROMISED` users are
+/// `needs_recovery`, and a hook call that Cognito accepts still migrates them.
+async fn federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a_hook_match(
+    backend: Backend,
+) {
+    const PASSWORD: &str = "Recovered-Horse-4";
+    // User 96 is EXTERNAL_PROVIDER (`synthetic_status`); 49 is disabled.
+    let federated = 96;
+    let recovery = [
+        (10, "RESET_REQUIRED"),
+        (11, "UNCONFIRMED"),
+        (12, "COMPROMISED"),
+    ];
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions {
+            users: 100,
+            statuses: recovery.into_iter().collect(),
+            ..DirectoryOptions::default()
+        },
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_no_contract_violations(&kratos);
+    let store = open_store(&database).await;
+    let state_of = async |i: usize| {
+        store
+            .user(&synthetic_username(i))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("user {i} has a row"))
+            .state
+    };
+    assert_eq!(state_of(federated).await, UserState::Skipped);
+    for (i, status) in recovery {
+        assert_eq!(state_of(i).await, UserState::NeedsRecovery, "{status}");
+    }
+    assert_eq!(state_of(0).await, UserState::Pending, "a CONFIRMED user");
+    assert_eq!(state_of(49).await, UserState::Inactive, "a disabled user");
+    let progress = store.progress().await.unwrap();
+    assert_eq!(progress.states["skipped"], 1, "{progress:?}");
+    assert_eq!(progress.states["needs_recovery"], 3, "{progress:?}");
+
+    // The hook, on the same database: Cognito accepts each one's password.
+    let cognito = CognitoFake::start(FakeConfig::default()).await;
+    for (i, _) in recovery {
+        cognito.user(&synthetic_username(i), PASSWORD, Script::Authenticate);
+    }
+    let mut options = AppOptions::new(
+        backend,
+        &cognito.endpoint,
+        cognito_fake::POOL_ID,
+        cognito_fake::CLIENT_ID,
+    );
+    options.shared_database = Some(database.url.clone());
+    let app = spawn_app(options).await;
+    for (i, status) in recovery {
+        assert_match(&app.login(&synthetic_username(i), PASSWORD).await);
+        let record = store.user(&synthetic_username(i)).await.unwrap().unwrap();
+        assert_eq!(record.state, UserState::Migrated, "{status}");
+        assert_eq!(record.migrated_via.as_deref(), Some("hook"), "{status}");
+    }
+    assert_eq!(cognito.total_calls(), recovery.len());
 }
