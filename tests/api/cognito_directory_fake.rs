@@ -161,6 +161,9 @@ struct Shared {
     list_users_calls: Mutex<Vec<Instant>>,
     calls: Mutex<HashMap<String, usize>>,
     statuses: HashMap<usize, &'static str>,
+    /// While set, `ListUsers` answers 500 `InternalErrorException` (see `fail_list_users`).
+    failing: std::sync::atomic::AtomicBool,
+    failed: AtomicUsize,
 }
 
 impl Shared {
@@ -196,6 +199,8 @@ impl CognitoDirectoryFake {
             list_users_calls: Mutex::new(Vec::new()),
             calls: Mutex::new(HashMap::new()),
             statuses: options.statuses,
+            failing: std::sync::atomic::AtomicBool::new(false),
+            failed: AtomicUsize::new(0),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the directory fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -254,6 +259,17 @@ impl CognitoDirectoryFake {
     /// `ListUsers`, with later creation dates, and join groups by the same rule.
     pub fn add_users(&self, n: usize) {
         self.shared.users.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// From now on (`true`) or no longer (`false`), `ListUsers` answers 500
+    /// `InternalErrorException`, as Cognito does when it is down.
+    pub fn fail_list_users(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// `ListUsers` calls answered 500 by `fail_list_users`.
+    pub fn failed_list_users(&self) -> usize {
+        self.shared.failed.load(Ordering::SeqCst)
     }
 
     /// The next `n` `ListUsers` calls answer `TooManyRequestsException` (replacing any
@@ -349,6 +365,10 @@ fn answer(request: &HttpRequest, body: &[u8], shared: &Shared) -> Answer {
         if throttle {
             shared.throttled.fetch_add(1, Ordering::SeqCst);
             return Answer::error("TooManyRequestsException", "Too many requests");
+        }
+        if shared.failing.load(Ordering::SeqCst) {
+            shared.failed.fetch_add(1, Ordering::SeqCst);
+            return Answer::error("InternalErrorException", "directory fake: down");
         }
     }
     let Ok(input) = serde_json::from_slice::<Value>(body) else {

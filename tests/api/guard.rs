@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{
-    AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, spawn_app,
+    AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, import_users,
+    spawn_app,
 };
 
 const PASSWORD: &str = "Right-Password-1";
@@ -20,6 +21,7 @@ on_both_backends!(
     failures_expire_with_the_window,
     a_match_clears_the_identifier_count,
     spellings_of_one_user_share_a_count,
+    an_imported_users_email_and_username_share_a_count,
     the_client_ip_limit_spans_users,
     spoofed_forwarded_entries_do_not_escape_the_ip_limit,
     an_ipv6_client_counts_by_its_slash_64,
@@ -145,6 +147,42 @@ async fn spellings_of_one_user_share_a_count(backend: Backend) {
     }
     assert_refused(&app.login("erin", PASSWORD).await);
     assert_eq!(fake.total_calls(), 5);
+}
+
+/// README "Protection": for an imported user, the e-mail and the username are one identifier
+/// to the per-user count: failures typed as either add up, and Cognito is asked under the
+/// username each time.
+async fn an_imported_users_email_and_username_share_a_count(backend: Backend) {
+    let fake = fake_with(&["frank"]).await;
+    let app = spawn_app(options(backend, &fake)).await;
+    import_users(
+        app.store.as_ref(),
+        &[(
+            "frank",
+            Some("frank@example.com"),
+            "sub-frank",
+            "identity-frank",
+        )],
+    )
+    .await;
+
+    for identifier in [
+        "frank",
+        "frank@example.com",
+        "Frank@Example.com",
+        "frank",
+        "frank@example.com",
+    ] {
+        assert_no_match(&app.login(identifier, WRONG).await);
+    }
+    assert_refused(&app.login("frank@example.com", PASSWORD).await);
+    assert_refused(&app.login("frank", PASSWORD).await);
+    assert_eq!(fake.calls("frank"), 5);
+    assert_eq!(
+        fake.total_calls(),
+        5,
+        "Cognito was asked under the username only"
+    );
 }
 
 /// A login whose body forwards `address` as the client's (`client_ip`, read like one
@@ -555,6 +593,19 @@ async fn context_data_is_sent_when_configured() {
         } else {
             assert!(request.get("ContextData").is_none(), "{request}");
         }
+        // Without a client address (no `client_ip`, no forwarded headers) there is no
+        // ContextData to send, even when configured: the peer's address is Kratos's.
+        let answer = app
+            .post_hook(&json!({"identifier": "grace", "password": PASSWORD}))
+            .await;
+        assert_no_match(&answer);
+        let bodies = capture.bodies();
+        assert_eq!(bodies.len(), 2);
+        let request: Value = serde_json::from_slice(&bodies[1]).unwrap();
+        assert!(
+            request.get("ContextData").is_none(),
+            "send={send}: {request}"
+        );
     }
 }
 

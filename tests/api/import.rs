@@ -1469,3 +1469,50 @@ async fn federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a
     }
     assert_eq!(cognito.total_calls(), recovery.len());
 }
+
+on_both_backends!(cognito_answering_5xx_stops_the_import_resumably);
+
+/// README "import": when Cognito keeps answering 5xx while users are listed, the run stops
+/// (interrupted, after `max_unavailable` tries) with its place kept, and `--resume` finishes
+/// it without creating anyone twice.
+async fn cognito_answering_5xx_stops_the_import_resumably(backend: Backend) {
+    const USERS: usize = 3000;
+    // 50 pages at 30/s: about 1.7 s of listing, time enough to make Cognito fail midway.
+    let (cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(USERS),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 500\n",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            backoff: Backoff {
+                max_unavailable: 3,
+                ..fast_backoff()
+            },
+            ..ImportOptions::default()
+        },
+    );
+    let outage = async {
+        eventually("two pages listed", || cognito.calls("ListUsers") >= 2).await;
+        cognito.fail_list_users(true);
+    };
+    let (first, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), first), outage);
+    let error = first.expect("the import stops").unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    assert_eq!(cognito.failed_list_users(), 3, "max_unavailable tries");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.next_token.is_some(), "the place is kept: {run:?}");
+    let created_before = kratos.creates();
+    assert!(created_before < USERS, "the run stopped early");
+
+    cognito.fail_list_users(false);
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS, "every user created exactly once");
+    assert_no_contract_violations(&kratos);
+}

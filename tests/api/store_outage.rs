@@ -356,6 +356,11 @@ async fn postgres_down_for_a_while_then_back() {
     let warm = batch(&app, 3, 3).await;
     assert_decided(&warm);
     assert_written(&database, &warm).await;
+    assert_eq!(
+        store_errors(&app).await,
+        0,
+        "no store error before the outage"
+    );
 
     // Down, as in a restart: connections closed, new ones refused, for about two seconds.
     let down_at = Instant::now();
@@ -374,7 +379,13 @@ async fn postgres_down_for_a_while_then_back() {
         observed
     };
     let (observed, (ready_status, ready_body)) = tokio::join!(calls, app.get("/health/ready"));
+    // README "Protection": with the store down, attempts still go through to Cognito and
+    // get its verdict, and `store_errors_total` rises.
     assert_decided(&observed);
+    assert!(
+        store_errors(&app).await > 0,
+        "store_errors_total did not rise during the outage"
+    );
     assert_eq!(
         ready_status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -399,6 +410,19 @@ async fn postgres_down_for_a_while_then_back() {
     );
     let (status, body) = app.get("/health/ready").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// `cognito_bridge_store_errors_total`, summed over its `operation` labels.
+async fn store_errors(app: &TestApp) -> u64 {
+    let (_, metrics) = app.get_text("/metrics").await;
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("cognito_bridge_store_errors_total{"))
+        .map(|line| {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            value.parse::<u64>().expect("a counter value")
+        })
+        .sum()
 }
 
 /// The brute-force guard holds while the database is down: the in-process windows refuse
