@@ -43,6 +43,9 @@ pub struct DirectoryOptions {
     /// `UserStatus` of chosen users (`RESET_REQUIRED`, `UNCONFIRMED`, …) instead of
     /// [`synthetic_status`].
     pub statuses: HashMap<usize, &'static str>,
+    /// When above 0, every user also has `custom:bio`, this many `x`s (to make identities
+    /// large).
+    pub padding: usize,
 }
 
 impl Default for DirectoryOptions {
@@ -54,6 +57,7 @@ impl Default for DirectoryOptions {
             throttle_first: 0,
             estimated_users: None,
             statuses: HashMap::new(),
+            padding: 0,
         }
     }
 }
@@ -164,6 +168,7 @@ struct Shared {
     /// While set, `ListUsers` answers 500 `InternalErrorException` (see `fail_list_users`).
     failing: std::sync::atomic::AtomicBool,
     failed: AtomicUsize,
+    padding: usize,
 }
 
 impl Shared {
@@ -201,6 +206,7 @@ impl CognitoDirectoryFake {
             statuses: options.statuses,
             failing: std::sync::atomic::AtomicBool::new(false),
             failed: AtomicUsize::new(0),
+            padding: options.padding,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the directory fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -485,20 +491,32 @@ const ATTRIBUTES: [AttributeSource; 6] = [
     ("custom:tenant", synthetic_tenant),
 ];
 
-fn user(i: usize, status: &'static str, attributes_to_get: Option<&[Value]>) -> User<'static> {
+fn user(
+    i: usize,
+    status: &'static str,
+    padding: usize,
+    attributes_to_get: Option<&[Value]>,
+) -> User<'static> {
     let wanted = |name: &str| {
         attributes_to_get.is_none_or(|names| names.iter().any(|n| n.as_str() == Some(name)))
     };
+    let mut attributes: Vec<Attribute<'static>> = ATTRIBUTES
+        .iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, value)| Attribute {
+            name,
+            value: value(i),
+        })
+        .collect();
+    if padding > 0 && wanted("custom:bio") {
+        attributes.push(Attribute {
+            name: "custom:bio",
+            value: "x".repeat(padding),
+        });
+    }
     User {
         username: synthetic_username(i),
-        attributes: ATTRIBUTES
-            .iter()
-            .filter(|(name, _)| wanted(name))
-            .map(|(name, value)| Attribute {
-                name,
-                value: value(i),
-            })
-            .collect(),
+        attributes,
         user_create_date: synthetic_create_date(i),
         user_last_modified_date: synthetic_last_modified_date(i),
         enabled: synthetic_enabled(i),
@@ -536,7 +554,7 @@ fn list_users(input: &Value, shared: &Shared) -> Result<Answer, Answer> {
     let end = (start + limit).min(total);
     Ok(Answer::ok(&ListUsersOutput {
         users: (start..end)
-            .map(|i| user(i, shared.status_of(i), attributes_to_get))
+            .map(|i| user(i, shared.status_of(i), shared.padding, attributes_to_get))
             .collect(),
         pagination_token: (end < total).then(|| issue_token(shared, "u", end)),
     }))
@@ -616,7 +634,7 @@ fn list_users_in_group(input: &Value, shared: &Shared) -> Result<Answer, Answer>
         users: (start..end)
             .map(|k| {
                 let i = group + k * shared.groups;
-                user(i, shared.status_of(i), None)
+                user(i, shared.status_of(i), shared.padding, None)
             })
             .collect(),
         next_token: (end < members).then(|| issue_token(shared, &kind, end)),

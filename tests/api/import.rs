@@ -1516,3 +1516,39 @@ async fn cognito_answering_5xx_stops_the_import_resumably(backend: Backend) {
     assert_eq!(kratos.creates(), USERS, "every user created exactly once");
     assert_no_contract_violations(&kratos);
 }
+
+/// README "import": a batch is also split so that its body stays under Kratos's 5 MB cap
+/// (`PATCH /admin/identities` answers 413 above it), whatever `import.batch_size` says.
+#[tokio::test]
+async fn batches_are_split_under_kratoss_5_mb_cap() {
+    const USERS: usize = 1200;
+    // About 6 KB per identity: 1000 of them would be about 6 MB.
+    let (_cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            users: USERS,
+            padding: 6000,
+            ..DirectoryOptions::default()
+        },
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 1000\n[import.traits]\nemail = \"email\"\nbio = \"custom:bio\"\n",
+    )
+    .await;
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(summary.counters.created, USERS as i64, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS);
+    // No 413 (the double records one as a contract violation) and no batch near 1000.
+    assert_no_contract_violations(&kratos);
+    let batches = kratos.batch_sizes();
+    assert_eq!(batches.iter().sum::<usize>(), USERS, "{batches:?}");
+    let most = 5 * 1024 * 1024 / 6000;
+    assert!(
+        batches.iter().all(|size| (1..=most).contains(size)),
+        "a batch above {most} identities of 6 KB: {batches:?}"
+    );
+    assert!(batches.len() >= 2, "{batches:?}");
+}
