@@ -210,23 +210,7 @@ impl CognitoDirectoryFake {
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the directory fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(serve))
-        })
-        .workers(2)
-        // Longer than the SDK client's idle-connection timeout (50 s), so the client never
-        // reuses a connection the server has just closed.
-        .keep_alive(Duration::from_secs(120))
-        .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .expect("listen on the directory fake's socket")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = listen(listener, shared.clone());
         Self {
             endpoint,
             user_pool_id: options.user_pool_id,
@@ -235,6 +219,43 @@ impl CognitoDirectoryFake {
         }
     }
 
+    /// Stop answering: open connections are dropped and new ones refused, as when Cognito
+    /// cannot be reached, until [`come_back`](Self::come_back).
+    pub async fn go_away(&mut self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Listen again on the same port, with the same users, counters and pagination tokens.
+    pub fn come_back(&mut self) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let listener = std::net::TcpListener::bind(address).expect("listen again on the same port");
+        self.handle = listen(listener, self.shared.clone());
+    }
+}
+
+/// Serve `shared` on `listener` with two actix workers, in a task of the current runtime.
+fn listen(listener: std::net::TcpListener, shared: Arc<Shared>) -> ServerHandle {
+    let data = web::Data::from(shared);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(serve))
+    })
+    .workers(2)
+    // Longer than the SDK client's idle-connection timeout (50 s), so the client never
+    // reuses a connection the server has just closed.
+    .keep_alive(Duration::from_secs(120))
+    .disable_signals()
+    .shutdown_timeout(0)
+    .listen(listener)
+    .expect("listen on the directory fake's socket")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
+}
+
+impl CognitoDirectoryFake {
     /// When each `ListUsers` call arrived, throttled and rejected ones included.
     pub fn list_users_calls(&self) -> Vec<Instant> {
         self.shared.list_users_calls.lock().unwrap().clone()

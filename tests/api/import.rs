@@ -1552,3 +1552,47 @@ async fn batches_are_split_under_kratoss_5_mb_cap() {
     );
     assert!(batches.len() >= 2, "{batches:?}");
 }
+
+on_both_backends!(cognito_unreachable_stops_the_import_resumably);
+
+/// README "import": when Cognito cannot be reached while users are listed (connections
+/// refused), the run stops interrupted with its place kept, and `--resume` finishes it once
+/// Cognito is back, creating nobody twice.
+async fn cognito_unreachable_stops_the_import_resumably(backend: Backend) {
+    const USERS: usize = 3000;
+    let (mut cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(USERS),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 500\n",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            backoff: Backoff {
+                max_unavailable: 3,
+                ..fast_backoff()
+            },
+            ..ImportOptions::default()
+        },
+    );
+    let outage = async {
+        eventually("two pages listed", || cognito.calls("ListUsers") >= 2).await;
+        cognito.go_away().await;
+    };
+    let (first, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), first), outage);
+    let error = first.expect("the import stops").unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.next_token.is_some(), "the place is kept: {run:?}");
+    assert!(kratos.creates() < USERS, "the run stopped early");
+
+    cognito.come_back();
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS, "every user created exactly once");
+    assert_no_contract_violations(&kratos);
+}
