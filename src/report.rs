@@ -215,8 +215,83 @@ mod tests {
         assert!(json["imports"][0].get("next_token").is_none());
     }
 
+    /// Every state with a count of its own (and its share of 15), so a row that shows another
+    /// state's count, or no row, is seen.
+    fn progress_with_every_state() -> (Progress, [(&'static str, i64, &'static str); 5]) {
+        let expected = [
+            ("pending", 4, "26.7%"),
+            ("migrated", 3, "20.0%"),
+            ("needs_recovery", 2, "13.3%"),
+            ("inactive", 1, "6.7%"),
+            ("skipped", 5, "33.3%"),
+        ];
+        let progress = Progress {
+            total: 15,
+            states: expected
+                .iter()
+                .map(|(state, count, _)| (*state, *count))
+                .collect(),
+            mfa_dropped: 2,
+            attempts: AttemptCounts::default(),
+        };
+        (progress, expected)
+    }
+
     #[test]
-    fn table_and_csv_show_every_state() {
+    fn table_and_csv_show_every_state_with_its_count() {
+        let (progress, expected) = progress_with_every_state();
+        assert_eq!(
+            expected.map(|(state, ..)| state),
+            UserState::ALL.map(UserState::as_str),
+            "one expected row per state, in migration order"
+        );
+
+        let table = render(&progress, &[], ReportFormat::Table);
+        let state_rows: Vec<Vec<String>> = table
+            .lines()
+            .map(|line| {
+                line.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|row| row.len() == 3 && row[2].ends_with('%'))
+            .collect();
+        let want: Vec<Vec<String>> = expected
+            .iter()
+            .map(|(state, count, share)| {
+                vec![state.to_string(), count.to_string(), share.to_string()]
+            })
+            .collect();
+        assert_eq!(state_rows, want, "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|line| line.split_whitespace().eq(["total", "15"])),
+            "{table}"
+        );
+        assert!(
+            table.contains("2 migrated user(s) had Cognito MFA that Kratos does not carry over"),
+            "mfa_dropped is reported: {table}"
+        );
+
+        let csv = render(&progress, &[], ReportFormat::Csv);
+        let mut want = String::from("state,count\n");
+        for (state, count, _) in expected {
+            want += &format!("{state},{count}\n");
+        }
+        want += "total,15\n";
+        assert_eq!(csv, want);
+
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&progress, &[], ReportFormat::Json)).unwrap();
+        for (state, count, _) in expected {
+            assert_eq!(json["states"][state], count, "{state}: {json}");
+        }
+        assert_eq!(json["mfa_dropped"], 2, "{json}");
+    }
+
+    #[test]
+    fn table_and_csv_show_shares_and_import_runs() {
         let table = render(&progress(), &[run()], ReportFormat::Table);
         assert!(
             table.contains("migrated") && table.contains("75.0%"),

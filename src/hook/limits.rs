@@ -281,7 +281,12 @@ mod tests {
         Instant::now() + Duration::from_millis(ms)
     }
 
-    #[tokio::test]
+    // The circuit and the concurrency cap run on tokio's clock, so their tests pause it: a
+    // loaded machine that stalls this thread between two steps cannot let the 200 ms open
+    // period (or a 30 ms deadline) run out early. The rate limit runs on governor's own clock
+    // (real time), so its test measures only lower bounds, which a stall cannot break.
+
+    #[tokio::test(start_paused = true)]
     async fn the_circuit_opens_after_consecutive_unavailability_and_probes_once() {
         let gate = gate(1000, 1000, 100);
         for _ in 0..2 {
@@ -321,7 +326,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_lets_the_next_caller_probe() {
         let gate = gate(1000, 1000, 100);
         for _ in 0..3 {
@@ -340,20 +345,29 @@ mod tests {
     async fn the_rate_limit_refuses_what_cannot_start_before_the_deadline() {
         let gate = gate(10, 2, 100);
         let mut passes = Vec::new();
+        // Before the burst: the third token is due 100 ms (1/10 s) after the first was taken,
+        // so at least 100 ms after this however slow the machine is. (Measuring from after
+        // the refusal below, as before, gave 50 ms of slack that a stall of this thread ate.)
+        let before_burst = std::time::Instant::now();
         for _ in 0..2 {
             passes.push(gate.admit(soon(0)).await.expect("the burst"));
         }
-        // The next token is 100 ms away: too late for a 20 ms budget, fine for 300 ms.
+        // The next token is at most 100 ms away: too late for a 20 ms budget (and later
+        // still if the thread stalled), fine for 10 s.
         assert!(matches!(
             gate.admit(soon(20)).await,
             Err(Refusal::OverQuota(QuotaLimit::Rate))
         ));
-        let started = Instant::now();
-        passes.push(gate.admit(soon(300)).await.expect("waits for a token"));
-        assert!(started.elapsed() >= Duration::from_millis(50));
+        passes.push(gate.admit(soon(10_000)).await.expect("waits for a token"));
+        // 95, not 100: governor's clock and std's may round a few ms apart.
+        assert!(
+            before_burst.elapsed() >= Duration::from_millis(95),
+            "the third token came {:?} after the burst began",
+            before_burst.elapsed()
+        );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_concurrency_cap_waits_for_a_slot_until_the_deadline() {
         let gate = Arc::new(gate(1000, 1000, 1));
         let held = gate.admit(soon(10)).await.unwrap();

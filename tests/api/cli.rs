@@ -43,8 +43,12 @@ fn serve_refuses_to_start_without_api_keys() {
     )
     .output()
     .unwrap();
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a configuration error: {stderr}"
+    );
     assert!(stderr.contains("hooks.api_keys"), "{stderr}");
 }
 
@@ -193,8 +197,12 @@ fn serve_names_missing_cognito_settings() {
     )
     .output()
     .unwrap();
-    assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a configuration error: {stderr}"
+    );
     assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
 }
 
@@ -235,7 +243,13 @@ fn invalid_values_and_missing_files_are_named() {
 fn migrate_creates_the_default_sqlite_database_and_report_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = bridge(&dir, &["report"], &[]).output().unwrap();
-    assert!(!output.status.success(), "report does not create tables");
+    // A runtime error (1), not a configuration error (2).
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "report does not create tables: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("cognito-bridge migrate"));
 
     let output = bridge(&dir, &["migrate"], &[]).output().unwrap();
@@ -419,4 +433,104 @@ impl SpawnGuarded for Command {
     fn kill_on_drop_guard(&mut self) -> KillOnDrop {
         KillOnDrop(self.spawn().expect("the binary starts"))
     }
+}
+
+/// README "The server": on SIGTERM `serve` lets a hook call in flight finish (its answer, a
+/// 424 when Cognito hangs, still arrives), but waits for calls in flight at most
+/// `hooks.deadline_ms` + 2 s: a client that sent a request head and never its body (it
+/// would hold its call for `server.request_timeout_ms`, 30 s here) does not keep it alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seconds() {
+    use tokio::io::AsyncWriteExt;
+
+    use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+
+    const DEADLINE: Duration = Duration::from_secs(2);
+    /// On top of the bound: the process's own exit (the attempt rows are flushed, SQLite is
+    /// closed) and this test's 50 ms polling, on a loaded two-core machine.
+    const MARGIN: Duration = Duration::from_millis(1500);
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    fake.user("hangs", "Hanging-Horse-1", Script::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let deadline_ms = DEADLINE.as_millis().to_string();
+    let mut child = bridge(
+        &dir,
+        &["serve"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+            ("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "30000"),
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                cognito_fake::POOL_ID,
+            ),
+            (
+                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
+                cognito_fake::CLIENT_ID,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", &deadline_ms),
+            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .kill_on_drop_guard();
+    let port = serving_port(child.0.stderr.take().unwrap());
+    let hook_url = format!("http://127.0.0.1:{port}/hooks/password-migration");
+
+    // A call whose body never comes: in flight until the request timeout (30 s).
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /hooks/password-migration HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // A call Cognito never answers: in flight until the hook's deadline.
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .post(&hook_url)
+            .bearer_auth(API_KEY)
+            .json(&serde_json::json!({"identifier": "hangs", "password": "Hanging-Horse-1"}))
+            .send(),
+    );
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.calls("hangs") == 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the call never reached Cognito"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let signalled = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = wait_for_exit(&mut child.0, Duration::from_secs(30), "serve after SIGTERM").await;
+    let took = signalled.elapsed();
+    println!("serve exited {took:?} after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        took <= DEADLINE + Duration::from_secs(2) + MARGIN,
+        "serve took {took:?} to stop; the bound is the deadline ({DEADLINE:?}) + 2 s"
+    );
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight is answered, not cut");
+    assert_eq!(answer.status(), reqwest::StatusCode::FAILED_DEPENDENCY);
+    drop(stalled);
 }

@@ -40,6 +40,12 @@ pub struct DirectoryOptions {
     pub throttle_first: usize,
     /// `DescribeUserPool`'s `EstimatedNumberOfUsers`; `None`: the current number of users.
     pub estimated_users: Option<usize>,
+    /// `UserStatus` of chosen users (`RESET_REQUIRED`, `UNCONFIRMED`, …) instead of
+    /// [`synthetic_status`].
+    pub statuses: HashMap<usize, &'static str>,
+    /// When above 0, every user also has `custom:bio`, this many `x`s (to make identities
+    /// large).
+    pub padding: usize,
 }
 
 impl Default for DirectoryOptions {
@@ -50,6 +56,8 @@ impl Default for DirectoryOptions {
             groups: 0,
             throttle_first: 0,
             estimated_users: None,
+            statuses: HashMap::new(),
+            padding: 0,
         }
     }
 }
@@ -156,6 +164,20 @@ struct Shared {
     request_ids: AtomicU64,
     list_users_calls: Mutex<Vec<Instant>>,
     calls: Mutex<HashMap<String, usize>>,
+    statuses: HashMap<usize, &'static str>,
+    /// While set, `ListUsers` answers 500 `InternalErrorException` (see `fail_list_users`).
+    failing: std::sync::atomic::AtomicBool,
+    failed: AtomicUsize,
+    padding: usize,
+}
+
+impl Shared {
+    fn status_of(&self, i: usize) -> &'static str {
+        self.statuses
+            .get(&i)
+            .copied()
+            .unwrap_or_else(|| synthetic_status(i))
+    }
 }
 
 pub struct CognitoDirectoryFake {
@@ -181,26 +203,14 @@ impl CognitoDirectoryFake {
             request_ids: AtomicU64::new(0),
             list_users_calls: Mutex::new(Vec::new()),
             calls: Mutex::new(HashMap::new()),
+            statuses: options.statuses,
+            failing: std::sync::atomic::AtomicBool::new(false),
+            failed: AtomicUsize::new(0),
+            padding: options.padding,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the directory fake");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(serve))
-        })
-        .workers(2)
-        // Longer than the SDK client's idle-connection timeout (50 s), so the client never
-        // reuses a connection the server has just closed.
-        .keep_alive(Duration::from_secs(120))
-        .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .expect("listen on the directory fake's socket")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = listen(listener, shared.clone());
         Self {
             endpoint,
             user_pool_id: options.user_pool_id,
@@ -209,6 +219,43 @@ impl CognitoDirectoryFake {
         }
     }
 
+    /// Stop answering: open connections are dropped and new ones refused, as when Cognito
+    /// cannot be reached, until [`come_back`](Self::come_back).
+    pub async fn go_away(&mut self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Listen again on the same port, with the same users, counters and pagination tokens.
+    pub fn come_back(&mut self) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let listener = std::net::TcpListener::bind(address).expect("listen again on the same port");
+        self.handle = listen(listener, self.shared.clone());
+    }
+}
+
+/// Serve `shared` on `listener` with two actix workers, in a task of the current runtime.
+fn listen(listener: std::net::TcpListener, shared: Arc<Shared>) -> ServerHandle {
+    let data = web::Data::from(shared);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(serve))
+    })
+    .workers(2)
+    // Longer than the SDK client's idle-connection timeout (50 s), so the client never
+    // reuses a connection the server has just closed.
+    .keep_alive(Duration::from_secs(120))
+    .disable_signals()
+    .shutdown_timeout(0)
+    .listen(listener)
+    .expect("listen on the directory fake's socket")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
+}
+
+impl CognitoDirectoryFake {
     /// When each `ListUsers` call arrived, throttled and rejected ones included.
     pub fn list_users_calls(&self) -> Vec<Instant> {
         self.shared.list_users_calls.lock().unwrap().clone()
@@ -239,6 +286,17 @@ impl CognitoDirectoryFake {
     /// `ListUsers`, with later creation dates, and join groups by the same rule.
     pub fn add_users(&self, n: usize) {
         self.shared.users.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// From now on (`true`) or no longer (`false`), `ListUsers` answers 500
+    /// `InternalErrorException`, as Cognito does when it is down.
+    pub fn fail_list_users(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// `ListUsers` calls answered 500 by `fail_list_users`.
+    pub fn failed_list_users(&self) -> usize {
+        self.shared.failed.load(Ordering::SeqCst)
     }
 
     /// The next `n` `ListUsers` calls answer `TooManyRequestsException` (replacing any
@@ -334,6 +392,10 @@ fn answer(request: &HttpRequest, body: &[u8], shared: &Shared) -> Answer {
         if throttle {
             shared.throttled.fetch_add(1, Ordering::SeqCst);
             return Answer::error("TooManyRequestsException", "Too many requests");
+        }
+        if shared.failing.load(Ordering::SeqCst) {
+            shared.failed.fetch_add(1, Ordering::SeqCst);
+            return Answer::error("InternalErrorException", "directory fake: down");
         }
     }
     let Ok(input) = serde_json::from_slice::<Value>(body) else {
@@ -450,24 +512,36 @@ const ATTRIBUTES: [AttributeSource; 6] = [
     ("custom:tenant", synthetic_tenant),
 ];
 
-fn user(i: usize, attributes_to_get: Option<&[Value]>) -> User<'static> {
+fn user(
+    i: usize,
+    status: &'static str,
+    padding: usize,
+    attributes_to_get: Option<&[Value]>,
+) -> User<'static> {
     let wanted = |name: &str| {
         attributes_to_get.is_none_or(|names| names.iter().any(|n| n.as_str() == Some(name)))
     };
+    let mut attributes: Vec<Attribute<'static>> = ATTRIBUTES
+        .iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, value)| Attribute {
+            name,
+            value: value(i),
+        })
+        .collect();
+    if padding > 0 && wanted("custom:bio") {
+        attributes.push(Attribute {
+            name: "custom:bio",
+            value: "x".repeat(padding),
+        });
+    }
     User {
         username: synthetic_username(i),
-        attributes: ATTRIBUTES
-            .iter()
-            .filter(|(name, _)| wanted(name))
-            .map(|(name, value)| Attribute {
-                name,
-                value: value(i),
-            })
-            .collect(),
+        attributes,
         user_create_date: synthetic_create_date(i),
         user_last_modified_date: synthetic_last_modified_date(i),
         enabled: synthetic_enabled(i),
-        user_status: synthetic_status(i),
+        user_status: status,
     }
 }
 
@@ -500,7 +574,9 @@ fn list_users(input: &Value, shared: &Shared) -> Result<Answer, Answer> {
     let start = redeem_token(shared, input, "PaginationToken", "u", total)?;
     let end = (start + limit).min(total);
     Ok(Answer::ok(&ListUsersOutput {
-        users: (start..end).map(|i| user(i, attributes_to_get)).collect(),
+        users: (start..end)
+            .map(|i| user(i, shared.status_of(i), shared.padding, attributes_to_get))
+            .collect(),
         pagination_token: (end < total).then(|| issue_token(shared, "u", end)),
     }))
 }
@@ -577,7 +653,10 @@ fn list_users_in_group(input: &Value, shared: &Shared) -> Result<Answer, Answer>
     let end = (start + limit).min(members);
     Ok(Answer::ok(&ListUsersInGroupOutput {
         users: (start..end)
-            .map(|k| user(group + k * shared.groups, None))
+            .map(|k| {
+                let i = group + k * shared.groups;
+                user(i, shared.status_of(i), shared.padding, None)
+            })
             .collect(),
         next_token: (end < members).then(|| issue_token(shared, &kind, end)),
     }))

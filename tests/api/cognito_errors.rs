@@ -16,8 +16,13 @@ use crate::kratos_double::KratosDouble;
 const PASSWORD: &str = "Correct-Horse-9";
 /// Short enough to keep tests quick, long enough for several Cognito attempts.
 const SHORT_DEADLINE_MS: u64 = 1500;
-/// Slack for the HTTP round trip on top of the hook's own deadline.
-const SLACK: Duration = Duration::from_millis(100);
+/// Slack on top of the hook's own deadline, measured at the client: the HTTP round trip plus
+/// scheduling delays. 500 ms, not the 100 ms a quiet machine needs, because the suite runs on
+/// two cores beside Kratos, Hydra, Postgres and compilers, where this process or the server
+/// can be off the CPU for a few hundred ms. It still tells "gave up at the deadline" from
+/// "waited for Cognito": the slow script answers at twice the deadline (+1500 ms), the hang
+/// never, and the deadline-bound tests run one at a time (`.config/nextest.toml`).
+const SLACK: Duration = Duration::from_millis(500);
 
 on_both_backends!(
     unconfirmed_user_is_refused_and_needs_recovery,
@@ -82,6 +87,31 @@ fn assert_undecided(state: Option<UserState>) {
         matches!(state, None | Some(UserState::Pending)),
         "{state:?}"
     );
+}
+
+/// After a 424 `cognito_unavailable`: Cognito was asked exactly once (`retried: false`: the
+/// one call took the whole deadline) or more than once (`retried: true`: quick failures are
+/// retried), the attempt row says `unavailable` with as many calls as the fake saw, and the
+/// user is neither migrated nor sent to recovery.
+async fn assert_gave_up_unavailable(app: &TestApp, fake: &CognitoFake, user: &str, retried: bool) {
+    let calls = fake.calls(user);
+    if retried {
+        assert!(calls > 1, "{user}: not retried ({calls} call)");
+    } else {
+        assert_eq!(calls, 1, "{user}: one call took the whole deadline");
+    }
+    let attempts = app.store.recent_attempts(10).await.unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "{user}: one hook call, one row: {attempts:?}"
+    );
+    assert_eq!(attempts[0].outcome, "unavailable", "{attempts:?}");
+    assert_eq!(
+        attempts[0].cognito_calls as usize, calls,
+        "{user}: the row counts every call the fake saw"
+    );
+    assert_undecided(state_of(app, user).await);
 }
 
 // --- unavailability: retried inside the deadline, then 424 ------------------------------------
@@ -183,7 +213,7 @@ async fn hanging_cognito_is_424_within_the_deadline() {
         elapsed < Duration::from_millis(SHORT_DEADLINE_MS) + SLACK,
         "{elapsed:?}"
     );
-    assert!(fake.calls("hangs") >= 1);
+    assert_gave_up_unavailable(&app, &fake, "hangs", false).await;
 }
 
 #[tokio::test]
@@ -206,8 +236,9 @@ async fn an_answer_after_twice_the_deadline_is_424_within_the_deadline() {
         elapsed < Duration::from_millis(SHORT_DEADLINE_MS) + SLACK,
         "{elapsed:?}"
     );
-    // A late success must not migrate anyone.
-    assert_ne!(state_of(&app, "slow").await, Some(UserState::Migrated));
+    // A late success must not migrate anyone, nor send them to recovery: nothing was decided.
+    assert_undecided(state_of(&app, "slow").await);
+    assert_gave_up_unavailable(&app, &fake, "slow", false).await;
 }
 
 #[tokio::test]
@@ -223,7 +254,7 @@ async fn a_dropped_connection_is_424() {
         elapsed < Duration::from_millis(SHORT_DEADLINE_MS) + SLACK,
         "{elapsed:?}"
     );
-    assert!(fake.calls("dropped") >= 1);
+    assert_gave_up_unavailable(&app, &fake, "dropped", true).await;
 }
 
 #[tokio::test]
@@ -407,6 +438,12 @@ async fn mfa_challenge_under_allow_migrates_with_mfa_dropped(backend: Backend) {
     assert_eq!(user.state, UserState::Migrated);
     assert!(user.mfa_dropped);
     assert_eq!(user.migrated_via.as_deref(), Some("hook"));
+    let attempts = app.store.recent_attempts(1).await.unwrap();
+    assert_eq!(attempts[0].outcome, "verified_mfa_dropped");
+    // What `report` shows (its rendering: src/report.rs tests).
+    let progress = app.store.progress().await.unwrap();
+    assert_eq!(progress.mfa_dropped, 1, "{progress:?}");
+    assert_eq!(progress.states["migrated"], 1, "{progress:?}");
 }
 
 async fn temporary_password_under_deny_is_refused_and_needs_recovery(backend: Backend) {
@@ -448,28 +485,99 @@ async fn mfa_setup_challenge_migrates(backend: Backend) {
 #[tokio::test]
 async fn every_challenge_maps_to_its_answer_under_deny() {
     let fake = start_fake().await;
-    let cases: [(&str, &'static str, StatusCode); 8] = [
-        ("c-sms", "SMS_MFA", StatusCode::FORBIDDEN),
-        ("c-totp", "SOFTWARE_TOKEN_MFA", StatusCode::FORBIDDEN),
-        ("c-email", "EMAIL_OTP", StatusCode::FORBIDDEN),
-        ("c-select", "SELECT_MFA_TYPE", StatusCode::FORBIDDEN),
-        ("c-temp", "NEW_PASSWORD_REQUIRED", StatusCode::FORBIDDEN),
-        ("c-custom", "CUSTOM_CHALLENGE", StatusCode::FORBIDDEN),
-        ("c-setup", "MFA_SETUP", StatusCode::OK),
-        ("c-device", "DEVICE_SRP_AUTH", StatusCode::OK),
+    // (user, challenge, answered 200, attempt outcome, user state afterwards: `None` for
+    // undecided, i.e. no row or `pending`).
+    let cases: [(&str, &'static str, bool, &str, Option<UserState>); 8] = [
+        (
+            "c-sms",
+            "SMS_MFA",
+            false,
+            "mfa_denied",
+            Some(UserState::NeedsRecovery),
+        ),
+        (
+            "c-totp",
+            "SOFTWARE_TOKEN_MFA",
+            false,
+            "mfa_denied",
+            Some(UserState::NeedsRecovery),
+        ),
+        (
+            "c-email",
+            "EMAIL_OTP",
+            false,
+            "mfa_denied",
+            Some(UserState::NeedsRecovery),
+        ),
+        (
+            "c-select",
+            "SELECT_MFA_TYPE",
+            false,
+            "mfa_denied",
+            Some(UserState::NeedsRecovery),
+        ),
+        (
+            "c-temp",
+            "NEW_PASSWORD_REQUIRED",
+            false,
+            "temporary_password_denied",
+            Some(UserState::NeedsRecovery),
+        ),
+        // An unknown challenge is refused but proves nothing about recovery.
+        (
+            "c-custom",
+            "CUSTOM_CHALLENGE",
+            false,
+            "unexpected_challenge",
+            None,
+        ),
+        (
+            "c-setup",
+            "MFA_SETUP",
+            true,
+            "verified",
+            Some(UserState::Migrated),
+        ),
+        (
+            "c-device",
+            "DEVICE_SRP_AUTH",
+            true,
+            "verified",
+            Some(UserState::Migrated),
+        ),
     ];
-    for (user, challenge, _) in cases {
+    for (user, challenge, ..) in cases {
         fake.user(user, PASSWORD, Script::Challenge(challenge));
     }
     let app = spawn_with_policies(&fake, Backend::Sqlite, "deny", "deny").await;
 
-    for (user, challenge, status) in cases {
+    for (user, challenge, matched, outcome, state) in cases {
         let answer = app.login(user, PASSWORD).await;
-        assert_eq!(answer.status, status, "{challenge}: {answer:?}");
+        if matched {
+            assert_match(&answer);
+        } else {
+            assert_no_match(&answer);
+        }
         assert_eq!(fake.calls(user), 1, "{challenge}");
+        let attempts = app.store.recent_attempts(1).await.unwrap();
+        assert_eq!(attempts[0].outcome, outcome, "{challenge}: {attempts:?}");
+        assert_eq!(attempts[0].cognito_calls, 1, "{challenge}");
+        match state {
+            None => assert_undecided(state_of(&app, user).await),
+            Some(state) => {
+                let record = app.store.user(user).await.unwrap().unwrap();
+                assert_eq!(record.state, state, "{challenge}");
+                assert!(
+                    !record.mfa_dropped,
+                    "{challenge}: no factor dropped under deny"
+                );
+            }
+        }
     }
-    // An unknown challenge is refused but proves nothing about recovery.
-    assert_undecided(state_of(&app, "c-custom").await);
+    assert_eq!(
+        app.store.recent_attempts(100).await.unwrap().len(),
+        cases.len()
+    );
 }
 
 // --- SECRET_HASH ----------------------------------------------------------------------------

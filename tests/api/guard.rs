@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{
-    AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, spawn_app,
+    AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, import_users,
+    spawn_app,
 };
 
 const PASSWORD: &str = "Right-Password-1";
@@ -20,6 +21,7 @@ on_both_backends!(
     failures_expire_with_the_window,
     a_match_clears_the_identifier_count,
     spellings_of_one_user_share_a_count,
+    an_imported_users_email_and_username_share_a_count,
     the_client_ip_limit_spans_users,
     spoofed_forwarded_entries_do_not_escape_the_ip_limit,
     an_ipv6_client_counts_by_its_slash_64,
@@ -109,7 +111,10 @@ async fn failures_expire_with_the_window(backend: Backend) {
     }
     assert_refused(&app.login("carol", PASSWORD).await);
     assert_eq!(fake.calls("carol"), 3);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The 2 s window plus 600 ms: the failures' times are stamped by the store (the database's
+    // clock on Postgres) a little after this test sent them, so 100 ms of margin was not
+    // enough on a loaded machine. Only a lower bound: a slower wait cannot break it.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_match(&app.login("carol", PASSWORD).await);
     assert_eq!(fake.calls("carol"), 4);
 }
@@ -142,6 +147,42 @@ async fn spellings_of_one_user_share_a_count(backend: Backend) {
     }
     assert_refused(&app.login("erin", PASSWORD).await);
     assert_eq!(fake.total_calls(), 5);
+}
+
+/// README "Protection": for an imported user, the e-mail and the username are one identifier
+/// to the per-user count: failures typed as either add up, and Cognito is asked under the
+/// username each time.
+async fn an_imported_users_email_and_username_share_a_count(backend: Backend) {
+    let fake = fake_with(&["frank"]).await;
+    let app = spawn_app(options(backend, &fake)).await;
+    import_users(
+        app.store.as_ref(),
+        &[(
+            "frank",
+            Some("frank@example.com"),
+            "sub-frank",
+            "identity-frank",
+        )],
+    )
+    .await;
+
+    for identifier in [
+        "frank",
+        "frank@example.com",
+        "Frank@Example.com",
+        "frank",
+        "frank@example.com",
+    ] {
+        assert_no_match(&app.login(identifier, WRONG).await);
+    }
+    assert_refused(&app.login("frank@example.com", PASSWORD).await);
+    assert_refused(&app.login("frank", PASSWORD).await);
+    assert_eq!(fake.calls("frank"), 5);
+    assert_eq!(
+        fake.total_calls(),
+        5,
+        "Cognito was asked under the username only"
+    );
 }
 
 /// A login whose body forwards `address` as the client's (`client_ip`, read like one
@@ -236,7 +277,9 @@ async fn an_ipv6_client_counts_by_its_slash_64(backend: Backend) {
 }
 
 /// Send `count` wrong guesses for `user` at once, spread over `apps`; Cognito answers each
-/// only after 300 ms, so every guess is in flight before any is answered.
+/// only after 1 s, so every guess is in flight before any is answered even when a loaded
+/// machine takes a few hundred ms to send 30 requests (with 300 ms, late guesses found the
+/// first ones settled, and the test no longer tested the reservation).
 async fn concurrent_wrong_guesses(apps: &[&TestApp], user: &str, count: usize) -> Vec<HookAnswer> {
     join_all((0..count).map(|i| apps[i % apps.len()].login(user, WRONG))).await
 }
@@ -245,7 +288,7 @@ fn slow_fake_user(fake: &CognitoFake, user: &str) {
     fake.user(
         user,
         PASSWORD,
-        Script::delay(Duration::from_millis(300), Script::Authenticate),
+        Script::delay(Duration::from_secs(1), Script::Authenticate),
     );
 }
 
@@ -316,6 +359,96 @@ async fn two_instances_on_one_postgres_share_the_count() {
     assert_refused(&second.login("frank", PASSWORD).await);
     assert_refused(&first.login("frank", PASSWORD).await);
     assert_eq!(fake.calls("frank"), 5);
+}
+
+/// `cognito_bridge_cognito_quota_refusals_total{limit="<limit>"}` from `/metrics` (0 when
+/// the series is absent).
+async fn quota_refusals(app: &TestApp, limit: &str) -> u64 {
+    let (_, metrics) = app.get_text("/metrics").await;
+    let prefix = format!("cognito_bridge_cognito_quota_refusals_total{{limit=\"{limit}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| value.trim().parse().expect("a counter value"))
+}
+
+/// `cognito.max_concurrency` (README "Protection"): with one slot, of four calls sent at once
+/// for users Cognito never answers, one holds the slot until its deadline and the others,
+/// whose deadlines end first, are refused with 424 `cognito_over_quota` without reaching
+/// Cognito; each refusal is counted under `limit="concurrency"` and recorded `over_quota`.
+/// With `max_rps = 1`, calls sent at once beyond the first token are refused under
+/// `limit="rate"`.
+#[tokio::test]
+async fn the_quota_guard_refuses_over_max_concurrency_and_labels_each_limit() {
+    const CALLS: usize = 4;
+    let fake = CognitoFake::start(FakeConfig::default()).await;
+    let users: Vec<String> = (0..CALLS).map(|i| format!("hangs-{i}")).collect();
+    for user in &users {
+        fake.user(user, PASSWORD, Script::Hang);
+    }
+    // 4 s: a waiter gives up `min_attempt` (200 ms) before the holder's Cognito deadline, so
+    // every call that arrives within 200 ms of the first is refused; sent together, they do
+    // even on a loaded machine.
+    // A Cognito timeout past the deadline: an admitted call makes one call and no retry, so
+    // every refusal the metric counts is one of the answers.
+    let mut app_options = options(Backend::Sqlite, &fake)
+        .with("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", 10_000)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_CONCURRENCY", 1)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", 10_000)
+        .with("COGNITO_BRIDGE__COGNITO__BURST", 1_000);
+    app_options.deadline_ms = 4000;
+    let app = spawn_app(app_options).await;
+
+    let answers = join_all(users.iter().map(|user| app.login(user, PASSWORD))).await;
+    let refused = answers
+        .iter()
+        .filter(|answer| answer.body["error"] == "cognito_over_quota")
+        .count();
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::FAILED_DEPENDENCY, "{answer:?}");
+        assert!(
+            ["cognito_over_quota", "cognito_unavailable"]
+                .contains(&answer.body["error"].as_str().unwrap_or("")),
+            "{answer:?}"
+        );
+    }
+    assert!(
+        refused >= 1,
+        "no call was refused for want of a slot: {answers:?}"
+    );
+    // Every call either reached Cognito (and timed out there) or was refused before it.
+    assert_eq!(fake.total_calls() + refused, CALLS, "{answers:?}");
+    assert_eq!(quota_refusals(&app, "concurrency").await, refused as u64);
+    assert_eq!(quota_refusals(&app, "rate").await, 0);
+    let attempts = app.store.recent_attempts(10).await.unwrap();
+    assert_eq!(attempts.len(), CALLS);
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.outcome == "over_quota" && a.cognito_calls == 0)
+            .count(),
+        refused,
+        "{attempts:?}"
+    );
+
+    // The rate limit: one token a second, a 500 ms deadline; of three calls sent at once the
+    // first takes the token and the others cannot get one within their deadline.
+    let fake = fake_with(&["rate-a", "rate-b", "rate-c"]).await;
+    let mut app_options = options(Backend::Sqlite, &fake)
+        .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", 1)
+        .with("COGNITO_BRIDGE__COGNITO__BURST", 1);
+    app_options.deadline_ms = 500;
+    let app = spawn_app(app_options).await;
+    let answers =
+        join_all(["rate-a", "rate-b", "rate-c"].map(|user| app.login(user, PASSWORD))).await;
+    let refused = answers
+        .iter()
+        .filter(|answer| answer.body["error"] == "cognito_over_quota")
+        .count();
+    assert!(refused >= 1, "{answers:?}");
+    assert_eq!(fake.total_calls() + refused, 3, "{answers:?}");
+    assert_eq!(quota_refusals(&app, "rate").await, refused as u64);
+    assert_eq!(quota_refusals(&app, "concurrency").await, 0);
 }
 
 /// 200 concurrent hook calls against `max_rps = 20`: Cognito never sees more than the rate
@@ -389,13 +522,18 @@ async fn the_quota_guard_keeps_cognito_under_max_rps() {
         "answers {statuses:?} in {elapsed:?}; Cognito saw {calls} calls, at most {worst_second} \
          in one second"
     );
-    // GCRA admits at most BURST + MAX_RPS calls in any one second; the fake timestamps
-    // arrivals, so loopback jitter of a few ms can pull one more call into a window.
+    // GCRA admits at most BURST + MAX_RPS calls in any one second of the server's clock;
+    // the fake stamps arrivals, and on a loaded two-core machine a call can reach it up to a
+    // few hundred ms after it was admitted, pulling calls admitted later into one window.
+    // Allow 250 ms of that (MAX_RPS / 4 calls): a limiter that does not limit lets all
+    // 200 calls through within a second, far above it.
+    const JITTER_CALLS: usize = MAX_RPS / 4;
     assert!(
-        worst_second <= MAX_RPS + BURST + 1,
+        worst_second <= MAX_RPS + BURST + JITTER_CALLS,
         "{worst_second} calls in one second"
     );
-    // All calls (every user) over the whole run stay within the rate plus the burst.
+    // All calls (every user) over the whole run stay within the rate plus the burst (this
+    // test's `elapsed` spans every admission, so jitter does not matter here).
     let budget = BURST as f64 + MAX_RPS as f64 * elapsed.as_secs_f64();
     assert!(
         (calls as f64) <= budget + 1.0,
@@ -455,6 +593,19 @@ async fn context_data_is_sent_when_configured() {
         } else {
             assert!(request.get("ContextData").is_none(), "{request}");
         }
+        // Without a client address (no `client_ip`, no forwarded headers) there is no
+        // ContextData to send, even when configured: the peer's address is Kratos's.
+        let answer = app
+            .post_hook(&json!({"identifier": "grace", "password": PASSWORD}))
+            .await;
+        assert_no_match(&answer);
+        let bodies = capture.bodies();
+        assert_eq!(bodies.len(), 2);
+        let request: Value = serde_json::from_slice(&bodies[1]).unwrap();
+        assert!(
+            request.get("ContextData").is_none(),
+            "send={send}: {request}"
+        );
     }
 }
 

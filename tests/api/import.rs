@@ -16,6 +16,7 @@ use crate::cognito_directory_fake::{
     CognitoDirectoryFake, DirectoryOptions, synthetic_email, synthetic_sub, synthetic_tenant,
     synthetic_username,
 };
+use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
 use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
 use crate::moto::{self, Pool, SeedUser};
@@ -103,9 +104,10 @@ fn fast_backoff() -> Backoff {
     }
 }
 
+/// See [`KratosAdminDouble::assert_no_contract_violations`]: it also fails when nothing was
+/// checked, so that it cannot pass because the contract could not be loaded.
 fn assert_no_contract_violations(kratos: &KratosAdminDouble) {
-    let violations = kratos.contract_violations();
-    assert!(violations.is_empty(), "{violations:#?}");
+    kratos.assert_no_contract_violations();
 }
 
 const SEEDED: usize = 260;
@@ -175,9 +177,15 @@ async fn a_full_import_creates_every_user_once_and_a_rerun_is_a_delta_sync(backe
         ),
         (0, 0, 0)
     );
-    assert!(summary.counters.pages >= 5, "{summary:?}");
+    // 260 users at ListUsers's 60 per page: four full pages and one of 20.
+    assert_eq!(summary.counters.pages, 5, "{summary:?}");
     assert_no_contract_violations(&kratos);
-    assert!(kratos.batch_sizes().iter().all(|size| *size <= 100));
+    let batches = kratos.batch_sizes();
+    assert_eq!(batches.iter().sum::<usize>(), SEEDED, "{batches:?}");
+    assert!(
+        batches.iter().all(|size| (1..=100).contains(size)),
+        "{batches:?}"
+    );
 
     // Every user exactly once, flagged, linked by sub, traits and state mapped.
     let identities = kratos.identities();
@@ -1383,4 +1391,207 @@ async fn a_running_import_renews_its_lease_and_stops_when_it_is_lost(backend: Ba
         lease.holder, "elsewhere, pid 1",
         "not released by the loser"
     );
+}
+
+on_both_backends!(
+    federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a_hook_match
+);
+
+/// README "What import does": a federated user (`EXTERNAL_PROVIDER`) is `skipped` (no
+/// password to migrate); `RESET_REQUIRED`, `UNCONFIRMED` and `COMPROMISED` users are
+/// `needs_recovery`, and a hook call that Cognito accepts still migrates them.
+async fn federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a_hook_match(
+    backend: Backend,
+) {
+    const PASSWORD: &str = "Recovered-Horse-4";
+    // User 96 is EXTERNAL_PROVIDER (`synthetic_status`); 49 is disabled.
+    let federated = 96;
+    let recovery = [
+        (10, "RESET_REQUIRED"),
+        (11, "UNCONFIRMED"),
+        (12, "COMPROMISED"),
+    ];
+    let (_cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions {
+            users: 100,
+            statuses: recovery.into_iter().collect(),
+            ..DirectoryOptions::default()
+        },
+        AdminDoubleOptions::default(),
+        "",
+    )
+    .await;
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_no_contract_violations(&kratos);
+    let store = open_store(&database).await;
+    let state_of = async |i: usize| {
+        store
+            .user(&synthetic_username(i))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("user {i} has a row"))
+            .state
+    };
+    assert_eq!(state_of(federated).await, UserState::Skipped);
+    for (i, status) in recovery {
+        assert_eq!(state_of(i).await, UserState::NeedsRecovery, "{status}");
+    }
+    assert_eq!(state_of(0).await, UserState::Pending, "a CONFIRMED user");
+    assert_eq!(state_of(49).await, UserState::Inactive, "a disabled user");
+    let progress = store.progress().await.unwrap();
+    assert_eq!(progress.states["skipped"], 1, "{progress:?}");
+    assert_eq!(progress.states["needs_recovery"], 3, "{progress:?}");
+
+    // The hook, on the same database: Cognito accepts each one's password.
+    let cognito = CognitoFake::start(FakeConfig::default()).await;
+    for (i, _) in recovery {
+        cognito.user(&synthetic_username(i), PASSWORD, Script::Authenticate);
+    }
+    let mut options = AppOptions::new(
+        backend,
+        &cognito.endpoint,
+        cognito_fake::POOL_ID,
+        cognito_fake::CLIENT_ID,
+    );
+    options.shared_database = Some(database.url.clone());
+    let app = spawn_app(options).await;
+    for (i, status) in recovery {
+        assert_match(&app.login(&synthetic_username(i), PASSWORD).await);
+        let record = store.user(&synthetic_username(i)).await.unwrap().unwrap();
+        assert_eq!(record.state, UserState::Migrated, "{status}");
+        assert_eq!(record.migrated_via.as_deref(), Some("hook"), "{status}");
+    }
+    assert_eq!(cognito.total_calls(), recovery.len());
+}
+
+on_both_backends!(cognito_answering_5xx_stops_the_import_resumably);
+
+/// README "import": when Cognito keeps answering 5xx while users are listed, the run stops
+/// (interrupted, after `max_unavailable` tries) with its place kept, and `--resume` finishes
+/// it without creating anyone twice.
+async fn cognito_answering_5xx_stops_the_import_resumably(backend: Backend) {
+    const USERS: usize = 3000;
+    // 50 pages at 30/s: about 1.7 s of listing, time enough to make Cognito fail midway.
+    let (cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(USERS),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 500\n",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            backoff: Backoff {
+                max_unavailable: 3,
+                ..fast_backoff()
+            },
+            ..ImportOptions::default()
+        },
+    );
+    let outage = async {
+        eventually("two pages listed", || cognito.calls("ListUsers") >= 2).await;
+        cognito.fail_list_users(true);
+    };
+    let (first, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), first), outage);
+    let error = first.expect("the import stops").unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    assert_eq!(cognito.failed_list_users(), 3, "max_unavailable tries");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.next_token.is_some(), "the place is kept: {run:?}");
+    let created_before = kratos.creates();
+    assert!(created_before < USERS, "the run stopped early");
+
+    cognito.fail_list_users(false);
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS, "every user created exactly once");
+    assert_no_contract_violations(&kratos);
+}
+
+/// README "import": a batch is also split so that its body stays under Kratos's 5 MB cap
+/// (`PATCH /admin/identities` answers 413 above it), whatever `import.batch_size` says.
+#[tokio::test]
+async fn batches_are_split_under_kratoss_5_mb_cap() {
+    const USERS: usize = 1200;
+    // About 6 KB per identity: 1000 of them would be about 6 MB.
+    let (_cognito, kratos, _database, settings) = fake_world(
+        Backend::Sqlite,
+        DirectoryOptions {
+            users: USERS,
+            padding: 6000,
+            ..DirectoryOptions::default()
+        },
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 1000\n[import.traits]\nemail = \"email\"\nbio = \"custom:bio\"\n",
+    )
+    .await;
+
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(summary.counters.created, USERS as i64, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS);
+    // No 413 (the double records one as a contract violation) and no batch near 1000.
+    assert_no_contract_violations(&kratos);
+    let batches = kratos.batch_sizes();
+    assert_eq!(batches.iter().sum::<usize>(), USERS, "{batches:?}");
+    let most = 5 * 1024 * 1024 / 6000;
+    assert!(
+        batches.iter().all(|size| (1..=most).contains(size)),
+        "a batch above {most} identities of 6 KB: {batches:?}"
+    );
+    assert!(batches.len() >= 2, "{batches:?}");
+}
+
+on_both_backends!(cognito_unreachable_stops_the_import_resumably);
+
+/// README "import": when Cognito cannot be reached while users are listed (connections
+/// refused), the run stops interrupted with its place kept, and `--resume` finishes it once
+/// Cognito is back, creating nobody twice.
+async fn cognito_unreachable_stops_the_import_resumably(backend: Backend) {
+    const USERS: usize = 3000;
+    let (mut cognito, kratos, database, settings) = fake_world(
+        backend,
+        DirectoryOptions::with_users(USERS),
+        AdminDoubleOptions::default(),
+        "[import]\nlist_rate = 30\nbatch_size = 500\n",
+    )
+    .await;
+    let first = run_import(
+        &settings,
+        ImportOptions {
+            backoff: Backoff {
+                max_unavailable: 3,
+                ..fast_backoff()
+            },
+            ..ImportOptions::default()
+        },
+    );
+    let outage = async {
+        eventually("two pages listed", || cognito.calls("ListUsers") >= 2).await;
+        cognito.go_away().await;
+    };
+    let (first, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), first), outage);
+    let error = first.expect("the import stops").unwrap_err();
+    assert!(matches!(error, ImportError::Interrupted { .. }), "{error}");
+    let store = open_store(&database).await;
+    let run = store.latest_real_import_run().await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.next_token.is_some(), "the place is kept: {run:?}");
+    assert!(kratos.creates() < USERS, "the run stopped early");
+
+    cognito.come_back();
+    let summary = run_import(&settings, resume()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Completed, "{summary:?}");
+    assert_eq!(kratos.creates(), USERS, "every user created exactly once");
+    assert_no_contract_violations(&kratos);
 }

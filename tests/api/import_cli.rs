@@ -245,9 +245,26 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
         .envs(environment)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = command.spawn().unwrap();
-    // Wait until some pages are in, then interrupt like a terminal would.
+    // Killed if the test fails before it exits.
+    command.kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    // Wait until some pages are in, then interrupt like a terminal would. Bounded: an import
+    // that exits early or never lists would otherwise hang the suite. 30 s is far above the
+    // ~0.5 s three pages take at 4/s, to hold on a loaded machine.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while cognito.list_users_calls().len() < 3 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().await.unwrap();
+            panic!(
+                "import exited ({status}) before three pages were listed: {}",
+                text(&output.stderr)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "import listed {} pages in 30 s",
+            cognito.list_users_calls().len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let pid = child.id().unwrap().to_string();
@@ -256,7 +273,10 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let output = child.wait_with_output().await.unwrap();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("import stops within 30 s of Ctrl-C")
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(

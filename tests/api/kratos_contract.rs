@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cognito_bridge::domain::UserState;
+use cognito_bridge::hook::HookRequest;
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -126,12 +127,14 @@ async fn extended_bodies_are_stored() {
     let app = spawn_app(AppOptions::for_pool(Backend::Sqlite, &pool).await).await;
     let kratos = KratosDouble::new(&app.hook_url(), API_KEY);
 
+    let (carol_identity, carol_external) = (kratos_double::uuid_like(), kratos_double::uuid_like());
+    let (dave_identity, dave_external) = (kratos_double::uuid_like(), kratos_double::uuid_like());
     // What kratos-hooks/password-migration.jsonnet produces.
     let flat = json!({
         "identifier": "carol",
         "password": PASSWORD,
-        "identity_id": kratos_double::uuid_like(),
-        "external_id": kratos_double::uuid_like(),
+        "identity_id": carol_identity,
+        "external_id": carol_external,
         "client_ip": "203.0.113.7",
         "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
     });
@@ -140,8 +143,8 @@ async fn extended_bodies_are_stored() {
         "identifier": "dave",
         "password": PASSWORD,
         "identity": {
-            "id": kratos_double::uuid_like(),
-            "external_id": kratos_double::uuid_like(),
+            "id": dave_identity,
+            "external_id": dave_external,
             "traits": {"email": "dave@example.com"},
         },
         "flow": {"id": kratos_double::uuid_like(), "type": "browser"},
@@ -149,7 +152,15 @@ async fn extended_bodies_are_stored() {
         "request_url": "https://auth.example.com/self-service/login?flow=x",
     });
 
-    for (user, body) in [("carol", flat), ("dave", nested)] {
+    for (user, body, identity_id, external_id) in [
+        ("carol", flat, &carol_identity, &carol_external),
+        ("dave", nested, &dave_identity, &dave_external),
+    ] {
+        // Both shapes give the bridge the ids that were sent...
+        let parsed = HookRequest::from_json(body.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.identity_id(), Some(identity_id.as_str()), "{user}");
+        assert_eq!(parsed.external_id(), Some(external_id.as_str()), "{user}");
+
         let login = kratos.login_with_body(&body).await;
 
         assert_eq!(
@@ -160,7 +171,23 @@ async fn extended_bodies_are_stored() {
         assert_eq!(login.attempt_count(), 1);
         let record = app.store.user(user).await.unwrap().unwrap();
         assert_eq!(record.state, UserState::Migrated, "{user}");
+        // ...and the attempt row records the identity that logged in.
+        assert_eq!(
+            last_attempt_identity(&app.database.url).await.as_ref(),
+            Some(identity_id),
+            "{user}"
+        );
     }
+}
+
+/// The `identity_id` of the newest attempt row (SQLite), which `recent_attempts` leaves out.
+async fn last_attempt_identity(sqlite_url: &str) -> Option<String> {
+    use sqlx::Connection;
+    let mut connection = sqlx::SqliteConnection::connect(sqlite_url).await.unwrap();
+    sqlx::query_scalar("SELECT identity_id FROM attempts ORDER BY id DESC LIMIT 1")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
