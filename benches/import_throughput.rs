@@ -21,9 +21,9 @@
 
 mod support;
 
-#[path = "../tests/api/cognito_directory_fake.rs"]
+#[path = "../tests/api/doubles/cognito_directory_fake.rs"]
 mod cognito_directory_fake;
-#[path = "../tests/api/kratos_admin_double.rs"]
+#[path = "../tests/api/doubles/kratos_admin.rs"]
 mod kratos_admin_double;
 
 use std::collections::HashMap;

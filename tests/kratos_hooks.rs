@@ -41,7 +41,7 @@ impl Retrieve for KratosOwnRefs {
 }
 
 /// Whether the tests run under CI (`.ci/run` sets `CI=true`; other CI systems set `1`): any
-/// value but empty, `0` or `false`. Same rule as `tests/api/kratos_admin_double.rs`.
+/// value but empty, `0` or `false`. Same rule as `tests/api/doubles/kratos_admin.rs`.
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
 }

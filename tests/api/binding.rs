@@ -7,7 +7,7 @@ use cognito_bridge::store::Store;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{
     AppOptions, Backend, HookAnswer, TestApp, assert_no_match, import_users, spawn_app,
 };
@@ -61,8 +61,8 @@ async fn setup(backend: Backend) -> (CognitoFake, TestApp) {
     let app = spawn_app(AppOptions::new(
         backend,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     ))
     .await;
     import(app.store.as_ref(), &[CAROL, MALLORY]).await;

@@ -443,7 +443,7 @@ impl SpawnGuarded for Command {
 async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seconds() {
     use tokio::io::AsyncWriteExt;
 
-    use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+    use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 
     const DEADLINE: Duration = Duration::from_secs(2);
     /// On top of the bound: the process's own exit (the attempt rows are flushed, SQLite is
@@ -463,11 +463,11 @@ async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seco
             ("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "30000"),
             (
                 "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_fake::POOL_ID,
+                cognito_auth_fake::POOL_ID,
             ),
             (
                 "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_fake::CLIENT_ID,
+                cognito_auth_fake::CLIENT_ID,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
             ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),

@@ -7,11 +7,11 @@ use cognito_bridge::domain::UserState;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::kratos_hook_caller::KratosDouble;
 use crate::helpers::{
     API_KEY, AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, spawn_app,
 };
-use crate::kratos_double::KratosDouble;
 
 const PASSWORD: &str = "Correct-Horse-9";
 /// Short enough to keep tests quick, long enough for several Cognito attempts.
@@ -43,8 +43,8 @@ fn options(backend: Backend, fake: &CognitoFake) -> AppOptions {
     AppOptions::new(
         backend,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     )
 }
 
@@ -259,12 +259,12 @@ async fn a_dropped_connection_is_424() {
 
 #[tokio::test]
 async fn nothing_listening_at_the_endpoint_is_424_within_the_deadline() {
-    let endpoint = cognito_fake::unused_endpoint().await;
+    let endpoint = cognito_auth_fake::unused_endpoint().await;
     let mut options = AppOptions::new(
         Backend::Sqlite,
         &endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     );
     options.deadline_ms = SHORT_DEADLINE_MS;
     let app = spawn_app(options).await;
@@ -655,7 +655,7 @@ async fn a_wrong_user_pool_is_424_misconfigured() {
         Backend::Sqlite,
         &fake.endpoint,
         "us-east-1_otherpool",
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::CLIENT_ID,
     ))
     .await;
 
@@ -706,7 +706,7 @@ async fn readiness_probes_cognito_when_no_hook_call_told_it_anything() {
         Backend::Sqlite,
         &fake.endpoint,
         "us-east-1_otherpool",
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::CLIENT_ID,
     ))
     .await;
     let (status, body) = app.get("/health/ready").await;

@@ -1,6 +1,6 @@
 //! The doubles against the real Kratos v1.3.1, so they cannot drift from it.
 //!
-//! The hook double (`kratos_double.rs`) stays for what a real Kratos cannot be made to do on
+//! The hook double (`doubles/kratos_hook_caller.rs`) stays for what a real Kratos cannot be made to do on
 //! demand; here it and the real Kratos call the same scripted hook with the same answers, and
 //! must end every login the same way after the same number of calls. The admin double stays
 //! for Kratos's faults and as the stand-in for the current line (v25.4+), which cannot be built
@@ -15,10 +15,10 @@ use cognito_bridge::import::ImportOptions;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use crate::doubles::kratos_hook_caller::{KratosDouble, KratosOutcome};
 use crate::helpers::{API_KEY, Backend, TestDatabase, serve_on_loopback};
 use crate::import::{import_settings_with_public_url, run_import};
-use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
-use crate::kratos_double::{KratosDouble, KratosOutcome};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, Login, MigrateHook};
 
@@ -396,7 +396,9 @@ fn example_identity_schema() -> Value {
 async fn patch_batch(client: &reqwest::Client, admin_url: &str, creates: &[Value]) -> Value {
     let items: Vec<Value> = creates
         .iter()
-        .map(|create| json!({"patch_id": crate::kratos_admin_double::uuid_v4(), "create": create}))
+        .map(
+            |create| json!({"patch_id": crate::doubles::kratos_admin::uuid_v4(), "create": create}),
+        )
         .collect();
     let response = client
         .patch(format!(

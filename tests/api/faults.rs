@@ -10,7 +10,7 @@ use futures_util::{StreamExt, stream};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{AppOptions, Backend, TestApp, assert_match, assert_no_match, spawn_app};
 
 const RIGHT: &str = "Faulty-Horse-7";
@@ -56,8 +56,8 @@ fn options(fake: &CognitoFake) -> AppOptions {
     let mut options = AppOptions::new(
         Backend::Sqlite,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     );
     options.deadline_ms = DEADLINE_MS;
     options.cognito_timeout_ms = COGNITO_TIMEOUT_MS;

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, spawn_app};
 
 /// The fields `HookRequest` reads; every other key is ignored.
@@ -1267,8 +1267,8 @@ async fn ten_thousand_generated_requests_get_no_5xx_and_small_json_errors() {
     let options = AppOptions::new(
         Backend::Sqlite,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     )
     .with("COGNITO_BRIDGE__COGNITO__MAX_RPS", 100_000)
     .with("COGNITO_BRIDGE__COGNITO__BURST", 100_000)

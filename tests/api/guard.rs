@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{
     AppOptions, Backend, HookAnswer, TestApp, assert_match, assert_no_match, import_users,
     spawn_app,
@@ -32,8 +32,8 @@ fn options(backend: Backend, fake: &CognitoFake) -> AppOptions {
     AppOptions::new(
         backend,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     )
 }
 
@@ -559,8 +559,8 @@ async fn context_data_is_sent_when_configured() {
             AppOptions::new(
                 Backend::Sqlite,
                 &capture.endpoint,
-                cognito_fake::POOL_ID,
-                cognito_fake::CLIENT_ID,
+                cognito_auth_fake::POOL_ID,
+                cognito_auth_fake::CLIENT_ID,
             )
             .with("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", send)
             .with(
@@ -626,7 +626,7 @@ impl CaptureServer {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let kept = kept.clone();
                 tokio::spawn(async move {
-                    let Some((_, body)) = cognito_fake::read_request(&mut stream).await else {
+                    let Some((_, body)) = cognito_auth_fake::read_request(&mut stream).await else {
                         return;
                     };
                     kept.lock().unwrap().push(body);

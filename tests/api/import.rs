@@ -12,13 +12,13 @@ use cognito_bridge::store::{self, LeaseClaim, RunStatus, Store};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::cognito_directory_fake::{
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_directory_fake::{
     CognitoDirectoryFake, DirectoryOptions, synthetic_email, synthetic_sub, synthetic_tenant,
     synthetic_username,
 };
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
 use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
-use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
 use crate::moto::{self, Pool, SeedUser};
 
 /// Settings for an import from `cognito_endpoint`'s pool into `kratos_url`; `extra` is a
@@ -865,7 +865,7 @@ async fn a_dry_run_reads_the_schema_file_when_kratos_is_not_reachable() {
         &database.url,
         &cognito.endpoint,
         &cognito.user_pool_id,
-        &crate::cognito_fake::unused_endpoint().await,
+        &crate::doubles::cognito_auth_fake::unused_endpoint().await,
         &TENANT_TRAITS.replace(
             "list_rate = 30\n",
             &format!(
@@ -883,7 +883,7 @@ async fn a_dry_run_reads_the_schema_file_when_kratos_is_not_reachable() {
         &database.url,
         &cognito.endpoint,
         &cognito.user_pool_id,
-        &crate::cognito_fake::unused_endpoint().await,
+        &crate::doubles::cognito_auth_fake::unused_endpoint().await,
         TENANT_TRAITS,
     );
     let error = run_import(&settings, dry_run()).await.unwrap_err();
@@ -1455,8 +1455,8 @@ async fn federated_users_are_skipped_and_recovery_statuses_need_recovery_until_a
     let mut options = AppOptions::new(
         backend,
         &cognito.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     );
     options.shared_database = Some(database.url.clone());
     let app = spawn_app(options).await;

@@ -5,8 +5,8 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
-use crate::kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
+use crate::doubles::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
+use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 

@@ -12,9 +12,9 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::kratos_hook_caller::{self, KratosDouble, KratosOutcome};
 use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
-use crate::kratos_double::{self, KratosDouble, KratosOutcome};
 use crate::moto;
 
 const PASSWORD: &str = "Correct-Horse-9";
@@ -69,8 +69,8 @@ async fn cognito_unavailable_is_a_502_after_exactly_one_attempt() {
     let mut options = AppOptions::new(
         Backend::Sqlite,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     );
     // One Cognito attempt fills the whole deadline, so any Kratos retry would show as a second call.
     options.deadline_ms = 1000;
@@ -103,8 +103,8 @@ async fn a_wrong_api_key_is_a_502_after_one_attempt_and_never_reaches_cognito() 
     let app = spawn_app(AppOptions::new(
         Backend::Sqlite,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     ))
     .await;
     let kratos = KratosDouble::new(&app.hook_url(), "not-the-configured-key");
@@ -127,8 +127,14 @@ async fn extended_bodies_are_stored() {
     let app = spawn_app(AppOptions::for_pool(Backend::Sqlite, &pool).await).await;
     let kratos = KratosDouble::new(&app.hook_url(), API_KEY);
 
-    let (carol_identity, carol_external) = (kratos_double::uuid_like(), kratos_double::uuid_like());
-    let (dave_identity, dave_external) = (kratos_double::uuid_like(), kratos_double::uuid_like());
+    let (carol_identity, carol_external) = (
+        kratos_hook_caller::uuid_like(),
+        kratos_hook_caller::uuid_like(),
+    );
+    let (dave_identity, dave_external) = (
+        kratos_hook_caller::uuid_like(),
+        kratos_hook_caller::uuid_like(),
+    );
     // What kratos-hooks/password-migration.jsonnet produces.
     let flat = json!({
         "identifier": "carol",
@@ -147,7 +153,7 @@ async fn extended_bodies_are_stored() {
             "external_id": dave_external,
             "traits": {"email": "dave@example.com"},
         },
-        "flow": {"id": kratos_double::uuid_like(), "type": "browser"},
+        "flow": {"id": kratos_hook_caller::uuid_like(), "type": "browser"},
         "request_headers": {"User-Agent": ["curl/8"], "X-Forwarded-For": ["198.51.100.4"]},
         "request_url": "https://auth.example.com/self-service/login?flow=x",
     });
@@ -247,7 +253,8 @@ impl StubHook {
         let record = seen.clone();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let Some((headers, body)) = cognito_fake::read_request(&mut stream).await else {
+                let Some((headers, body)) = cognito_auth_fake::read_request(&mut stream).await
+                else {
                     continue;
                 };
                 record.lock().unwrap().push(Seen {
@@ -378,13 +385,13 @@ async fn the_double_retries_like_kratos_with_the_same_trigger_id() {
 fn only_the_first_1024_bytes_count() {
     let padding = " ".repeat(1024);
     let late = format!(r#"{padding}{{"status":"password_match"}}"#);
-    assert!(!kratos_double::says_password_match(late.as_bytes()));
+    assert!(!kratos_hook_caller::says_password_match(late.as_bytes()));
     let early = format!(r#"{{"status":"password_match"}}{padding}"#);
-    assert!(kratos_double::says_password_match(early.as_bytes()));
-    assert!(kratos_double::says_password_match(
+    assert!(kratos_hook_caller::says_password_match(early.as_bytes()));
+    assert!(kratos_hook_caller::says_password_match(
         br#"{"Status":"password_match"}"#
     ));
-    assert!(!kratos_double::says_password_match(
+    assert!(!kratos_hook_caller::says_password_match(
         br#"["password_match"]"#
     ));
 }

@@ -21,6 +21,7 @@ macro_rules! on_both_backends {
 mod binding;
 mod cli;
 mod demo;
+mod doubles;
 mod guard;
 mod helpers;
 mod hook_moto;
@@ -39,12 +40,8 @@ mod faults;
 mod fuzz;
 mod store_outage;
 
-mod cognito_directory_fake;
 mod cognito_errors;
-mod cognito_fake;
 mod doubles_vs_real;
-mod kratos_admin_double;
 mod kratos_contract;
-mod kratos_double;
 mod kratos_e2e;
 mod kratos_real_import;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use cognito_bridge::domain::Outcome;
 use cognito_bridge::store::{Attempt, Store};
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig};
 use crate::helpers::{AppOptions, Backend, TestApp, spawn_app};
 
 on_both_backends!(attempts_past_the_retention_are_pruned_at_start);
@@ -43,8 +43,8 @@ async fn app(backend: Backend, fake: &CognitoFake, shared: Option<&TestApp>, day
     let mut options = AppOptions::new(
         backend,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     )
     .with("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", days);
     options.shared_database = shared.map(|app| app.database.url.clone());

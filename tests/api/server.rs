@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
 
 const PASSWORD: &str = "Right-Password-1";
@@ -41,11 +41,11 @@ async fn stop_with_a_hook_in_flight(signal: &str) {
             ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
             (
                 "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_fake::POOL_ID,
+                cognito_auth_fake::POOL_ID,
             ),
             (
                 "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_fake::CLIENT_ID,
+                cognito_auth_fake::CLIENT_ID,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
             ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
@@ -122,8 +122,8 @@ async fn slow_clients_time_out() {
         AppOptions::new(
             Backend::Sqlite,
             &fake.endpoint,
-            cognito_fake::POOL_ID,
-            cognito_fake::CLIENT_ID,
+            cognito_auth_fake::POOL_ID,
+            cognito_auth_fake::CLIENT_ID,
         )
         .with("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", 1000),
     )

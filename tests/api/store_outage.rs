@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use url::Url;
 
-use crate::cognito_fake::{self, CognitoFake, FakeConfig, Script};
+use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
 use crate::helpers::{
     API_KEY, AppOptions, Backend, TestApp, TestDatabase, import_users, spawn_app,
 };
@@ -191,8 +191,8 @@ async fn setup_with(configure: impl FnOnce(AppOptions) -> AppOptions) -> Setup {
     let mut options = AppOptions::new(
         Backend::Postgres,
         &fake.endpoint,
-        cognito_fake::POOL_ID,
-        cognito_fake::CLIENT_ID,
+        cognito_auth_fake::POOL_ID,
+        cognito_auth_fake::CLIENT_ID,
     );
     options.deadline_ms = DEADLINE_MS;
     let options = configure(options.with(
@@ -544,11 +544,11 @@ async fn rows_waiting_for_the_database_are_written_at_shutdown() {
             ("COGNITO_BRIDGE__DATABASE__URL", &database_url),
             (
                 "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_fake::POOL_ID,
+                cognito_auth_fake::POOL_ID,
             ),
             (
                 "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_fake::CLIENT_ID,
+                cognito_auth_fake::CLIENT_ID,
             ),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
             ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),

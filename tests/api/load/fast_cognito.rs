@@ -1,5 +1,5 @@
 //! A fast loopback Cognito for load runs: `AdminInitiateAuth` only, over the AWS JSON 1.1
-//! protocol, with HTTP/1.1 keep-alive (unlike `cognito_fake.rs`, which closes every
+//! protocol, with HTTP/1.1 keep-alive (unlike `doubles/cognito_auth_fake.rs`, which closes every
 //! connection so it can script drops), an optional fixed delay before each answer, and
 //! `users` synthetic users (`load-user-00000`, …) who all have the same password.
 //!

@@ -5,7 +5,7 @@
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
 //!
 //! Self-contained, so that a bench can include it with
-//! `#[path = "../tests/api/kratos_admin_double.rs"] mod kratos_admin_double;`.
+//! `#[path = "../tests/api/doubles/kratos_admin.rs"] mod kratos_admin_double;`.
 
 #![allow(dead_code)]
 

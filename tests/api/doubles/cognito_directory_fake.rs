@@ -6,7 +6,7 @@
 //! threads, so it does not compete with the client for the test's (or bench's) runtime.
 //!
 //! Self-contained (no `crate::` imports) so a bench can include it with
-//! `#[path = "../tests/api/cognito_directory_fake.rs"] mod cognito_directory_fake;`.
+//! `#[path = "../tests/api/doubles/cognito_directory_fake.rs"] mod cognito_directory_fake;`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
