@@ -123,3 +123,68 @@ fn describe(answer: &CognitoAnswer) -> String {
             .to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::cognito::ClientContext;
+
+    /// Answers every probe with `answer` and counts them.
+    struct Probed {
+        answer: CognitoAnswer,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl CognitoVerifier for Probed {
+        async fn admin_initiate_auth(
+            &self,
+            _username: &CognitoUsername,
+            _password: &Password,
+            _context: Option<ClientContext<'_>>,
+            _attempt_timeout: Duration,
+        ) -> CognitoAnswer {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.answer.clone()
+        }
+    }
+
+    fn refused(code: &str) -> CognitoAnswer {
+        CognitoAnswer::Error {
+            code: Some(code.to_owned()),
+            status: 400,
+        }
+    }
+
+    // tokio's paused clock stands in for the 30 s: the test runs in no time.
+    #[tokio::test(start_paused = true)]
+    async fn readiness_probes_again_once_the_last_observation_is_older_than_30_s() {
+        let verifier = Probed {
+            answer: refused("ResourceNotFoundException"),
+            calls: AtomicUsize::new(0),
+        };
+        let health = CognitoHealth::new(None);
+        let policies = Policies::default();
+
+        let problem = health.current_problem(&verifier, policies).await;
+        assert!(problem.is_some_and(|p| p.contains("ResourceNotFoundException")));
+        assert_eq!(verifier.calls.load(Ordering::SeqCst), 1);
+
+        tokio::time::advance(OBSERVATION_TTL - Duration::from_secs(1)).await;
+        assert!(health.current_problem(&verifier, policies).await.is_some());
+        assert_eq!(verifier.calls.load(Ordering::SeqCst), 1, "still fresh");
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(health.current_problem(&verifier, policies).await.is_some());
+        assert_eq!(verifier.calls.load(Ordering::SeqCst), 2, "probed again");
+
+        // A decided hook answer clears the problem and counts as a fresh observation.
+        health.observe(Outcome::NotAuthorized, &refused("NotAuthorizedException"));
+        assert_eq!(health.current_problem(&verifier, policies).await, None);
+        assert_eq!(verifier.calls.load(Ordering::SeqCst), 2);
+    }
+}
