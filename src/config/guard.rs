@@ -49,7 +49,7 @@ impl GuardSettings {
         .collect()
     }
 
-    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+    pub(super) fn check_for_serving(&self) -> Result<(), ConfigError> {
         if self.window_secs == 0 || self.window_secs > 7 * 24 * 3600 {
             return Err(invalid(
                 "guard.window_secs",

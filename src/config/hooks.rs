@@ -143,7 +143,7 @@ impl HookSettings {
     }
 
     /// What `serve` needs on top of parsing: at least one key, and a usable deadline.
-    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+    pub(super) fn check_for_serving(&self) -> Result<(), ConfigError> {
         self.trusted_proxy_nets()?;
         self.client_ip_header()?;
         if self.api_keys.is_empty() {

@@ -7,6 +7,7 @@ mod guard;
 mod hooks;
 mod import;
 mod kratos;
+mod serve;
 mod server;
 mod store;
 
@@ -26,6 +27,7 @@ pub use hooks::{
 };
 pub use import::{ImportSettings, LIST_USERS_QUOTA, MAX_BATCH_SIZE};
 pub use kratos::KratosSettings;
+pub use serve::{GuardConfig, HookConfig, ServeConfig};
 pub use server::ServerSettings;
 pub use store::{DatabaseSettings, StoreSettings};
 

@@ -34,7 +34,7 @@ impl ServerSettings {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+    pub(super) fn check_for_serving(&self) -> Result<(), ConfigError> {
         if self.workers == Some(0) {
             return Err(invalid(
                 "server.workers",

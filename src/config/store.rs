@@ -64,7 +64,7 @@ impl StoreSettings {
             .then(|| Duration::from_secs(u64::from(self.attempts_retention_days) * 24 * 3600))
     }
 
-    pub fn check_for_serving(&self, guard: &GuardSettings) -> Result<(), ConfigError> {
+    pub(super) fn check_for_serving(&self, guard: &GuardSettings) -> Result<(), ConfigError> {
         // The guard counts failures from the attempt log: they must outlive its window.
         if let Some(retention) = self.attempts_retention()
             && retention < guard.window()
