@@ -13,7 +13,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use tracing_actix_web::TracingLogger;
 
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
-use crate::config::{CognitoConfig, QuotaSettings, Settings};
+use crate::config::{ServeConfig, Settings};
 use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
 use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
@@ -31,12 +31,12 @@ pub struct Dependencies {
 impl Dependencies {
     /// Open and migrate the database, build the AWS client once (with `credentials`, or the
     /// standard AWS chain when `None`).
-    pub async fn from_settings(
-        settings: &Settings,
+    pub async fn from_config(
+        config: &ServeConfig,
         credentials: Option<SharedCredentialsProvider>,
     ) -> anyhow::Result<Self> {
-        let cognito = CognitoConfig::from_settings(&settings.cognito)?;
-        if cognito.timeout >= settings.hooks.deadline() {
+        let cognito = &config.cognito;
+        if cognito.timeout >= config.hooks.deadline {
             tracing::warn!(
                 "cognito.timeout_ms is not below hooks.deadline_ms: a slow Cognito call gets no retry"
             );
@@ -46,20 +46,20 @@ impl Dependencies {
             region = %cognito.region,
             endpoint = cognito.endpoint_url.as_ref().map_or("AWS", |url| url.as_str()),
             secret_hash = cognito.client_secret.is_some(),
-            mfa_policy = ?settings.hooks.mfa_policy,
-            temporary_password_policy = ?settings.hooks.temporary_password_policy,
-            deadline_ms = settings.hooks.deadline_ms,
-            api_keys = settings.hooks.api_keys.len(),
+            mfa_policy = ?config.hooks.policies.mfa,
+            temporary_password_policy = ?config.hooks.policies.temporary_password,
+            deadline_ms = config.hooks.deadline.as_millis() as u64,
+            api_keys = config.hooks.api_keys.len(),
             "starting"
         );
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
+        let store = store::connect(&config.database_url, config.max_connections)
             .await
             .context("opening the database named by `database.url`")?;
         store
             .migrate()
             .await
             .context("applying database migrations")?;
-        let verifier = AwsCognito::new(&cognito, credentials).await;
+        let verifier = AwsCognito::new(cognito, credentials).await;
         let cognito_problem = verifier.check_credentials().await.err();
         if let Some(reason) = &cognito_problem {
             tracing::warn!(%reason, "hook calls will answer 424 until AWS credentials are available");
@@ -84,42 +84,43 @@ const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 impl Application {
     /// Everything `serve` does before accepting requests: check the settings, build the
     /// dependencies, bind `server.listen` (port 0 picks a free one). `credentials`: as for
-    /// [`Dependencies::from_settings`].
+    /// [`Dependencies::from_config`].
     pub async fn build(
         settings: Settings,
         credentials: Option<SharedCredentialsProvider>,
     ) -> anyhow::Result<Self> {
-        check_for_serving(&settings)?;
-        let dependencies = Dependencies::from_settings(&settings, credentials).await?;
-        Self::bind(settings, dependencies)
+        let config = ServeConfig::from_settings(&settings)?;
+        let dependencies = Dependencies::from_config(&config, credentials).await?;
+        Self::bind(config, dependencies)
     }
 
-    fn bind(settings: Settings, dependencies: Dependencies) -> anyhow::Result<Self> {
-        for key in settings.guard.limits_off() {
+    fn bind(config: ServeConfig, dependencies: Dependencies) -> anyhow::Result<Self> {
+        for &key in &config.guard.limits_off {
             tracing::warn!(
                 key,
                 "{key} = 0 turns this brute-force limit off: only Cognito's own lockout slows \
                  password guessing through the hook"
             );
         }
-        let listener = TcpListener::bind(settings.server.listen)
-            .with_context(|| format!("binding `server.listen` = {}", settings.server.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("binding `server.listen` = {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::new());
         let rules = HookRules {
-            policies: settings.hooks.policies(),
-            timing: HookTiming::for_deadline(settings.hooks.deadline()),
-            guard: GuardLimits::from_settings(&settings.guard),
-            gate: CognitoGate::new(
-                QuotaSettings::from_settings(&settings.cognito)?,
-                metrics.clone(),
-            ),
+            policies: config.hooks.policies,
+            timing: HookTiming::for_deadline(config.hooks.deadline),
+            guard: GuardLimits {
+                identifier_failures: config.guard.identifier_failures,
+                ip_failures: config.guard.ip_failures,
+                window: config.guard.window,
+            },
+            gate: CognitoGate::new(config.quota, metrics.clone()),
             client_ip: ClientIpRule::new(
-                settings.hooks.trusted_proxy_nets()?,
-                settings.hooks.client_ip_header()?,
+                config.hooks.trusted_proxies,
+                config.hooks.client_ip_header.as_deref(),
             ),
         };
-        if let Some(retention) = settings.store.attempts_retention() {
+        if let Some(retention) = config.attempts_retention {
             tokio::spawn(crate::hook::prune_attempts_forever(
                 dependencies.store.clone(),
                 retention,
@@ -133,15 +134,15 @@ impl Application {
             metrics,
             rules,
         );
-        let request_timeout = settings.server.request_timeout();
+        let request_timeout = config.request_timeout;
         // On SIGINT/SIGTERM, hooks in flight get their whole deadline (and the time to
         // write their outcome) before workers stop.
-        let shutdown_secs = settings.hooks.deadline().as_secs() + 2;
+        let shutdown_secs = config.hooks.deadline.as_secs() + 2;
         let state = web::Data::new(AppState {
             hooks,
             store: dependencies.store,
-            api_keys: settings.hooks.api_keys,
-            max_body_bytes: settings.hooks.max_body_bytes,
+            api_keys: config.hooks.api_keys,
+            max_body_bytes: config.hooks.max_body_bytes,
             body_timeout: request_timeout,
         });
         let app_state = state.clone();
@@ -156,8 +157,8 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(shutdown_secs)
         .listen(listener)?;
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
+        if let Some(workers) = config.workers {
+            server = server.workers(workers.get());
         }
         Ok(Self {
             port,
@@ -213,14 +214,4 @@ async fn stop_signal() -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
-}
-
-/// Everything in the settings `serve` needs beyond parsing.
-fn check_for_serving(settings: &Settings) -> anyhow::Result<()> {
-    settings.server.check_for_serving()?;
-    settings.hooks.check_for_serving()?;
-    settings.guard.check_for_serving()?;
-    settings.store.check_for_serving(&settings.guard)?;
-    QuotaSettings::from_settings(&settings.cognito)?;
-    Ok(())
 }
