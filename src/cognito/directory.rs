@@ -1,6 +1,6 @@
 //! Cognito as a user directory: `ListUsers` pages, group memberships and the pool's size,
 //! all under one token bucket (`import.list_rate`) that slows down further when Cognito
-//! throttles. Just over 400 lines: a third of it is the paging and throttling tests.
+//! throttles.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,9 +15,8 @@ use aws_sdk_cognitoidentityprovider::types::UserType;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 
-use super::CognitoAnswer;
 use super::sdk_config::sdk_config;
-use super::sdk_error::{SdkFailure, is_throttling_code, is_unavailable_code};
+use super::sdk_error::{SdkFailure, describe, is_throttling_code, is_unavailable};
 use crate::config::CognitoPool;
 
 /// Cognito's largest `ListUsers` page.
@@ -360,34 +359,6 @@ impl Directory {
     }
 }
 
-/// Worth retrying a listing: timeouts, broken connections, any 5xx, and the codes that say
-/// Cognito could not decide now.
-fn is_unavailable(answer: &CognitoAnswer) -> bool {
-    match answer {
-        CognitoAnswer::Timeout | CognitoAnswer::Connection => true,
-        CognitoAnswer::Error { status, .. } if *status >= 500 => true,
-        CognitoAnswer::Error {
-            code: Some(code), ..
-        } => is_unavailable_code(code),
-        _ => false,
-    }
-}
-
-fn describe(answer: &CognitoAnswer, message: Option<&str>) -> String {
-    match (answer, message) {
-        (_, Some(message)) => message.to_owned(),
-        (CognitoAnswer::Timeout, None) => "timed out".to_owned(),
-        (CognitoAnswer::Connection, None) => "connection failed".to_owned(),
-        (CognitoAnswer::NotSent, None) => {
-            "the request could not be signed (are AWS credentials available?)".to_owned()
-        }
-        (CognitoAnswer::Error { code, status }, None) => {
-            format!("HTTP {status} {}", code.as_deref().unwrap_or(""))
-        }
-        (other, None) => format!("{other:?}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,22 +371,5 @@ mod tests {
             let wait = backoff.wait(failures);
             assert!(wait <= full && wait >= full / 2, "{failures}: {wait:?}");
         }
-    }
-
-    #[test]
-    fn unavailable_is_timeouts_5xx_and_transient_codes() {
-        let error = |code: Option<&str>, status| CognitoAnswer::Error {
-            code: code.map(str::to_owned),
-            status,
-        };
-        assert!(is_unavailable(&CognitoAnswer::Timeout));
-        assert!(is_unavailable(&CognitoAnswer::Connection));
-        assert!(is_unavailable(&error(None, 503)));
-        assert!(is_unavailable(&error(Some("InternalErrorException"), 400)));
-        assert!(!is_unavailable(&error(
-            Some("ResourceNotFoundException"),
-            400
-        )));
-        assert!(!is_unavailable(&CognitoAnswer::NotSent));
     }
 }

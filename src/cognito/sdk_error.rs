@@ -84,9 +84,55 @@ pub(super) fn answer_for_error<E: ProvideErrorMetadata, R>(
     }
 }
 
+/// Worth retrying a listing: timeouts, broken connections, any 5xx, and the codes that say
+/// Cognito could not decide now.
+pub(super) fn is_unavailable(answer: &CognitoAnswer) -> bool {
+    match answer {
+        CognitoAnswer::Timeout | CognitoAnswer::Connection => true,
+        CognitoAnswer::Error { status, .. } if *status >= 500 => true,
+        CognitoAnswer::Error {
+            code: Some(code), ..
+        } => is_unavailable_code(code),
+        _ => false,
+    }
+}
+
+/// What went wrong, for an error message: Cognito's own message when it sent one.
+pub(super) fn describe(answer: &CognitoAnswer, message: Option<&str>) -> String {
+    match (answer, message) {
+        (_, Some(message)) => message.to_owned(),
+        (CognitoAnswer::Timeout, None) => "timed out".to_owned(),
+        (CognitoAnswer::Connection, None) => "connection failed".to_owned(),
+        (CognitoAnswer::NotSent, None) => {
+            "the request could not be signed (are AWS credentials available?)".to_owned()
+        }
+        (CognitoAnswer::Error { code, status }, None) => {
+            format!("HTTP {status} {}", code.as_deref().unwrap_or(""))
+        }
+        (other, None) => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unavailable_is_timeouts_5xx_and_transient_codes() {
+        let error = |code: Option<&str>, status| CognitoAnswer::Error {
+            code: code.map(str::to_owned),
+            status,
+        };
+        assert!(is_unavailable(&CognitoAnswer::Timeout));
+        assert!(is_unavailable(&CognitoAnswer::Connection));
+        assert!(is_unavailable(&error(None, 503)));
+        assert!(is_unavailable(&error(Some("InternalErrorException"), 400)));
+        assert!(!is_unavailable(&error(
+            Some("ResourceNotFoundException"),
+            400
+        )));
+        assert!(!is_unavailable(&CognitoAnswer::NotSent));
+    }
 
     #[test]
     fn every_throttling_code_also_means_unavailable() {
