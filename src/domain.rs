@@ -26,6 +26,22 @@ impl Password {
     }
 }
 
+/// A bcrypt hash of a captured password, on its way to Kratos (through the capture outbox at
+/// worst). As secret as the password for anyone who can brute-force it: no `Debug`, no
+/// `Display`, no `Serialize`; wiped when dropped.
+pub struct PasswordHash(Zeroizing<String>);
+
+impl PasswordHash {
+    pub fn new(value: String) -> Self {
+        Self(Zeroizing::new(value))
+    }
+
+    /// The hash, for the one place that writes it (Kratos's admin API, or the outbox row).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Trim and lower-case an identifier or e-mail address for lookups.
 pub fn normalize_identifier(raw: &str) -> String {
     raw.trim().to_lowercase()

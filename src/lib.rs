@@ -2,6 +2,7 @@
 //! identities, and the password migration hook verifies each password against Cognito.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod cognito;
 pub mod config;

@@ -65,6 +65,10 @@ pub enum CircuitGauge {
 }
 
 pub struct Metrics {
+    capture_answers: Family<ResultLabels, Counter>,
+    outbox_deliveries: Family<ResultLabels, Counter>,
+    outbox_depth: Gauge,
+    outbox_oldest: Gauge,
     registry: Registry,
     answers: Family<AnswerLabels, Counter>,
     hook_seconds: Histogram,
@@ -163,8 +167,38 @@ impl Metrics {
             "Attempt rows dropped because too many were waiting for the database",
             attempts_dropped.clone(),
         );
+        let capture_answers = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "capture_answers",
+            "Capture endpoint (POST /capture/password) answers, by result",
+            capture_answers.clone(),
+        );
+        let outbox_deliveries = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "capture_outbox_deliveries",
+            "Outbox entries the background worker handled, by result (delivered, retry, or \
+             dropped because the user migrated another way, has no identity, or Kratos refused it)",
+            outbox_deliveries.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "capture_outbox_depth",
+            "Captured password hashes waiting for Kratos",
+            outbox_depth.clone(),
+        );
+        let outbox_oldest = Gauge::default();
+        registry.register_with_unit(
+            "capture_outbox_oldest_age",
+            "Age of the oldest hash waiting for Kratos (0 when none waits)",
+            Unit::Seconds,
+            outbox_oldest.clone(),
+        );
         Self {
             registry,
+            capture_answers,
+            outbox_deliveries,
+            outbox_depth,
+            outbox_oldest,
             binding_refusals,
             unwritten_attempts,
             attempts_dropped,
@@ -255,6 +289,25 @@ impl Metrics {
         self.attempts_dropped.inc();
     }
 
+    /// One answer of the capture endpoint; `result` is one of a closed set of names.
+    pub fn capture_answered(&self, result: &'static str) {
+        self.capture_answers
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// One outbox entry handled by the worker.
+    pub fn outbox_delivery(&self, result: &'static str) {
+        self.outbox_deliveries
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn outbox(&self, depth: i64, oldest_age_secs: Option<i64>) {
+        self.outbox_depth.set(depth);
+        self.outbox_oldest.set(oldest_age_secs.unwrap_or(0));
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -284,6 +337,9 @@ mod tests {
         metrics.binding_refused(Outcome::AmbiguousIdentifier);
         metrics.unwritten_attempts(3);
         metrics.attempt_dropped();
+        metrics.capture_answered("captured");
+        metrics.outbox_delivery("delivered");
+        metrics.outbox(2, Some(40));
         let text = metrics.encode();
         for line in [
             "cognito_bridge_hook_answers_total{outcome=\"verified\",status=\"200\"} 1",
@@ -300,6 +356,10 @@ mod tests {
             "cognito_bridge_binding_refusals_total{outcome=\"ambiguous_identifier\"} 1",
             "cognito_bridge_unwritten_attempts 3",
             "cognito_bridge_attempts_dropped_total 1",
+            "cognito_bridge_capture_answers_total{result=\"captured\"} 1",
+            "cognito_bridge_capture_outbox_deliveries_total{result=\"delivered\"} 1",
+            "cognito_bridge_capture_outbox_depth 2",
+            "cognito_bridge_capture_outbox_oldest_age_seconds 40",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

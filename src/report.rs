@@ -39,6 +39,15 @@ pub fn render(progress: &Progress, imports: &[ImportRun], format: ReportFormat) 
                 let _ = writeln!(out, "{state},{count}");
             }
             let _ = writeln!(out, "total,{}", progress.total);
+            let outbox = &progress.capture_outbox;
+            let _ = writeln!(
+                out,
+                "\ncapture_outbox_depth,capture_outbox_oldest_age_secs\n{},{}",
+                outbox.depth,
+                outbox
+                    .oldest_age_secs
+                    .map_or(String::new(), |age| age.to_string())
+            );
             if !imports.is_empty() {
                 out.push_str(
                     "\nimport_run,started_at,status,dry_run,seen,created,linked,skipped,failed,invalid,duration_ms\n",
@@ -143,6 +152,19 @@ fn table(progress: &Progress) -> String {
             progress.mfa_dropped
         );
     }
+    let outbox = &progress.capture_outbox;
+    match outbox.oldest_age_secs {
+        Some(age) => {
+            let _ = writeln!(
+                out,
+                "\ncapture outbox: {} password hash(es) waiting for Kratos, the oldest for {age} s",
+                outbox.depth
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\ncapture outbox: empty");
+        }
+    }
     let _ = writeln!(out, "\nhook attempts: {}", progress.attempts.total);
     for (outcome, count) in &progress.attempts.by_outcome {
         let _ = writeln!(out, "  {outcome:<28} {count:>10}");
@@ -153,7 +175,7 @@ fn table(progress: &Progress) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AttemptCounts, ImportCounters, RunStatus};
+    use crate::store::{AttemptCounts, ImportCounters, OutboxStatus, RunStatus};
 
     fn run() -> ImportRun {
         ImportRun {
@@ -197,6 +219,11 @@ mod tests {
                     .into_iter()
                     .collect(),
             },
+            capture_outbox: OutboxStatus::new(
+                2,
+                Some(chrono::Utc::now() - chrono::Duration::seconds(90)),
+                chrono::Utc::now(),
+            ),
         }
     }
 
@@ -213,6 +240,29 @@ mod tests {
         assert_eq!(json["imports"][0]["status"], "interrupted");
         assert_eq!(json["imports"][0]["created"], 40);
         assert!(json["imports"][0].get("next_token").is_none());
+        assert_eq!(json["capture_outbox"]["depth"], 2);
+        assert_eq!(json["capture_outbox"]["oldest_age_secs"], 90);
+    }
+
+    #[test]
+    fn the_capture_outbox_shows_in_the_table_and_csv() {
+        let table = render(&progress(), &[], ReportFormat::Table);
+        assert!(
+            table.contains(
+                "capture outbox: 2 password hash(es) waiting for Kratos, the oldest for 90 s"
+            ),
+            "{table}"
+        );
+        let csv = render(&progress(), &[], ReportFormat::Csv);
+        assert!(
+            csv.contains("capture_outbox_depth,capture_outbox_oldest_age_secs\n2,90\n"),
+            "{csv}"
+        );
+        let (empty, _) = progress_with_every_state();
+        assert!(render(&empty, &[], ReportFormat::Table).contains("capture outbox: empty"));
+        assert!(
+            render(&empty, &[], ReportFormat::Csv).contains("capture_outbox_oldest_age_secs\n0,\n")
+        );
     }
 
     /// Every state with a count of its own (and its share of 15), so a row that shows another
@@ -233,6 +283,7 @@ mod tests {
                 .collect(),
             mfa_dropped: 2,
             attempts: AttemptCounts::default(),
+            capture_outbox: OutboxStatus::default(),
         };
         (progress, expected)
     }

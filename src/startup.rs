@@ -12,6 +12,7 @@ use anyhow::Context;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tracing_actix_web::TracingLogger;
 
+use crate::capture::{CaptureService, Delivery};
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
 use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
@@ -76,6 +77,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// Tasks that live as long as the server (the capture outbox worker).
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// At shutdown, how long attempt rows still waiting for the database may take.
@@ -127,19 +130,56 @@ impl Application {
                 metrics.clone(),
             ));
         }
-        let hooks = HookService::new(
+        let hooks = Arc::new(HookService::new(
             dependencies.store.clone(),
             dependencies.verifier,
             Arc::new(CognitoHealth::new(dependencies.cognito_problem)),
-            metrics,
+            metrics.clone(),
             rules,
-        );
+        ));
+        let mut background = Vec::new();
+        let capture = match &config.capture {
+            Some(capture) => {
+                let delivery = Arc::new(
+                    Delivery::new(&config.kratos, dependencies.store.clone(), metrics)
+                        .context("building the Kratos client for `[capture]`")?,
+                );
+                let service = CaptureService::new(
+                    capture,
+                    hooks.clone(),
+                    delivery.clone(),
+                    dependencies.store.clone(),
+                );
+                background.push(tokio::spawn(crate::capture::deliver_forever(delivery)));
+                tracing::info!(
+                    app_clients = capture.app_client_ids.len(),
+                    jwks = %capture.jwks_url,
+                    bcrypt_cost = capture.bcrypt_cost,
+                    hash_threads = capture.hash_threads.get(),
+                    cors_origins = capture.allowed_origins.len(),
+                    "capture endpoint enabled: POST {}",
+                    crate::http::CAPTURE_PATH
+                );
+                Some(service)
+            }
+            None => None,
+        };
+        if let Some(service) = &capture {
+            let keys = service.tokens_handle();
+            tokio::spawn(async move { keys.jwks().prefetch().await });
+        }
+        let capture_origins = config
+            .capture
+            .as_ref()
+            .map(|capture| capture.allowed_origins.clone())
+            .unwrap_or_default();
         let request_timeout = config.request_timeout;
         // On SIGINT/SIGTERM, hooks in flight get their whole deadline (and the time to
         // write their outcome) before workers stop.
         let shutdown_secs = config.hooks.deadline.as_secs() + 2;
         let state = web::Data::new(AppState {
             hooks,
+            capture,
             store: dependencies.store,
             api_keys: config.hooks.api_keys,
             max_body_bytes: config.hooks.max_body_bytes,
@@ -150,7 +190,7 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
-                .configure(routes)
+                .configure(|config| routes(config, &capture_origins))
         })
         .disable_signals()
         .client_request_timeout(request_timeout)
@@ -164,11 +204,17 @@ impl Application {
             port,
             server: server.run(),
             state,
+            background,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server as SIGTERM does (for tests that restart it).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// The store the hook writes to.
@@ -187,6 +233,9 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
+        for task in &self.background {
+            task.abort();
+        }
         let until = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
         self.state.hooks.flush_records(until).await;
         served

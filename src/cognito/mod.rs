@@ -1,10 +1,12 @@
 //! Cognito: every call to it (`AdminInitiateAuth` in `auth`, the user directory in
-//! `directory`, SDK errors read in `sdk_error` only), the verifier boundary, and the one table
-//! that turns an `AdminInitiateAuth` answer into a verdict.
+//! `directory`, the pool's token signing keys in `jwks`, SDK errors read in `sdk_error` only),
+//! the verifier boundary, and the one table that turns an `AdminInitiateAuth` answer into a
+//! verdict.
 
 mod auth;
 pub mod directory;
 mod health;
+mod jwks;
 mod sdk_config;
 mod sdk_error;
 
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 
 pub use auth::{AwsCognito, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
+pub use jwks::{Jwks, JwksError};
 pub use sdk_config::{sdk_config, sdk_http_client};
 
 use sdk_error::is_unavailable_code;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use super::{ConfigError, env_name, invalid};
+use super::{ConfigError, env_name, invalid, plain_string_or_list};
 
 /// Kratos waits 30 s per hook attempt; answering later makes it retry.
 pub const MAX_DEADLINE_MS: u64 = 25_000;
@@ -205,29 +205,6 @@ fn string_or_list<'de, D: Deserializer<'de>>(
     Ok(plain_string_or_list(deserializer)?
         .into_iter()
         .map(SecretString::from)
-        .collect())
-}
-
-/// A list of plain strings from a TOML list, one string, or `KEY=a,b` from the environment.
-fn plain_string_or_list<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match OneOrMany::deserialize(deserializer)
-        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
-    {
-        OneOrMany::One(item) => item.split(',').map(str::to_owned).collect(),
-        OneOrMany::Many(items) => items,
-    };
-    Ok(items
-        .into_iter()
-        .map(|item| item.trim().to_owned())
-        .filter(|item| !item.is_empty())
         .collect())
 }
 

@@ -9,7 +9,7 @@ use url::Url;
 use super::{ConfigError, invalid};
 
 /// The `[kratos]` section: where `import` creates identities.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KratosSettings {
     /// Kratos's admin API (`kratos.admin_url`, default port 4434).

@@ -2,6 +2,7 @@
 //! parsed into real types at load; errors name the key. This file owns `Settings`, its
 //! loading, `ConfigError` and the helpers every section uses; each section has a file.
 
+mod capture;
 mod cognito;
 mod guard;
 mod hooks;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 use crate::telemetry::{self, LogSettings};
 
+pub use capture::{BCRYPT_COSTS, CaptureConfig, CaptureSettings};
 pub use cognito::{
     CognitoConfig, CognitoPool, CognitoSettings, DEFAULT_CONTEXT_SERVER_NAME, QuotaSettings,
 };
@@ -91,6 +93,29 @@ fn required(value: &Option<String>, key: &'static str) -> Result<String, ConfigE
     }
 }
 
+/// A list of plain strings from a TOML list, one string, or `KEY=a,b` from the environment.
+fn plain_string_or_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match <OneOrMany as Deserialize>::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
+    {
+        OneOrMany::One(item) => item.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}
+
 /// `cognito.user_pool_id` → `COGNITO_BRIDGE__COGNITO__USER_POOL_ID`.
 pub fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
@@ -107,6 +132,7 @@ pub struct Settings {
     pub guard: GuardSettings,
     pub kratos: KratosSettings,
     pub import: ImportSettings,
+    pub capture: CaptureSettings,
     pub log: LogSettings,
 }
 
@@ -156,6 +182,7 @@ impl Settings {
         }
         settings.import.check()?;
         settings.kratos.check()?;
+        settings.capture.check()?;
         settings.database.check()?;
         Ok(settings)
     }

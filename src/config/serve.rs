@@ -9,7 +9,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::SecretString;
 
-use super::{CognitoConfig, ConfigError, Policies, QuotaSettings, Settings};
+use super::{
+    CaptureConfig, CognitoConfig, ConfigError, KratosSettings, Policies, QuotaSettings, Settings,
+};
 
 /// `Settings` checked for `serve`.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub struct ServeConfig {
     pub cognito: CognitoConfig,
     /// `cognito.max_rps` and the rest of the quota guard and circuit breaker.
     pub quota: QuotaSettings,
+    /// `[capture]`, when `capture.enabled`.
+    pub capture: Option<CaptureConfig>,
+    /// `[kratos]`: where captured passwords are written.
+    pub kratos: KratosSettings,
 }
 
 /// The `[hooks]` section checked for `serve`.
@@ -73,6 +79,9 @@ impl ServeConfig {
         settings.store.check_for_serving(&settings.guard)?;
         let quota = QuotaSettings::from_settings(&settings.cognito)?;
         let cognito = CognitoConfig::from_settings(&settings.cognito)?;
+        let capture = settings
+            .capture
+            .for_serving(&cognito.region, &cognito.user_pool_id)?;
         let hooks = &settings.hooks;
         Ok(Self {
             listen: settings.server.listen,
@@ -97,6 +106,8 @@ impl ServeConfig {
             },
             cognito,
             quota,
+            capture,
+            kratos: settings.kratos.clone(),
         })
     }
 }

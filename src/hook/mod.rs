@@ -29,7 +29,7 @@ use recorder::{LateLookup, PendingWrite, Recorder};
 
 use crate::cognito::{ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict};
 use crate::config::{GuardSettings, Policies};
-use crate::domain::{CognitoUsername, Outcome, ip_group, normalize_identifier};
+use crate::domain::{CognitoUsername, Outcome, Password, ip_group, normalize_identifier};
 use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
 use crate::store::{Attempt, Claim, GuardClaim, GuardCounts, Resolution, Store, UserLookup};
 
@@ -211,6 +211,17 @@ impl HookService {
             .await
     }
 
+    /// How the client's address is read (`hooks.trusted_proxies`, `hooks.client_ip_header`).
+    pub fn client_ip_rule(&self) -> &ClientIpRule {
+        &self.rules.client_ip
+    }
+
+    /// How long the brute-force guard remembers failures (`guard.window_secs`): the longest
+    /// a refused caller has to wait.
+    pub fn guard_window(&self) -> Duration {
+        self.rules.guard.window
+    }
+
     /// The metrics, with the circuit gauge brought up to date.
     pub fn metrics_text(&self) -> String {
         self.rules.gate.publish_circuit_state();
@@ -255,37 +266,30 @@ impl HookService {
                 Verification::without_cognito(*outcome)
             }
             Target::User(username) if request.password().could_be_cognito_password() => {
-                let key = guard_key.as_deref().unwrap_or_default();
                 let attempt = AttemptMeta {
                     key: attempt_key,
                     at: now,
                     username,
-                    guard_key: key,
+                    guard_key: guard_key.as_deref().unwrap_or_default(),
                     client_ip: client_ip.as_deref(),
                     meta,
                     identity_id: request.identity_id(),
                 };
+                let context = client_address.map(|ip| ClientContext {
+                    ip,
+                    user_agent: request.user_agent(),
+                });
                 // A lookup that just failed says the store is down: the in-process guard
                 // decides alone, without another wait.
                 let store_down = late_lookup.is_some();
-                match self.claim(&attempt, store_down, cognito_deadline).await {
-                    Ok(ticket) => {
-                        let verification = self
-                            .ask_cognito(username, request, client_address, cognito_deadline)
-                            .await;
-                        self.local_guard
-                            .settle(ticket, verification.outcome.guard_effect());
-                        verification
-                    }
-                    Err(limit) => {
-                        self.metrics.guard_refused(limit);
-                        tracing::warn!(
-                            limit = ?limit,
-                            "brute-force guard refused the attempt without asking Cognito"
-                        );
-                        Verification::without_cognito(Outcome::RefusedLocally)
-                    }
-                }
+                self.check_password(
+                    &attempt,
+                    request.password(),
+                    context,
+                    store_down,
+                    cognito_deadline,
+                )
+                .await
             }
             Target::User(_) | Target::Unusable => {
                 self.local_guard
@@ -324,6 +328,97 @@ impl HookService {
             "password migration hook answered"
         );
         verification.outcome
+    }
+
+    /// Check the password of the user a verified Cognito token names (the capture endpoint):
+    /// the same brute-force guard, quota guard and Cognito calls as a hook call, within the
+    /// hook's deadline, and an attempt row that notes the attempt on the user's row but never
+    /// moves its state (a match migrates the user only once Kratos holds the hash).
+    #[tracing::instrument(name = "capture_check", skip_all, fields(
+        user = username.redacted(),
+        outcome = tracing::field::Empty,
+    ))]
+    pub async fn verify_user(
+        &self,
+        username: &CognitoUsername,
+        password: &Password,
+        context: Option<ClientContext<'_>>,
+        meta: &RequestMeta,
+    ) -> Outcome {
+        let started = Instant::now();
+        let timing = self.rules.timing;
+        let deadline = started + timing.deadline;
+        let cognito_deadline = deadline - timing.record_reserve;
+        let now = chrono::Utc::now();
+        let client_ip = context.map(|context| ip_group(context.ip));
+        let guard_key = normalize_identifier(username.as_str());
+        let attempt = AttemptMeta {
+            key: uuid::Uuid::new_v4(),
+            at: now,
+            username,
+            guard_key: &guard_key,
+            client_ip: client_ip.as_deref(),
+            meta,
+            identity_id: None,
+        };
+        let verification = if password.could_be_cognito_password() {
+            self.check_password(&attempt, password, context, false, cognito_deadline)
+                .await
+        } else {
+            self.local_guard
+                .note_failure(Some(&guard_key), client_ip.as_deref());
+            Verification::without_cognito(Outcome::Unverifiable)
+        };
+        tracing::Span::current().record("outcome", verification.outcome.as_str());
+        let record = Attempt {
+            key: attempt.key,
+            at: now,
+            cognito_username: Some(username.as_str().to_owned()),
+            outcome: verification.outcome,
+            cognito_latency_ms: (verification.calls > 0)
+                .then(|| i64::try_from(verification.latency.as_millis()).unwrap_or(i64::MAX)),
+            cognito_calls: verification.calls,
+            request_id: meta.request_id.clone(),
+            trigger_id: meta.trigger_id.clone(),
+            identity_id: None,
+            creates_row: false,
+            client_ip,
+        };
+        let pending = PendingWrite {
+            attempt: record,
+            late_lookup: None,
+        };
+        self.record(pending, deadline).await;
+        verification.outcome
+    }
+
+    /// The guard's claim, then Cognito, then the guard settled by the verdict.
+    async fn check_password(
+        &self,
+        attempt: &AttemptMeta<'_>,
+        password: &Password,
+        context: Option<ClientContext<'_>>,
+        store_down: bool,
+        cognito_deadline: Instant,
+    ) -> Verification {
+        match self.claim(attempt, store_down, cognito_deadline).await {
+            Ok(ticket) => {
+                let verification = self
+                    .ask_cognito(attempt.username, password, context, cognito_deadline)
+                    .await;
+                self.local_guard
+                    .settle(ticket, verification.outcome.guard_effect());
+                verification
+            }
+            Err(limit) => {
+                self.metrics.guard_refused(limit);
+                tracing::warn!(
+                    limit = ?limit,
+                    "brute-force guard refused the attempt without asking Cognito"
+                );
+                Verification::without_cognito(Outcome::RefusedLocally)
+            }
+        }
     }
 
     /// Rows the store has not taken yet; at shutdown, write them while `until` allows.
@@ -480,15 +575,11 @@ impl HookService {
     async fn ask_cognito(
         &self,
         username: &CognitoUsername,
-        request: &HookRequest,
-        client_address: Option<std::net::IpAddr>,
+        password: &Password,
+        context: Option<ClientContext<'_>>,
         cognito_deadline: Instant,
     ) -> Verification {
         let min_attempt = self.rules.timing.min_attempt;
-        let context = client_address.map(|ip| ClientContext {
-            ip,
-            user_agent: request.user_agent(),
-        });
         let mut calls = 0;
         let mut latency = Duration::ZERO;
         let mut backoff = Duration::from_millis(50);
@@ -520,7 +611,7 @@ impl HookService {
             let call_started = Instant::now();
             let answer = self
                 .verifier
-                .admin_initiate_auth(username, request.password(), context, remaining)
+                .admin_initiate_auth(username, password, context, remaining)
                 .await;
             let call_latency = call_started.elapsed();
             calls += 1;

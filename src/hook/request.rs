@@ -183,6 +183,25 @@ impl ClientIpRule {
         }
     }
 
+    /// The client of a request made to us directly (the capture endpoint): the peer itself,
+    /// unless it is a trusted proxy; then what the proxies report, read as for the hook.
+    /// `headers` holds the values of [`ClientIpRule::header_names`], lower-cased names.
+    pub fn direct_client(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &BTreeMap<String, Vec<String>>,
+    ) -> Option<IpAddr> {
+        match peer.map(|ip| ip.to_canonical()) {
+            Some(peer) if !self.trusted(peer) => Some(peer),
+            peer => self.client_ip(headers).or(peer),
+        }
+    }
+
+    /// The headers [`ClientIpRule::direct_client`] reads.
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(FORWARDED_FOR).chain(self.header.as_deref())
+    }
+
     fn trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -235,6 +254,34 @@ fn non_empty(value: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let rule = rule(&["10.0.0.0/8"], None);
+        let forwarded: BTreeMap<String, Vec<String>> = [(
+            FORWARDED_FOR.to_owned(),
+            vec!["198.51.100.1, 203.0.113.9".to_owned()],
+        )]
+        .into_iter()
+        .collect();
+        let ip = |raw: &str| raw.parse::<IpAddr>().unwrap();
+        // An untrusted peer is the client, whatever it claims to forward.
+        assert_eq!(
+            rule.direct_client(Some(ip("192.0.2.5")), &forwarded),
+            Some(ip("192.0.2.5"))
+        );
+        // A trusted proxy: the nearest address it reports that is not trusted.
+        assert_eq!(
+            rule.direct_client(Some(ip("10.1.2.3")), &forwarded),
+            Some(ip("203.0.113.9"))
+        );
+        // A trusted proxy that forwards nothing: the proxy is all we know.
+        assert_eq!(
+            rule.direct_client(Some(ip("10.1.2.3")), &BTreeMap::new()),
+            Some(ip("10.1.2.3"))
+        );
+        assert_eq!(rule.header_names().collect::<Vec<_>>(), [FORWARDED_FOR]);
+    }
 
     #[test]
     fn kratos_default_body_parses() {

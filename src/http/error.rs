@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::capture::CaptureError;
+use crate::domain::Outcome;
 use crate::hook::HookBodyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,10 @@ pub enum ApiError {
     CognitoCircuitOpen,
     #[error("Cognito refused our call; the bridge's Cognito settings need attention")]
     CognitoMisconfigured,
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
+    #[error("{0}")]
+    CaptureBody(&'static str),
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed")]
@@ -49,9 +55,49 @@ impl ApiError {
             ApiError::CognitoOverQuota => "cognito_over_quota",
             ApiError::CognitoCircuitOpen => "cognito_circuit_open",
             ApiError::CognitoMisconfigured => "cognito_misconfigured",
+            ApiError::Capture(error) => capture_code(error),
+            ApiError::CaptureBody(_) => "bad_request",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
         }
+    }
+
+    /// The message of the body: the error itself, except for 5xx answers, whose cause goes to
+    /// the log only.
+    fn message(&self) -> String {
+        match self {
+            ApiError::Capture(CaptureError::KratosRefused(_)) => {
+                "Kratos refused the password write; the bridge's log has the reason".to_owned()
+            }
+            ApiError::Capture(CaptureError::NotQueued(_) | CaptureError::Hashing(_)) => {
+                "the password could not be written or queued; try again later".to_owned()
+            }
+            error => error.to_string(),
+        }
+    }
+}
+
+fn capture_code(error: &CaptureError) -> &'static str {
+    match error {
+        CaptureError::Token(token) => token.code(),
+        CaptureError::KeysUnavailable => "jwks_unavailable",
+        CaptureError::PasswordTooLong => "password_too_long",
+        CaptureError::NoMatch(_) => "password_no_match",
+        CaptureError::TooManyAttempts { .. } => "too_many_attempts",
+        CaptureError::Cognito(outcome) => cognito_code(*outcome),
+        CaptureError::NoIdentity => "identity_not_found",
+        CaptureError::KratosRefused(_) => "kratos_refused",
+        CaptureError::NotQueued(_) => "kratos_unavailable",
+        CaptureError::Hashing(_) => "internal_error",
+    }
+}
+
+fn cognito_code(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::OverQuota => "cognito_over_quota",
+        Outcome::CircuitOpen => "cognito_circuit_open",
+        Outcome::Misconfigured => "cognito_misconfigured",
+        _ => "cognito_unavailable",
     }
 }
 
@@ -68,6 +114,20 @@ impl ResponseError for ApiError {
             | ApiError::CognitoMisconfigured
             | ApiError::CognitoOverQuota
             | ApiError::CognitoCircuitOpen => StatusCode::FAILED_DEPENDENCY,
+            ApiError::Capture(error) => match error {
+                CaptureError::Token(_) => StatusCode::UNAUTHORIZED,
+                CaptureError::KeysUnavailable | CaptureError::Cognito(_) => {
+                    StatusCode::FAILED_DEPENDENCY
+                }
+                CaptureError::PasswordTooLong => StatusCode::BAD_REQUEST,
+                CaptureError::NoMatch(_) => StatusCode::FORBIDDEN,
+                CaptureError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+                CaptureError::NoIdentity => StatusCode::NOT_FOUND,
+                CaptureError::KratosRefused(_) => StatusCode::BAD_GATEWAY,
+                CaptureError::NotQueued(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CaptureError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::CaptureBody(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -75,12 +135,24 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::Capture(CaptureError::Token(_)) => {
+                response.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+            }
+            ApiError::Capture(CaptureError::TooManyAttempts { retry_after }) => {
+                response.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+            }
+            ApiError::Capture(CaptureError::NotQueued(_)) => {
+                response.insert_header(("Retry-After", "30"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.code(),
-            message: self.to_string(),
+            message: self.message(),
         })
     }
 }

@@ -84,7 +84,7 @@ fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<(), ApiError>
 
 /// Read at most `limit` bytes into a buffer that is wiped when dropped. (actix's own
 /// network buffers are outside our reach and are not wiped.)
-async fn read_body(
+pub(super) async fn read_body(
     headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,
@@ -110,7 +110,7 @@ async fn read_body(
 }
 
 /// A correlation header kept only when short and printable.
-fn header_token(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header_token(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?.trim();
     let usable =
         !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_graphic());

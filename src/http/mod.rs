@@ -1,6 +1,7 @@
 //! The HTTP layer: the shared state of the workers, the routing table (used by `serve` and the
 //! tests through `startup::Application`), handlers and the JSON error contract.
 
+mod capture;
 mod error;
 mod health;
 mod hooks;
@@ -11,8 +12,10 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 
+pub use capture::{CAPTURE_PATH, MAX_CAPTURE_BODY_BYTES};
 pub use error::ApiError;
 
+use crate::capture::CaptureService;
 use crate::hook::HookService;
 use crate::store::Store;
 
@@ -20,7 +23,9 @@ pub const HOOK_PATH: &str = "/hooks/password-migration";
 
 /// Shared state of every worker.
 pub struct AppState {
-    pub hooks: HookService,
+    pub hooks: Arc<HookService>,
+    /// `POST /capture/password`, when `capture.enabled`.
+    pub capture: Option<CaptureService>,
     pub store: Arc<dyn Store>,
     pub api_keys: Vec<SecretString>,
     pub max_body_bytes: usize,
@@ -28,8 +33,16 @@ pub struct AppState {
     pub body_timeout: Duration,
 }
 
-/// The routing table, shared by `serve` and the tests.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// The routing table, shared by `serve` and the tests; `capture_origins` are the browser
+/// origins allowed to call the capture endpoint (`capture.allowed_origins`).
+pub fn routes(config: &mut web::ServiceConfig, capture_origins: &[String]) {
+    let capture = web::resource(CAPTURE_PATH)
+        .route(web::post().to(capture::capture_password))
+        .default_service(web::to(method_not_allowed));
+    match capture::cors(capture_origins) {
+        Some(cors) => config.service(capture.wrap(cors)),
+        None => config.service(capture),
+    };
     config
         .service(
             web::resource(HOOK_PATH)
@@ -44,6 +57,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(capture) = &state.capture {
+        crate::capture::refresh_gauges(&capture.delivery()).await;
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.hooks.metrics_text())

@@ -4,6 +4,7 @@
 mod binding;
 mod import_lease;
 mod import_runs;
+mod outbox;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -21,6 +22,7 @@ pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
 };
+pub use outbox::{CaptureStore, NewCapture, OutboxEntry, OutboxStatus};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -165,6 +167,8 @@ pub struct Progress {
     pub states: BTreeMap<&'static str, i64>,
     pub mfa_dropped: i64,
     pub attempts: AttemptCounts,
+    /// Captured hashes still waiting for Kratos.
+    pub capture_outbox: OutboxStatus,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
@@ -178,6 +182,7 @@ impl Progress {
         states: Vec<(String, i64)>,
         mfa_dropped: i64,
         outcomes: Vec<(String, i64)>,
+        capture_outbox: OutboxStatus,
     ) -> Result<Self, StoreError> {
         let mut by_state: BTreeMap<&'static str, i64> = UserState::ALL
             .iter()
@@ -195,12 +200,13 @@ impl Progress {
                 total: outcomes.iter().map(|(_, count)| count).sum(),
                 by_outcome: outcomes.into_iter().collect(),
             },
+            capture_outbox,
         })
     }
 }
 
 #[async_trait]
-pub trait Store: ImportStore + Send + Sync {
+pub trait Store: ImportStore + CaptureStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

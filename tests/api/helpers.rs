@@ -199,6 +199,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub database: TestDatabase,
     pub client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Start the real application on port 0, configured the way `serve` is (environment keys).
@@ -269,11 +271,14 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         .expect("app builds");
     let store = application.store();
     let port = application.port();
-    tokio::spawn(application.run_until_stopped());
+    let server = application.handle();
+    let running = tokio::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         store,
         database,
+        server,
+        running,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -290,6 +295,18 @@ pub struct HookAnswer {
 }
 
 impl TestApp {
+    /// Stop the server as SIGTERM does and wait until it has (its background tasks too), as a
+    /// process that exits; the database stays, for a restarted app to share.
+    pub async fn stop(self) -> TestDatabase {
+        self.server.stop(true).await;
+        tokio::time::timeout(Duration::from_secs(30), self.running)
+            .await
+            .expect("the app stops within 30 s")
+            .expect("the app's task ends")
+            .expect("the server ends cleanly");
+        self.database
+    }
+
     pub fn hook_url(&self) -> String {
         format!("{}{HOOK_PATH}", self.address)
     }

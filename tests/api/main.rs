@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
 }
 
 mod binding;
+mod capture;
 mod cli;
 mod demo;
 mod doubles;

@@ -282,6 +282,32 @@ impl Pool {
             .expect("enable user");
     }
 
+    /// Sign in as the user the way an app does (`ADMIN_USER_PASSWORD_AUTH`): moto's ID and
+    /// access tokens, signed with the key it publishes at `/{pool}/.well-known/jwks.json`.
+    pub async fn sign_in(&self, username: &str, password: &str) -> (String, String) {
+        let answer = self
+            .client
+            .admin_initiate_auth()
+            .user_pool_id(&self.id)
+            .client_id(&self.client_id)
+            .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", username)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await
+            .expect("sign in to moto");
+        let tokens = answer.authentication_result().expect("moto issued tokens");
+        (
+            tokens.id_token().expect("an ID token").to_owned(),
+            tokens.access_token().expect("an access token").to_owned(),
+        )
+    }
+
+    /// Where moto publishes the pool's token signing keys.
+    pub async fn jwks_url(&self) -> String {
+        format!("{}/{}/.well-known/jwks.json", endpoint().await, self.id)
+    }
+
     /// The user's `sub` attribute, from `AdminGetUser`.
     pub async fn sub_of(&self, username: &str) -> String {
         let user = self

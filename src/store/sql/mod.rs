@@ -15,6 +15,7 @@ pub mod attempts;
 pub mod guard;
 pub mod import;
 pub mod lease;
+pub mod outbox;
 pub mod users;
 
 /// `impl Store` for a backend: its own methods (`migrate`, `record_attempt`, `claim`) as
@@ -82,13 +83,15 @@ macro_rules! store_impl {
                     let outcomes = sqlx::query_as(sql::attempts::OUTCOME_COUNTS)
                         .fetch_all(&self.pool)
                         .await?;
-                    Progress::from_counts(states, mfa_dropped, outcomes)
+                    let outbox = $crate::store::CaptureStore::outbox_status(self).await?;
+                    Progress::from_counts(states, mfa_dropped, outcomes, outbox)
                 }
             }
         };
     };
 }
 
+pub(crate) use outbox::outbox_store_impl;
 pub(crate) use store_impl;
 
 /// `impl ImportStore` for a backend, the same for both; `$clock` names the backend's
