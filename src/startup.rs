@@ -77,8 +77,10 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    /// Tasks that live as long as the server (the capture outbox worker).
+    /// Tasks that live as long as the server (the capture outbox worker), and what tells
+    /// them to stop.
     background: Vec<tokio::task::JoinHandle<()>>,
+    stop_background: tokio::sync::watch::Sender<bool>,
 }
 
 /// At shutdown, how long attempt rows still waiting for the database may take.
@@ -138,6 +140,7 @@ impl Application {
             rules,
         ));
         let mut background = Vec::new();
+        let (stop_background, stopping) = tokio::sync::watch::channel(false);
         let capture = match &config.capture {
             Some(capture) => {
                 let delivery = Arc::new(
@@ -150,7 +153,10 @@ impl Application {
                     delivery.clone(),
                     dependencies.store.clone(),
                 );
-                background.push(tokio::spawn(crate::capture::deliver_forever(delivery)));
+                background.push(tokio::spawn(crate::capture::deliver_forever(
+                    delivery,
+                    stopping.clone(),
+                )));
                 tracing::info!(
                     app_clients = capture.app_client_ids.len(),
                     jwks = %capture.jwks_url,
@@ -205,6 +211,7 @@ impl Application {
             server: server.run(),
             state,
             background,
+            stop_background,
         })
     }
 
@@ -224,7 +231,8 @@ impl Application {
 
     /// Serve until SIGINT or SIGTERM; then stop accepting and let requests in flight
     /// finish (up to the hook deadline plus 2 s; actix alone would drop them on SIGINT),
-    /// and write the attempt rows still waiting for the database (up to 5 s).
+    /// let the outbox worker finish its delivery in flight, and write the attempt rows
+    /// still waiting for the database (those two within 5 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         tokio::spawn(async move {
@@ -233,10 +241,13 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        for task in &self.background {
-            task.abort();
-        }
         let until = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
+        self.stop_background.send_replace(true);
+        for mut task in self.background {
+            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
         self.state.hooks.flush_records(until).await;
         served
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::watch;
 
 use super::{Delivered, Delivery, Recipient};
 use crate::domain::UserState;
@@ -16,18 +17,25 @@ use crate::store::OutboxEntry;
 pub const OUTBOX_POLL: Duration = Duration::from_secs(5);
 /// Entries taken per round.
 const BATCH: i64 = 20;
-/// An entry taken by a worker is left alone by the others this long.
-const LEASE: Duration = Duration::from_secs(120);
+/// An entry taken by a worker is left alone by the others this long (more than a delivery
+/// may take); only a worker that dies mid-delivery leaves an entry waiting for it.
+const LEASE: Duration = Duration::from_secs(60);
 /// Backoff after the n-th failed delivery: 2 s, 4 s, … up to 5 minutes, with jitter.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 /// Time allowed for one delivery.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Run forever: deliver what is due, then sleep until woken or [`OUTBOX_POLL`] passes.
-pub async fn deliver_forever(delivery: Arc<Delivery>) {
+/// Run until `stop` turns true: deliver what is due, then sleep until woken or
+/// [`OUTBOX_POLL`] passes. A stop finishes the delivery in flight and hands the other
+/// entries taken back at once, so that a restart (or another replica) need not wait for
+/// their lease.
+pub async fn deliver_forever(delivery: Arc<Delivery>, mut stop: watch::Receiver<bool>) {
     loop {
-        let handled = deliver_due(&delivery).await;
+        if *stop.borrow() {
+            return;
+        }
+        let handled = deliver_due(&delivery, &stop).await;
         refresh_gauges(&delivery).await;
         if handled == BATCH as usize {
             continue;
@@ -35,6 +43,7 @@ pub async fn deliver_forever(delivery: Arc<Delivery>) {
         tokio::select! {
             _ = delivery.queued.notified() => {}
             _ = tokio::time::sleep(OUTBOX_POLL) => {}
+            _ = stop.changed() => {}
         }
     }
 }
@@ -52,8 +61,8 @@ pub async fn refresh_gauges(delivery: &Delivery) {
     }
 }
 
-/// One round: claim the due entries and try each; how many were taken.
-pub async fn deliver_due(delivery: &Delivery) -> usize {
+/// One round: claim the due entries and try each (until `stop`); how many were taken.
+pub async fn deliver_due(delivery: &Delivery, stop: &watch::Receiver<bool>) -> usize {
     let now = chrono::Utc::now();
     let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
     let entries = match delivery
@@ -69,8 +78,15 @@ pub async fn deliver_due(delivery: &Delivery) -> usize {
         }
     };
     let taken = entries.len();
-    for entry in entries {
+    let mut entries = entries.into_iter();
+    for entry in entries.by_ref() {
         deliver_one(delivery, entry).await;
+        if *stop.borrow() {
+            break;
+        }
+    }
+    for entry in entries {
+        release(delivery, &entry).await;
     }
     taken
 }
@@ -179,6 +195,22 @@ async fn postpone(delivery: &Delivery, entry: &OutboxEntry, why: &str) {
     {
         delivery.metrics.store_error("outbox_postpone");
         tracing::warn!(%error, "cannot reschedule an outbox entry; its lease decides");
+    }
+}
+
+/// Hand an entry taken but not tried back: due at once.
+async fn release(delivery: &Delivery, entry: &OutboxEntry) {
+    if let Err(error) = delivery
+        .store
+        .postpone_capture(
+            &entry.cognito_username,
+            chrono::Utc::now(),
+            "released at shutdown",
+        )
+        .await
+    {
+        delivery.metrics.store_error("outbox_postpone");
+        tracing::warn!(%error, "cannot hand an outbox entry back; its lease decides");
     }
 }
 

@@ -105,27 +105,7 @@ impl KratosAdmin {
         if has_password {
             return Ok(PasswordWrite::AlreadySet);
         }
-        let field = |name: &str| identity.get(name).unwrap_or(&Value::Null);
-        let put = PutBody {
-            schema_id: field("schema_id"),
-            state: field("state"),
-            traits: field("traits"),
-            metadata_public: field("metadata_public"),
-            metadata_admin: field("metadata_admin"),
-            external_id: line
-                .accepts_external_id()
-                .then(|| identity.get("external_id"))
-                .flatten()
-                .filter(|value| !value.is_null()),
-            credentials: Credentials {
-                password: PasswordCredential {
-                    config: PasswordConfig {
-                        hashed_password: hash.expose(),
-                    },
-                },
-            },
-        };
-        let payload = serde_json::to_vec(&put).map_err(|error| KratosError::Malformed {
+        let payload = put_body(line, &identity, hash).map_err(|error| KratosError::Malformed {
             path: url.path().to_owned(),
             reason: error.to_string(),
         })?;
@@ -140,5 +120,92 @@ impl KratosAdmin {
             404 => Ok(PasswordWrite::NoIdentity),
             _ => Err(unexpected("PUT", &url, status, &body)),
         }
+    }
+}
+
+/// The PUT body: every field of `identity` (the admin GET's answer) echoed, with the hash.
+fn put_body(
+    line: KratosLine,
+    identity: &Value,
+    hash: &PasswordHash,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let field = |name: &str| identity.get(name).unwrap_or(&Value::Null);
+    serde_json::to_vec(&PutBody {
+        schema_id: field("schema_id"),
+        state: field("state"),
+        traits: field("traits"),
+        metadata_public: field("metadata_public"),
+        metadata_admin: field("metadata_admin"),
+        // v25.4.0+ clears an `external_id` a PUT leaves out; v1.3.x has none.
+        external_id: line
+            .accepts_external_id()
+            .then(|| identity.get("external_id"))
+            .flatten()
+            .filter(|value| !value.is_null()),
+        credentials: Credentials {
+            password: PasswordCredential {
+                config: PasswordConfig {
+                    hashed_password: hash.expose(),
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn identity() -> Value {
+        json!({
+            "id": "7b1c0000-0000-4000-8000-000000000001",
+            "schema_id": "default",
+            "state": "active",
+            "traits": {"email": "alice@example.com", "name": {"first": "Alice"}},
+            "metadata_public": {"plan": "gold"},
+            "metadata_admin": {"cognito": {"sub": "sub-1", "username": "alice"}},
+            "external_id": "sub-1",
+            "verifiable_addresses": [{"value": "alice@example.com", "verified": true}],
+            "credentials": {"password": {"config": {"use_password_migration_hook": true}}},
+        })
+    }
+
+    #[test]
+    fn the_put_echoes_every_field_and_external_id_only_where_kratos_has_it() {
+        let hash = PasswordHash::new(format!("$2b$12${}", "a".repeat(53)));
+        for line in [KratosLine::Current, KratosLine::Legacy] {
+            let body: Value =
+                serde_json::from_slice(&put_body(line, &identity(), &hash).unwrap()).unwrap();
+            for field in [
+                "schema_id",
+                "state",
+                "traits",
+                "metadata_public",
+                "metadata_admin",
+            ] {
+                assert_eq!(body[field], identity()[field], "{line}: {field}");
+            }
+            assert_eq!(
+                body["credentials"],
+                json!({"password": {"config": {"hashed_password": hash.expose()}}}),
+                "the flag goes: the config holds the hash alone"
+            );
+            assert!(body.get("id").is_none() && body.get("verifiable_addresses").is_none());
+            match line {
+                KratosLine::Current => assert_eq!(body["external_id"], "sub-1"),
+                KratosLine::Legacy => assert!(body.get("external_id").is_none()),
+            }
+        }
+    }
+
+    #[test]
+    fn absent_fields_are_sent_as_null_not_invented() {
+        let hash = PasswordHash::new("$2b$12$x".to_owned());
+        let bare = json!({"id": "x", "schema_id": "default", "state": "active", "traits": {}});
+        let body: Value =
+            serde_json::from_slice(&put_body(KratosLine::Current, &bare, &hash).unwrap()).unwrap();
+        assert_eq!(body["metadata_admin"], Value::Null);
+        assert!(body.get("external_id").is_none());
     }
 }

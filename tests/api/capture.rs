@@ -587,6 +587,103 @@ async fn cors_only_for_the_allowed_origins() {
     );
 }
 
+#[tokio::test]
+async fn the_endpoint_is_off_unless_enabled() {
+    let pool = Pool::create(false).await;
+    pool.add_user("alice", "alice@example.com", PASSWORD).await;
+    let app = spawn_app(AppOptions::for_pool(Backend::Sqlite, &pool).await).await;
+    let (token, _) = pool.sign_in("alice", PASSWORD).await;
+    let answer = capture(&app, Some(&token), PASSWORD).await;
+    assert_eq!(error_code(&answer), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// Kratos answering 500, or not at all within `capture.kratos_timeout_ms`: the hash is queued;
+/// and an entry whose user migrates another way meanwhile is dropped, never written.
+#[tokio::test]
+async fn a_failing_or_hanging_kratos_queues_and_a_user_migrated_meanwhile_is_dropped() {
+    let pool = Pool::create(false).await;
+    pool.add_user("alice", "alice@example.com", PASSWORD).await;
+    pool.add_user("bob", "bob@example.com", PASSWORD).await;
+    let kratos_calls = Arc::new(AtomicUsize::new(0));
+    let counted = kratos_calls.clone();
+    let (failing, _failing) = serve_on_loopback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            HttpResponse::InternalServerError()
+                .json(json!({"error": {"code": 500, "message": "database is down"}}))
+        }
+    });
+    let (hanging, _hanging) = serve_on_loopback(|| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        HttpResponse::Ok().finish()
+    });
+    let jwks = pool.jwks_url().await;
+    let failing_app = spawn_app(capture_options(
+        AppOptions::for_pool(Backend::Sqlite, &pool).await,
+        &pool,
+        &jwks,
+        &failing,
+    ))
+    .await;
+    let (alice, _) = pool.sign_in("alice", PASSWORD).await;
+    let answer = capture(&failing_app, Some(&alice), PASSWORD).await;
+    assert_eq!(answer, (StatusCode::ACCEPTED, json!({"status": "queued"})));
+    assert!(kratos_calls.load(Ordering::SeqCst) >= 1, "Kratos was asked");
+
+    // Alice then logs in through the hook: she is migrated via `hook`, and her queued hash is
+    // dropped at its next delivery attempt instead of overwriting what Kratos now holds.
+    crate::helpers::assert_match(&failing_app.login("alice", PASSWORD).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while failing_app
+        .store
+        .progress()
+        .await
+        .unwrap()
+        .capture_outbox
+        .depth
+        > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not dropped within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dropped = metric(
+        &failing_app,
+        "cognito_bridge_capture_outbox_deliveries_total{result=\"dropped_migrated\"}",
+    )
+    .await;
+    assert_eq!(dropped, 1.0);
+    let row = failing_app.store.user("alice").await.unwrap().unwrap();
+    assert_eq!(row.migrated_via.as_deref(), Some("hook"));
+
+    // A Kratos that does not answer: queued once capture.kratos_timeout_ms has passed, well
+    // before the client would give up.
+    let hanging_app = spawn_app(
+        capture_options(
+            AppOptions::for_pool(Backend::Sqlite, &pool).await,
+            &pool,
+            &jwks,
+            &hanging,
+        )
+        .with("COGNITO_BRIDGE__CAPTURE__KRATOS_TIMEOUT_MS", 500),
+    )
+    .await;
+    let (bob, _) = pool.sign_in("bob", PASSWORD).await;
+    let started = std::time::Instant::now();
+    let answer = capture(&hanging_app, Some(&bob), PASSWORD).await;
+    assert_eq!(answer, (StatusCode::ACCEPTED, json!({"status": "queued"})));
+    // 500 ms of Kratos budget plus a Cognito call and a cost-10 hash; the margin holds on a
+    // loaded 2-core machine and is still far below the hanging Kratos's 30 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A migrate hook that counts Kratos's calls and refuses every password.
 struct HookSpy {
     url: String,
