@@ -508,10 +508,12 @@ impl HookService {
                         Refusal::CircuitOpen => (QuotaLimit::CircuitOpen, Outcome::CircuitOpen),
                         Refusal::OverQuota(limit) => (limit, Outcome::OverQuota),
                     };
-                    self.metrics.quota_refused(limit);
+                    // A retry held back in a call Cognito already answered ends as
+                    // `unavailable`; only a call that never reached Cognito is a refusal.
                     if calls > 0 {
                         return unavailable(calls, latency);
                     }
+                    self.metrics.quota_refused(limit);
                     tracing::warn!(?limit, "Cognito not called: quota guard");
                     return Verification::without_cognito(outcome);
                 }
