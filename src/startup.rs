@@ -14,7 +14,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
-use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
+use crate::hook::{ClientIpRule, CognitoGate, HookRules, HookService, HookTiming};
 use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
@@ -95,7 +95,7 @@ impl Application {
     }
 
     fn bind(config: ServeConfig, dependencies: Dependencies) -> anyhow::Result<Self> {
-        for &key in &config.guard.limits_off {
+        for key in config.guard.limits_off() {
             tracing::warn!(
                 key,
                 "{key} = 0 turns this brute-force limit off: only Cognito's own lockout slows \
@@ -109,11 +109,7 @@ impl Application {
         let rules = HookRules {
             policies: config.hooks.policies,
             timing: HookTiming::for_deadline(config.hooks.deadline),
-            guard: GuardLimits {
-                identifier_failures: config.guard.identifier_failures,
-                ip_failures: config.guard.ip_failures,
-                window: config.guard.window,
-            },
+            guard: config.guard,
             gate: CognitoGate::new(config.quota, metrics.clone()),
             client_ip: ClientIpRule::new(
                 config.hooks.trusted_proxies,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::SecretString;
 
-use super::{CognitoConfig, ConfigError, Policies, QuotaSettings, Settings};
+use super::{CognitoConfig, ConfigError, GuardLimits, Policies, QuotaSettings, Settings};
 
 /// `Settings` checked for `serve`.
 #[derive(Debug, Clone)]
@@ -27,7 +27,8 @@ pub struct ServeConfig {
     /// `store.attempts_retention_days`; `None` keeps attempts forever.
     pub attempts_retention: Option<Duration>,
     pub hooks: HookConfig,
-    pub guard: GuardConfig,
+    /// `[guard]`.
+    pub guard: GuardLimits,
     /// `cognito.*`: what the verifier needs.
     pub cognito: CognitoConfig,
     /// `cognito.max_rps` and the rest of the quota guard and circuit breaker.
@@ -49,19 +50,6 @@ pub struct HookConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `hooks.client_ip_header`, when set.
     pub client_ip_header: Option<String>,
-}
-
-/// The `[guard]` section checked for `serve`.
-#[derive(Debug, Clone)]
-pub struct GuardConfig {
-    /// `guard.identifier_failures`; 0 turns the limit off.
-    pub identifier_failures: u32,
-    /// `guard.ip_failures`; 0 turns the limit off.
-    pub ip_failures: u32,
-    /// `guard.window_secs`.
-    pub window: Duration,
-    /// The keys of the limits set to 0: `serve` warns about each.
-    pub limits_off: Vec<&'static str>,
 }
 
 impl ServeConfig {
@@ -89,12 +77,7 @@ impl ServeConfig {
                 trusted_proxies: hooks.trusted_proxy_nets()?,
                 client_ip_header: hooks.client_ip_header()?.map(str::to_owned),
             },
-            guard: GuardConfig {
-                identifier_failures: settings.guard.identifier_failures,
-                ip_failures: settings.guard.ip_failures,
-                window: settings.guard.window(),
-                limits_off: settings.guard.limits_off(),
-            },
+            guard: settings.guard.limits(),
             cognito,
             quota,
         })
@@ -134,7 +117,7 @@ mod tests {
         assert!(serve.hooks.trusted_proxies.is_empty());
         assert_eq!(serve.hooks.client_ip_header, None);
         assert_eq!(serve.guard.window, Duration::from_secs(900));
-        assert!(serve.guard.limits_off.is_empty());
+        assert!(serve.guard.limits_off().is_empty());
         assert_eq!(serve.cognito.region, "eu-west-1");
         assert_eq!(serve.cognito.timeout, Duration::from_millis(2000));
         assert_eq!(serve.quota.circuit_open, Duration::from_millis(5000));
@@ -157,7 +140,7 @@ mod tests {
             serve.hooks.client_ip_header.as_deref(),
             Some("True-Client-Ip")
         );
-        assert_eq!(serve.guard.limits_off, ["guard.ip_failures"]);
+        assert_eq!(serve.guard.limits_off(), ["guard.ip_failures"]);
         assert_eq!(
             serve.cognito.context_server_name.as_deref(),
             Some(DEFAULT_CONTEXT_SERVER_NAME)

@@ -95,7 +95,7 @@ async fn service_with(
     let rules = HookRules {
         policies,
         timing: HookTiming::for_deadline(deadline),
-        guard: GuardLimits::from_settings(&settings.guard),
+        guard: settings.guard.limits(),
         gate: CognitoGate::new(
             QuotaSettings::from_settings(&settings.cognito).unwrap(),
             metrics.clone(),
