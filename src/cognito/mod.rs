@@ -46,16 +46,22 @@ pub struct ClientContext<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`. `context` is sent as
-/// `ContextData` when the verifier is configured to (`cognito.send_context_data`).
+/// One password to check: whose, and who is typing it.
+#[derive(Clone, Copy)]
+pub struct AuthAttempt<'a> {
+    pub username: &'a CognitoUsername,
+    pub password: &'a Password,
+    /// Sent as `ContextData` when the verifier is configured to (`cognito.send_context_data`).
+    pub context: Option<ClientContext<'a>>,
+}
+
+/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`, answered within `timeout`.
 #[async_trait]
 pub trait CognitoVerifier: Send + Sync {
     async fn admin_initiate_auth(
         &self,
-        username: &CognitoUsername,
-        password: &Password,
-        context: Option<ClientContext<'_>>,
-        attempt_timeout: Duration,
+        attempt: AuthAttempt<'_>,
+        timeout: Duration,
     ) -> CognitoAnswer;
 }
 

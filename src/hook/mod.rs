@@ -27,7 +27,9 @@ pub use retention::prune_attempts_forever;
 use guard::{LocalGuard, LocalTicket};
 use recorder::{LateLookup, PendingWrite, Recorder};
 
-use crate::cognito::{ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict};
+use crate::cognito::{
+    AuthAttempt, ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict,
+};
 use crate::config::{GuardLimits, Policies};
 use crate::domain::{CognitoUsername, Outcome, ip_group, normalize_identifier};
 use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
@@ -504,7 +506,14 @@ impl HookService {
             let call_started = Instant::now();
             let answer = self
                 .verifier
-                .admin_initiate_auth(username, request.password(), context, remaining)
+                .admin_initiate_auth(
+                    AuthAttempt {
+                        username,
+                        password: request.password(),
+                        context,
+                    },
+                    remaining,
+                )
                 .await;
             let call_latency = call_started.elapsed();
             calls += 1;

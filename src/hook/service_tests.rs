@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::cognito::{ClientContext, CognitoAnswer};
+use crate::cognito::CognitoAnswer;
 use crate::config::{Policies, Policy, QuotaSettings, Settings};
-use crate::domain::{CognitoUsername, Password};
 
 /// Answers from a script, each after its delay (a delay beyond the attempt's budget is a
 /// timeout, as the AWS client reports it); counts the calls.
@@ -36,9 +35,7 @@ impl ScriptedVerifier {
 impl CognitoVerifier for ScriptedVerifier {
     async fn admin_initiate_auth(
         &self,
-        _username: &CognitoUsername,
-        _password: &Password,
-        _context: Option<ClientContext<'_>>,
+        _: AuthAttempt<'_>,
         attempt_timeout: Duration,
     ) -> CognitoAnswer {
         self.calls.fetch_add(1, Ordering::SeqCst);
