@@ -205,28 +205,27 @@ mod tests {
         }
     }
 
+    /// The verdict each error code gives, in a 400 answer.
+    fn assert_error_verdicts(cases: &[(&str, Outcome)]) {
+        for &(code, expected) in cases {
+            assert_eq!(verdict(&error(code, 400), ALLOW), expected, "{code}");
+        }
+    }
+
     #[test]
     fn not_authorized_and_user_not_found_are_not_verified() {
-        assert_eq!(
-            verdict(&error("NotAuthorizedException", 400), ALLOW),
-            Outcome::NotAuthorized
-        );
-        assert_eq!(
-            verdict(&error("UserNotFoundException", 400), ALLOW),
-            Outcome::UnknownUser
-        );
+        assert_error_verdicts(&[
+            ("NotAuthorizedException", Outcome::NotAuthorized),
+            ("UserNotFoundException", Outcome::UnknownUser),
+        ]);
     }
 
     #[test]
     fn reset_required_and_unconfirmed_are_not_verified() {
-        assert_eq!(
-            verdict(&error("PasswordResetRequiredException", 400), ALLOW),
-            Outcome::ResetRequired
-        );
-        assert_eq!(
-            verdict(&error("UserNotConfirmedException", 400), ALLOW),
-            Outcome::Unconfirmed
-        );
+        assert_error_verdicts(&[
+            ("PasswordResetRequiredException", Outcome::ResetRequired),
+            ("UserNotConfirmedException", Outcome::Unconfirmed),
+        ]);
     }
 
     #[test]

@@ -149,48 +149,50 @@ mod tests {
 
     #[test]
     fn every_serve_check_runs_and_names_its_key_in_serves_order() {
-        let refused = |extra: &[(&str, &str)], key: &str| {
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[("COGNITO_BRIDGE__SERVER__WORKERS", "0")],
+                "server.workers",
+            ),
+            (
+                &[("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "100")],
+                "server.request_timeout_ms",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "short")],
+                "hooks.api_keys[0]",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "50")],
+                "hooks.deadline_ms",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "proxy.internal")],
+                "hooks.trusted_proxies",
+            ),
+            (
+                &[("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "0")],
+                "guard.window_secs",
+            ),
+            (
+                &[
+                    ("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "1"),
+                    ("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "172800"),
+                ],
+                "store.attempts_retention_days",
+            ),
+            (&[("COGNITO_BRIDGE__COGNITO__BURST", "0")], "cognito.burst"),
+            (
+                &[("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", "0")],
+                "cognito.timeout_ms",
+            ),
+        ];
+        for (extra, key) in cases {
             let mut pairs = SERVABLE.to_vec();
             pairs.extend_from_slice(extra);
             let error = serve_config(&pairs).expect_err(key);
             assert!(error.contains(key), "{key}: {error}");
-        };
-        refused(
-            &[("COGNITO_BRIDGE__SERVER__WORKERS", "0")],
-            "server.workers",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "100")],
-            "server.request_timeout_ms",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "short")],
-            "hooks.api_keys[0]",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "50")],
-            "hooks.deadline_ms",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "proxy.internal")],
-            "hooks.trusted_proxies",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "0")],
-            "guard.window_secs",
-        );
-        refused(
-            &[
-                ("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "1"),
-                ("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "172800"),
-            ],
-            "store.attempts_retention_days",
-        );
-        refused(&[("COGNITO_BRIDGE__COGNITO__BURST", "0")], "cognito.burst");
-        refused(
-            &[("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", "0")],
-            "cognito.timeout_ms",
-        );
+        }
         // The hook's checks come before Cognito's, as they always have for `serve`.
         let error = serve_config(&[]).unwrap_err();
         assert!(error.contains("hooks.api_keys"), "{error}");
