@@ -232,13 +232,15 @@ impl Importer {
                 Some(Listed::Page(page)) => page,
             };
             last_token = page.next_token.clone();
-            match self.take_page(ledger, page, &groups, line).await {
-                Ok(taken) => {
-                    queue.extend(taken.queued);
-                    let room = SUMMARY_EXAMPLES.saturating_sub(invalid.len());
-                    invalid.extend(taken.invalid.into_iter().take(room));
-                }
-                Err(error) => break Err(error.into()),
+            let (taken, failed) = match self.take_page(ledger, page, &groups, line).await {
+                Ok(taken) => (taken, None),
+                Err(PageFailed { error, taken }) => (taken, Some(error)),
+            };
+            queue.extend(taken.queued);
+            let room = SUMMARY_EXAMPLES.saturating_sub(invalid.len());
+            invalid.extend(taken.invalid.into_iter().take(room));
+            if let Some(error) = failed {
+                break Err(error.into());
             }
             if ledger.dry_run {
                 continue;
@@ -276,13 +278,14 @@ impl Importer {
 
     /// Map a page's users, skip those already imported, and give back the rest to queue (in
     /// a dry run: check them against the identity schema instead, and give back the invalid).
+    /// When the store fails, what was taken up to then comes back with the error.
     async fn take_page(
         &self,
         ledger: &mut Ledger,
         page: Page,
         groups: &HashMap<String, Vec<String>>,
         line: KratosLine,
-    ) -> Result<TakenPage, StoreError> {
+    ) -> Result<TakenPage, PageFailed> {
         ledger.listing.pages += 1;
         ledger.listing.seen += page.users.len() as i64;
         self.progress.inc(page.users.len() as u64);
@@ -292,7 +295,13 @@ impl Importer {
                 .iter()
                 .filter_map(|user| user.attribute("sub"))
                 .collect();
-            self.store.imported_external_ids(&subs).await?
+            self.store
+                .imported_external_ids(&subs)
+                .await
+                .map_err(|error| PageFailed {
+                    error,
+                    taken: TakenPage::default(),
+                })?
         } else {
             HashMap::new()
         };
@@ -361,7 +370,9 @@ impl Importer {
                 .iter()
                 .map(|(sub, email)| (sub.as_str(), email.as_deref()))
                 .collect();
-            self.store.refresh_emails(&emails).await?;
+            if let Err(error) = self.store.refresh_emails(&emails).await {
+                return Err(PageFailed { error, taken });
+            }
         }
         ledger.page_taken(taken.queued.len(), page.next_token, failures);
         Ok(taken)
@@ -438,4 +449,11 @@ fn listing_failure(error: DirectoryError, ledger: &Ledger) -> Interruption {
 struct TakenPage {
     queued: Vec<Queued>,
     invalid: Vec<InvalidExample>,
+}
+
+/// The store failed while a page was taken; what was taken before it still goes to the run
+/// (the users already mapped are sent before the run stops).
+struct PageFailed {
+    error: StoreError,
+    taken: TakenPage,
 }
