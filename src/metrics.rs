@@ -127,7 +127,8 @@ impl Metrics {
         let quota_refusals = Family::<LimitLabels, Counter>::default();
         registry.register(
             "cognito_quota_refusals",
-            "Cognito calls not made because of cognito.max_rps, cognito.max_concurrency or an open circuit",
+            "Hook calls answered 424 without reaching Cognito because of cognito.max_rps, \
+             cognito.max_concurrency or an open circuit",
             quota_refusals.clone(),
         );
         let circuit_state = Gauge::default();

@@ -330,7 +330,7 @@ mod tests {
         for (state, count, _) in expected {
             want += &format!("{state},{count}\n");
         }
-        want += "total,15\n";
+        want += "total,15\n\ncapture_outbox_depth,capture_outbox_oldest_age_secs\n0,\n";
         assert_eq!(csv, want);
 
         let json: serde_json::Value =

@@ -15,7 +15,7 @@ use tracing_actix_web::TracingLogger;
 use crate::capture::{CaptureService, Delivery};
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
-use crate::hook::{ClientIpRule, CognitoGate, GuardLimits, HookRules, HookService, HookTiming};
+use crate::hook::{ClientIpRule, CognitoGate, HookRules, HookService, HookTiming};
 use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
@@ -100,7 +100,7 @@ impl Application {
     }
 
     fn bind(config: ServeConfig, dependencies: Dependencies) -> anyhow::Result<Self> {
-        for &key in &config.guard.limits_off {
+        for key in config.guard.limits_off() {
             tracing::warn!(
                 key,
                 "{key} = 0 turns this brute-force limit off: only Cognito's own lockout slows \
@@ -114,11 +114,7 @@ impl Application {
         let rules = HookRules {
             policies: config.hooks.policies,
             timing: HookTiming::for_deadline(config.hooks.deadline),
-            guard: GuardLimits {
-                identifier_failures: config.guard.identifier_failures,
-                ip_failures: config.guard.ip_failures,
-                window: config.guard.window,
-            },
+            guard: config.guard,
             gate: CognitoGate::new(config.quota, metrics.clone()),
             client_ip: ClientIpRule::new(
                 config.hooks.trusted_proxies,
@@ -180,9 +176,7 @@ impl Application {
             .map(|capture| capture.allowed_origins.clone())
             .unwrap_or_default();
         let request_timeout = config.request_timeout;
-        // On SIGINT/SIGTERM, hooks in flight get their whole deadline (and the time to
-        // write their outcome) before workers stop.
-        let shutdown_secs = config.hooks.deadline.as_secs() + 2;
+        let shutdown_secs = shutdown_timeout_secs(config.hooks.deadline);
         let state = web::Data::new(AppState {
             hooks,
             capture,
@@ -230,9 +224,9 @@ impl Application {
     }
 
     /// Serve until SIGINT or SIGTERM; then stop accepting and let requests in flight
-    /// finish (up to the hook deadline plus 2 s; actix alone would drop them on SIGINT),
-    /// let the outbox worker finish its delivery in flight, and write the attempt rows
-    /// still waiting for the database (those two within 5 s).
+    /// finish (up to the hook deadline plus 2 s, rounded up to a whole second; actix alone
+    /// would drop them on SIGINT), let the outbox worker finish its delivery in flight, and
+    /// write the attempt rows still waiting for the database (those two within 5 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         tokio::spawn(async move {
@@ -251,6 +245,17 @@ impl Application {
         self.state.hooks.flush_records(until).await;
         served
     }
+}
+
+/// Time kept after the hook deadline at shutdown, for a call in flight to write its outcome.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long, in whole seconds, workers wait for requests in flight on SIGINT/SIGTERM: the
+/// hook deadline plus [`SHUTDOWN_MARGIN`], rounded **up** (actix's `shutdown_timeout` takes
+/// whole seconds, and rounding down would cut off a call still within its deadline).
+fn shutdown_timeout_secs(deadline: Duration) -> u64 {
+    let wait = deadline + SHUTDOWN_MARGIN;
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// The first SIGINT or SIGTERM.
@@ -273,5 +278,23 @@ async fn stop_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shutdown_wait_covers_the_whole_deadline_rounded_up_to_a_second() {
+        let secs = |ms| shutdown_timeout_secs(Duration::from_millis(ms));
+        assert_eq!(secs(5000), 7);
+        assert_eq!(
+            secs(1500),
+            4,
+            "1.5 s + 2 s is 3.5 s: 4 whole seconds, not 3"
+        );
+        assert_eq!(secs(1001), 4);
+        assert_eq!(secs(100), 3);
     }
 }

@@ -17,9 +17,8 @@ use zeroize::Zeroizing;
 
 use super::sdk_config::sdk_config;
 use super::sdk_error::answer_for_error;
-use super::{ClientContext, CognitoAnswer, CognitoVerifier};
+use super::{AuthAttempt, ClientContext, CognitoAnswer, CognitoVerifier};
 use crate::config::CognitoConfig;
-use crate::domain::{CognitoUsername, Password};
 
 /// `AdminInitiateAuth` through the AWS SDK. The SDK's own retries are off: the hook
 /// retries by itself, only for unavailability and only while its deadline allows.
@@ -76,11 +75,14 @@ impl AwsCognito {
 impl CognitoVerifier for AwsCognito {
     async fn admin_initiate_auth(
         &self,
-        username: &CognitoUsername,
-        password: &Password,
-        context: Option<ClientContext<'_>>,
-        attempt_timeout: Duration,
+        attempt: AuthAttempt<'_>,
+        timeout: Duration,
     ) -> CognitoAnswer {
+        let AuthAttempt {
+            username,
+            password,
+            context,
+        } = attempt;
         let mut request = self
             .client
             .admin_initiate_auth()
@@ -96,7 +98,7 @@ impl CognitoVerifier for AwsCognito {
         if let (Some(server_name), Some(context)) = (&self.context_server_name, context) {
             request = request.set_context_data(context_data(server_name, context));
         }
-        match tokio::time::timeout(attempt_timeout, request.send()).await {
+        match tokio::time::timeout(timeout, request.send()).await {
             Err(_) => CognitoAnswer::Timeout,
             Ok(Ok(output)) => match (output.authentication_result(), output.challenge_name()) {
                 (Some(_), _) => CognitoAnswer::Authenticated,

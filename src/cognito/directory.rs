@@ -24,6 +24,25 @@ pub const PAGE_SIZE: i32 = 60;
 /// Time budget of one listing request (a page of 60 users is far below it).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Every item of a listing paged by `NextToken`: `page(token)` fetches one page and gives its
+/// items and the next token (none, or empty, on the last page).
+async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, DirectoryError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), DirectoryError>>,
+{
+    let mut items = Vec::new();
+    let mut next = None;
+    loop {
+        let (found, token) = page(next).await?;
+        items.extend(found);
+        next = token.filter(|token| !token.is_empty());
+        if next.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// How the directory waits when Cognito throttles or is briefly unavailable.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -196,9 +215,7 @@ impl Directory {
     /// Every user's groups, sorted: `ListGroups`, then `ListUsersInGroup` per group (never
     /// one call per user).
     pub async fn group_memberships(&self) -> Result<HashMap<String, Vec<String>>, DirectoryError> {
-        let mut groups = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
+        let groups = every_page(|next| async move {
             let output = self
                 .call("ListGroups", || {
                     self.client
@@ -209,24 +226,19 @@ impl Directory {
                         .send()
                 })
                 .await?;
-            groups.extend(
-                output
-                    .groups()
-                    .iter()
-                    .filter_map(|group| group.group_name().map(str::to_owned)),
-            );
-            next = output
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if next.is_none() {
-                break;
-            }
-        }
+            let names = output
+                .groups()
+                .iter()
+                .filter_map(|group| group.group_name());
+            Ok((
+                names.map(str::to_owned).collect(),
+                output.next_token().map(str::to_owned),
+            ))
+        })
+        .await?;
         let mut memberships: HashMap<String, Vec<String>> = HashMap::new();
         for group in &groups {
-            let mut next: Option<String> = None;
-            loop {
+            let members = every_page(|next| async move {
                 let output = self
                     .call("ListUsersInGroup", || {
                         self.client
@@ -238,21 +250,15 @@ impl Directory {
                             .send()
                     })
                     .await?;
-                for user in output.users() {
-                    if let Some(username) = user.username() {
-                        memberships
-                            .entry(username.to_owned())
-                            .or_default()
-                            .push(group.clone());
-                    }
-                }
-                next = output
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if next.is_none() {
-                    break;
-                }
+                let names = output.users().iter().filter_map(|user| user.username());
+                Ok((
+                    names.map(str::to_owned).collect(),
+                    output.next_token().map(str::to_owned),
+                ))
+            })
+            .await?;
+            for username in members {
+                memberships.entry(username).or_default().push(group.clone());
             }
         }
         for groups in memberships.values_mut() {

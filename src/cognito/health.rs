@@ -8,7 +8,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::{CognitoAnswer, CognitoVerifier, verdict};
+use super::{AuthAttempt, CognitoAnswer, CognitoVerifier, verdict};
 use crate::config::Policies;
 use crate::domain::{CognitoUsername, Outcome, Password};
 
@@ -76,7 +76,14 @@ impl CognitoHealth {
                 Alphanumeric.sample_string(&mut rand::rng(), 32),
             ));
             let answer = verifier
-                .admin_initiate_auth(&username, &password, None, PROBE_TIMEOUT)
+                .admin_initiate_auth(
+                    AuthAttempt {
+                        username: &username,
+                        password: &password,
+                        context: None,
+                    },
+                    PROBE_TIMEOUT,
+                )
                 .await;
             let outcome = verdict(&answer, policies);
             tracing::debug!(
@@ -131,7 +138,6 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::cognito::ClientContext;
 
     /// Answers every probe with `answer` and counts them.
     struct Probed {
@@ -141,13 +147,7 @@ mod tests {
 
     #[async_trait]
     impl CognitoVerifier for Probed {
-        async fn admin_initiate_auth(
-            &self,
-            _username: &CognitoUsername,
-            _password: &Password,
-            _context: Option<ClientContext<'_>>,
-            _attempt_timeout: Duration,
-        ) -> CognitoAnswer {
+        async fn admin_initiate_auth(&self, _: AuthAttempt<'_>, _: Duration) -> CognitoAnswer {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.answer.clone()
         }

@@ -49,16 +49,22 @@ pub struct ClientContext<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`. `context` is sent as
-/// `ContextData` when the verifier is configured to (`cognito.send_context_data`).
+/// One password to check: whose, and who is typing it.
+#[derive(Clone, Copy)]
+pub struct AuthAttempt<'a> {
+    pub username: &'a CognitoUsername,
+    pub password: &'a Password,
+    /// Sent as `ContextData` when the verifier is configured to (`cognito.send_context_data`).
+    pub context: Option<ClientContext<'a>>,
+}
+
+/// One `AdminInitiateAuth` call with `ADMIN_USER_PASSWORD_AUTH`, answered within `timeout`.
 #[async_trait]
 pub trait CognitoVerifier: Send + Sync {
     async fn admin_initiate_auth(
         &self,
-        username: &CognitoUsername,
-        password: &Password,
-        context: Option<ClientContext<'_>>,
-        attempt_timeout: Duration,
+        attempt: AuthAttempt<'_>,
+        timeout: Duration,
     ) -> CognitoAnswer;
 }
 
@@ -202,28 +208,27 @@ mod tests {
         }
     }
 
+    /// The verdict each error code gives, in a 400 answer.
+    fn assert_error_verdicts(cases: &[(&str, Outcome)]) {
+        for &(code, expected) in cases {
+            assert_eq!(verdict(&error(code, 400), ALLOW), expected, "{code}");
+        }
+    }
+
     #[test]
     fn not_authorized_and_user_not_found_are_not_verified() {
-        assert_eq!(
-            verdict(&error("NotAuthorizedException", 400), ALLOW),
-            Outcome::NotAuthorized
-        );
-        assert_eq!(
-            verdict(&error("UserNotFoundException", 400), ALLOW),
-            Outcome::UnknownUser
-        );
+        assert_error_verdicts(&[
+            ("NotAuthorizedException", Outcome::NotAuthorized),
+            ("UserNotFoundException", Outcome::UnknownUser),
+        ]);
     }
 
     #[test]
     fn reset_required_and_unconfirmed_are_not_verified() {
-        assert_eq!(
-            verdict(&error("PasswordResetRequiredException", 400), ALLOW),
-            Outcome::ResetRequired
-        );
-        assert_eq!(
-            verdict(&error("UserNotConfirmedException", 400), ALLOW),
-            Outcome::Unconfirmed
-        );
+        assert_error_verdicts(&[
+            ("PasswordResetRequiredException", Outcome::ResetRequired),
+            ("UserNotConfirmedException", Outcome::Unconfirmed),
+        ]);
     }
 
     #[test]

@@ -217,68 +217,58 @@ mod tests {
     use crate::config::Settings;
     use crate::config::testing::env;
 
+    fn cognito_settings(pairs: &[(&str, &str)]) -> CognitoSettings {
+        Settings::load_from(None, env(pairs)).unwrap().cognito
+    }
+
+    /// The message `serve` would stop with for these settings.
+    fn config_error(pairs: &[(&str, &str)]) -> String {
+        CognitoConfig::from_settings(&cognito_settings(pairs))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const POOL: (&str, &str) = ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc");
+    const CLIENT: (&str, &str) = ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client");
+    const PLAIN_HTTP: (&str, &str) = (
+        "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
+        "http://127.0.0.1:5000",
+    );
+
     #[test]
     fn cognito_settings_are_checked_and_region_comes_from_the_pool() {
-        let settings = Settings::load_from(None, env(&[])).unwrap();
-        let error = CognitoConfig::from_settings(&settings.cognito)
-            .unwrap_err()
-            .to_string();
+        let error = config_error(&[]);
         assert!(error.contains("cognito.user_pool_id"), "{error}");
 
-        let settings = Settings::load_from(
-            None,
-            env(&[("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc")]),
-        )
-        .unwrap();
-        let error = CognitoConfig::from_settings(&settings.cognito)
-            .unwrap_err()
-            .to_string();
+        let error = config_error(&[POOL]);
         assert!(error.contains("cognito.client_id"), "{error}");
 
-        let settings = Settings::load_from(
-            None,
-            env(&[
-                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
-                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
-                (
-                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
-                    "http://127.0.0.1:5000",
-                ),
-                ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ]),
-        )
+        let cognito = CognitoConfig::from_settings(&cognito_settings(&[
+            POOL,
+            CLIENT,
+            PLAIN_HTTP,
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+        ]))
         .unwrap();
-        let cognito = CognitoConfig::from_settings(&settings.cognito).unwrap();
         assert_eq!(cognito.region, "eu-west-1");
         assert_eq!(cognito.timeout, Duration::from_millis(2000));
         assert!(cognito.client_secret.is_none());
 
-        let settings = Settings::load_from(
-            None,
-            env(&[
-                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "nounderscore"),
-                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
-            ]),
-        )
-        .unwrap();
-        let error = CognitoConfig::from_settings(&settings.cognito)
-            .unwrap_err()
-            .to_string();
+        let error = config_error(&[
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "nounderscore"),
+            CLIENT,
+        ]);
         assert!(error.contains("cognito.user_pool_id"), "{error}");
     }
 
     #[test]
     fn a_plain_http_endpoint_needs_allow_insecure_endpoint() {
         let pool = |endpoint: &str, allow: Option<&str>| {
-            let mut pairs = vec![
-                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
-                ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", endpoint),
-            ];
+            let mut pairs = vec![POOL, ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", endpoint)];
             if let Some(allow) = allow {
                 pairs.push(("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", allow));
             }
-            let settings = Settings::load_from(None, env(&pairs)).unwrap();
-            CognitoPool::from_settings(&settings.cognito)
+            CognitoPool::from_settings(&cognito_settings(&pairs))
         };
         for allow in [None, Some("false")] {
             let error = pool("http://127.0.0.1:5000", allow)
@@ -301,21 +291,7 @@ mod tests {
             "blank is unset"
         );
         // What `serve` builds goes through the same check.
-        let settings = Settings::load_from(
-            None,
-            env(&[
-                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "eu-west-1_abc"),
-                ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
-                (
-                    "COGNITO_BRIDGE__COGNITO__ENDPOINT_URL",
-                    "http://127.0.0.1:5000",
-                ),
-            ]),
-        )
-        .unwrap();
-        let error = CognitoConfig::from_settings(&settings.cognito)
-            .unwrap_err()
-            .to_string();
+        let error = config_error(&[POOL, CLIENT, PLAIN_HTTP]);
         assert!(error.contains("cognito.allow_insecure_endpoint"), "{error}");
     }
 }

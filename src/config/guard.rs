@@ -32,11 +32,18 @@ impl Default for GuardSettings {
     }
 }
 
-impl GuardSettings {
-    pub fn window(&self) -> Duration {
-        Duration::from_secs(self.window_secs)
-    }
+/// The brute-force guard's limits, typed: what `serve` and the hook use. A limit of 0 is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardLimits {
+    /// `guard.identifier_failures`.
+    pub identifier_failures: u32,
+    /// `guard.ip_failures`.
+    pub ip_failures: u32,
+    /// `guard.window_secs`.
+    pub window: Duration,
+}
 
+impl GuardLimits {
     /// The keys of the limits set to 0, which turns them off: `serve` warns about each.
     pub fn limits_off(&self) -> Vec<&'static str> {
         [
@@ -47,6 +54,20 @@ impl GuardSettings {
         .filter(|(_, limit)| *limit == 0)
         .map(|(key, _)| key)
         .collect()
+    }
+}
+
+impl GuardSettings {
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+
+    pub fn limits(&self) -> GuardLimits {
+        GuardLimits {
+            identifier_failures: self.identifier_failures,
+            ip_failures: self.ip_failures,
+            window: self.window(),
+        }
     }
 
     pub(super) fn check_for_serving(&self) -> Result<(), ConfigError> {
@@ -71,6 +92,7 @@ mod tests {
             Settings::load_from(None, env(pairs))
                 .unwrap()
                 .guard
+                .limits()
                 .limits_off()
         };
         assert!(off(&[]).is_empty(), "both limits are on by default");

@@ -22,14 +22,14 @@ pub use capture::{BCRYPT_COSTS, CaptureConfig, CaptureSettings};
 pub use cognito::{
     CognitoConfig, CognitoPool, CognitoSettings, DEFAULT_CONTEXT_SERVER_NAME, QuotaSettings,
 };
-pub use guard::GuardSettings;
+pub use guard::{GuardLimits, GuardSettings};
 pub use hooks::{
     EXAMPLE_API_KEY, HookSettings, MAX_BODY_BYTES_LIMIT, MAX_DEADLINE_MS, MIN_API_KEY_CHARS,
     Policies, Policy,
 };
 pub use import::{ImportSettings, LIST_USERS_QUOTA, MAX_BATCH_SIZE};
 pub use kratos::KratosSettings;
-pub use serve::{GuardConfig, HookConfig, ServeConfig};
+pub use serve::{HookConfig, ServeConfig};
 pub use server::ServerSettings;
 pub use store::{DatabaseSettings, StoreSettings};
 

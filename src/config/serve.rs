@@ -10,7 +10,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use super::{
-    CaptureConfig, CognitoConfig, ConfigError, KratosSettings, Policies, QuotaSettings, Settings,
+    CaptureConfig, CognitoConfig, ConfigError, GuardLimits, KratosSettings, Policies,
+    QuotaSettings, Settings,
 };
 
 /// `Settings` checked for `serve`.
@@ -29,7 +30,8 @@ pub struct ServeConfig {
     /// `store.attempts_retention_days`; `None` keeps attempts forever.
     pub attempts_retention: Option<Duration>,
     pub hooks: HookConfig,
-    pub guard: GuardConfig,
+    /// `[guard]`.
+    pub guard: GuardLimits,
     /// `cognito.*`: what the verifier needs.
     pub cognito: CognitoConfig,
     /// `cognito.max_rps` and the rest of the quota guard and circuit breaker.
@@ -55,19 +57,6 @@ pub struct HookConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `hooks.client_ip_header`, when set.
     pub client_ip_header: Option<String>,
-}
-
-/// The `[guard]` section checked for `serve`.
-#[derive(Debug, Clone)]
-pub struct GuardConfig {
-    /// `guard.identifier_failures`; 0 turns the limit off.
-    pub identifier_failures: u32,
-    /// `guard.ip_failures`; 0 turns the limit off.
-    pub ip_failures: u32,
-    /// `guard.window_secs`.
-    pub window: Duration,
-    /// The keys of the limits set to 0: `serve` warns about each.
-    pub limits_off: Vec<&'static str>,
 }
 
 impl ServeConfig {
@@ -98,12 +87,7 @@ impl ServeConfig {
                 trusted_proxies: hooks.trusted_proxy_nets()?,
                 client_ip_header: hooks.client_ip_header()?.map(str::to_owned),
             },
-            guard: GuardConfig {
-                identifier_failures: settings.guard.identifier_failures,
-                ip_failures: settings.guard.ip_failures,
-                window: settings.guard.window(),
-                limits_off: settings.guard.limits_off(),
-            },
+            guard: settings.guard.limits(),
             cognito,
             quota,
             capture,
@@ -145,7 +129,7 @@ mod tests {
         assert!(serve.hooks.trusted_proxies.is_empty());
         assert_eq!(serve.hooks.client_ip_header, None);
         assert_eq!(serve.guard.window, Duration::from_secs(900));
-        assert!(serve.guard.limits_off.is_empty());
+        assert!(serve.guard.limits_off().is_empty());
         assert_eq!(serve.cognito.region, "eu-west-1");
         assert_eq!(serve.cognito.timeout, Duration::from_millis(2000));
         assert_eq!(serve.quota.circuit_open, Duration::from_millis(5000));
@@ -168,7 +152,7 @@ mod tests {
             serve.hooks.client_ip_header.as_deref(),
             Some("True-Client-Ip")
         );
-        assert_eq!(serve.guard.limits_off, ["guard.ip_failures"]);
+        assert_eq!(serve.guard.limits_off(), ["guard.ip_failures"]);
         assert_eq!(
             serve.cognito.context_server_name.as_deref(),
             Some(DEFAULT_CONTEXT_SERVER_NAME)
@@ -177,48 +161,50 @@ mod tests {
 
     #[test]
     fn every_serve_check_runs_and_names_its_key_in_serves_order() {
-        let refused = |extra: &[(&str, &str)], key: &str| {
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[("COGNITO_BRIDGE__SERVER__WORKERS", "0")],
+                "server.workers",
+            ),
+            (
+                &[("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "100")],
+                "server.request_timeout_ms",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "short")],
+                "hooks.api_keys[0]",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "50")],
+                "hooks.deadline_ms",
+            ),
+            (
+                &[("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "proxy.internal")],
+                "hooks.trusted_proxies",
+            ),
+            (
+                &[("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "0")],
+                "guard.window_secs",
+            ),
+            (
+                &[
+                    ("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "1"),
+                    ("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "172800"),
+                ],
+                "store.attempts_retention_days",
+            ),
+            (&[("COGNITO_BRIDGE__COGNITO__BURST", "0")], "cognito.burst"),
+            (
+                &[("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", "0")],
+                "cognito.timeout_ms",
+            ),
+        ];
+        for (extra, key) in cases {
             let mut pairs = SERVABLE.to_vec();
             pairs.extend_from_slice(extra);
             let error = serve_config(&pairs).expect_err(key);
             assert!(error.contains(key), "{key}: {error}");
-        };
-        refused(
-            &[("COGNITO_BRIDGE__SERVER__WORKERS", "0")],
-            "server.workers",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "100")],
-            "server.request_timeout_ms",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__API_KEYS", "short")],
-            "hooks.api_keys[0]",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "50")],
-            "hooks.deadline_ms",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__HOOKS__TRUSTED_PROXIES", "proxy.internal")],
-            "hooks.trusted_proxies",
-        );
-        refused(
-            &[("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "0")],
-            "guard.window_secs",
-        );
-        refused(
-            &[
-                ("COGNITO_BRIDGE__STORE__ATTEMPTS_RETENTION_DAYS", "1"),
-                ("COGNITO_BRIDGE__GUARD__WINDOW_SECS", "172800"),
-            ],
-            "store.attempts_retention_days",
-        );
-        refused(&[("COGNITO_BRIDGE__COGNITO__BURST", "0")], "cognito.burst");
-        refused(
-            &[("COGNITO_BRIDGE__COGNITO__TIMEOUT_MS", "0")],
-            "cognito.timeout_ms",
-        );
+        }
         // The hook's checks come before Cognito's, as they always have for `serve`.
         let error = serve_config(&[]).unwrap_err();
         assert!(error.contains("hooks.api_keys"), "{error}");

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use tokio::time::Instant;
 
-use super::GuardLimits;
+use crate::config::GuardLimits;
 use crate::domain::GuardEffect;
 use crate::metrics::GuardLimit;
 

@@ -281,6 +281,14 @@ mod tests {
         Instant::now() + Duration::from_millis(ms)
     }
 
+    /// `calls` calls let through, each reported `unavailable` or not.
+    async fn calls_answered(gate: &CognitoGate, calls: usize, unavailable: bool) {
+        for _ in 0..calls {
+            let pass = gate.admit(soon(10)).await.expect("let through");
+            gate.finish(pass, unavailable);
+        }
+    }
+
     // The circuit and the concurrency cap run on tokio's clock, so their tests pause it: a
     // loaded machine that stalls this thread between two steps cannot let the 200 ms open
     // period (or a 30 ms deadline) run out early. The rate limit runs on governor's own clock
@@ -289,17 +297,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_circuit_opens_after_consecutive_unavailability_and_probes_once() {
         let gate = gate(1000, 1000, 100);
-        for _ in 0..2 {
-            let pass = gate.admit(soon(10)).await.unwrap();
-            gate.finish(pass, true);
-        }
+        calls_answered(&gate, 2, true).await;
         // A decided answer resets the count.
-        let pass = gate.admit(soon(10)).await.unwrap();
-        gate.finish(pass, false);
-        for _ in 0..3 {
-            let pass = gate.admit(soon(10)).await.unwrap();
-            gate.finish(pass, true);
-        }
+        calls_answered(&gate, 1, false).await;
+        calls_answered(&gate, 3, true).await;
         assert!(matches!(
             gate.admit(soon(10)).await,
             Err(Refusal::CircuitOpen)
@@ -320,19 +321,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(220)).await;
         let probe = gate.admit(soon(10)).await.expect("the next probe");
         gate.finish(probe, false);
-        for _ in 0..5 {
-            let pass = gate.admit(soon(10)).await.expect("closed again");
-            gate.finish(pass, false);
-        }
+        // Closed again.
+        calls_answered(&gate, 5, false).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_lets_the_next_caller_probe() {
         let gate = gate(1000, 1000, 100);
-        for _ in 0..3 {
-            let pass = gate.admit(soon(10)).await.unwrap();
-            gate.finish(pass, true);
-        }
+        calls_answered(&gate, 3, true).await;
         tokio::time::sleep(Duration::from_millis(220)).await;
         let probe = gate.admit(soon(10)).await.unwrap();
         drop(probe);

@@ -27,8 +27,10 @@ pub use retention::prune_attempts_forever;
 use guard::{LocalGuard, LocalTicket};
 use recorder::{LateLookup, PendingWrite, Recorder};
 
-use crate::cognito::{ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict};
-use crate::config::{GuardSettings, Policies};
+use crate::cognito::{
+    AuthAttempt, ClientContext, CognitoAnswer, CognitoHealth, CognitoVerifier, verdict,
+};
+use crate::config::{GuardLimits, Policies};
 use crate::domain::{CognitoUsername, Outcome, Password, ip_group, normalize_identifier};
 use crate::metrics::{GuardLimit, Metrics, QuotaLimit};
 use crate::store::{Attempt, Claim, GuardClaim, GuardCounts, Resolution, Store, UserLookup};
@@ -62,33 +64,15 @@ impl HookTiming {
     }
 }
 
-/// The brute-force guard's limits (`[guard]`); a limit of 0 is off.
-#[derive(Debug, Clone, Copy)]
-pub struct GuardLimits {
-    pub identifier_failures: u32,
-    pub ip_failures: u32,
-    pub window: Duration,
-}
-
-impl GuardLimits {
-    pub fn from_settings(settings: &GuardSettings) -> Self {
-        Self {
-            identifier_failures: settings.identifier_failures,
-            ip_failures: settings.ip_failures,
-            window: settings.window(),
-        }
-    }
-
-    /// Which limit, if any, these counts have reached.
-    fn reached(&self, counts: &GuardCounts) -> Option<GuardLimit> {
-        let over = |limit: u32, count: i64| limit > 0 && count >= i64::from(limit);
-        if over(self.identifier_failures, counts.identifier_failures) {
-            Some(GuardLimit::Identifier)
-        } else if over(self.ip_failures, counts.ip_failures) {
-            Some(GuardLimit::Ip)
-        } else {
-            None
-        }
+/// Which of `limits`, if any, the store's `counts` have reached.
+fn limit_reached(limits: &GuardLimits, counts: &GuardCounts) -> Option<GuardLimit> {
+    let over = |limit: u32, count: i64| limit > 0 && count >= i64::from(limit);
+    if over(limits.identifier_failures, counts.identifier_failures) {
+        Some(GuardLimit::Identifier)
+    } else if over(limits.ip_failures, counts.ip_failures) {
+        Some(GuardLimit::Ip)
+    } else {
+        None
     }
 }
 
@@ -469,7 +453,7 @@ impl HookService {
                     ip_failures = counts.ip_failures,
                     "guard counts"
                 );
-                return Err(limits.reached(&counts).unwrap_or(GuardLimit::Identifier));
+                return Err(limit_reached(&limits, &counts).unwrap_or(GuardLimit::Identifier));
             }
             Ok(Err(error)) => error.to_string(),
             Err(_) => "no answer in time".to_owned(),
@@ -599,10 +583,12 @@ impl HookService {
                         Refusal::CircuitOpen => (QuotaLimit::CircuitOpen, Outcome::CircuitOpen),
                         Refusal::OverQuota(limit) => (limit, Outcome::OverQuota),
                     };
-                    self.metrics.quota_refused(limit);
+                    // A retry held back in a call Cognito already answered ends as
+                    // `unavailable`; only a call that never reached Cognito is a refusal.
                     if calls > 0 {
                         return unavailable(calls, latency);
                     }
+                    self.metrics.quota_refused(limit);
                     tracing::warn!(?limit, "Cognito not called: quota guard");
                     return Verification::without_cognito(outcome);
                 }
@@ -611,7 +597,14 @@ impl HookService {
             let call_started = Instant::now();
             let answer = self
                 .verifier
-                .admin_initiate_auth(username, password, context, remaining)
+                .admin_initiate_auth(
+                    AuthAttempt {
+                        username,
+                        password,
+                        context,
+                    },
+                    remaining,
+                )
                 .await;
             let call_latency = call_started.elapsed();
             calls += 1;

@@ -1,5 +1,6 @@
 //! The hook's request body: Kratos's default `{identifier, password}` and our extended body,
 //! and the rule that finds the client's address in the headers it forwards.
+//! Just over 400 lines: the table-driven tests of both (below the code) are about 170 of them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::cognito::{ClientContext, CognitoAnswer};
+use crate::cognito::CognitoAnswer;
 use crate::config::{Policies, Policy, QuotaSettings, Settings};
-use crate::domain::{CognitoUsername, Password};
 
 /// Answers from a script, each after its delay (a delay beyond the attempt's budget is a
 /// timeout, as the AWS client reports it); counts the calls.
@@ -36,9 +35,7 @@ impl ScriptedVerifier {
 impl CognitoVerifier for ScriptedVerifier {
     async fn admin_initiate_auth(
         &self,
-        _username: &CognitoUsername,
-        _password: &Password,
-        _context: Option<ClientContext<'_>>,
+        _: AuthAttempt<'_>,
         attempt_timeout: Duration,
     ) -> CognitoAnswer {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -66,6 +63,16 @@ async fn service(
     policies: Policies,
     deadline: Duration,
 ) -> (HookService, tempfile::TempDir) {
+    service_with(verifier, policies, deadline, &[]).await
+}
+
+/// The same, with `COGNITO_BRIDGE__…` settings of the test's own.
+async fn service_with(
+    verifier: Arc<ScriptedVerifier>,
+    policies: Policies,
+    deadline: Duration,
+    extra: &[(&str, &str)],
+) -> (HookService, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bridge.db").display());
     let store = crate::store::connect(&url.into(), 2).await.unwrap();
@@ -76,14 +83,16 @@ async fn service(
             ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_Test"),
             ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "client"),
         ]
-        .map(|(key, value)| (key.to_owned(), value.to_owned())),
+        .iter()
+        .chain(extra)
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
     )
     .unwrap();
     let metrics = Arc::new(Metrics::new());
     let rules = HookRules {
         policies,
         timing: HookTiming::for_deadline(deadline),
-        guard: GuardLimits::from_settings(&settings.guard),
+        guard: settings.guard.limits(),
         gate: CognitoGate::new(
             QuotaSettings::from_settings(&settings.cognito).unwrap(),
             metrics.clone(),
@@ -178,4 +187,36 @@ async fn mfa_and_temporary_password_challenges_follow_the_policies() {
         assert_eq!(verify(&service).await, expected, "{challenge} {policies:?}");
         assert_eq!(verifier.calls(), 1, "{challenge}");
     }
+}
+
+/// `cognito_bridge_cognito_quota_refusals_total` counts hook calls answered 424 without
+/// reaching Cognito (README, `/metrics`), as the attempt log's `over_quota`/`circuit_open`
+/// do: a retry the open circuit stops, in a call Cognito already answered, is not one.
+#[tokio::test]
+async fn a_retry_stopped_by_the_circuit_is_not_a_quota_refusal() {
+    let verifier =
+        ScriptedVerifier::new([(Duration::ZERO, error("TooManyRequestsException", 400))]);
+    let (service, _dir) = service_with(
+        verifier.clone(),
+        Policies::default(),
+        DEADLINE,
+        &[("COGNITO_BRIDGE__COGNITO__CIRCUIT_FAILURES", "1")],
+    )
+    .await;
+    assert_eq!(verify(&service).await, Outcome::Unavailable);
+    assert_eq!(verifier.calls(), 1, "the open circuit stops the retry");
+    let text = service.metrics_text();
+    assert!(
+        !text.contains("cognito_bridge_cognito_quota_refusals_total{"),
+        "{text}"
+    );
+
+    // The next call does not reach Cognito: that one is refused, and counted.
+    assert_eq!(verify(&service).await, Outcome::CircuitOpen);
+    assert_eq!(verifier.calls(), 1);
+    assert!(
+        service
+            .metrics_text()
+            .contains("cognito_bridge_cognito_quota_refusals_total{limit=\"circuit_open\"} 1")
+    );
 }

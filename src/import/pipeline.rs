@@ -232,10 +232,14 @@ impl Importer {
                 Some(Listed::Page(page)) => page,
             };
             last_token = page.next_token.clone();
-            if let Err(error) = self
-                .take_page(ledger, page, &groups, line, &mut queue, invalid)
-                .await
-            {
+            let (taken, failed) = match self.take_page(ledger, page, &groups, line).await {
+                Ok(taken) => (taken, None),
+                Err(PageFailed { error, taken }) => (taken, Some(error)),
+            };
+            queue.extend(taken.queued);
+            let room = SUMMARY_EXAMPLES.saturating_sub(invalid.len());
+            invalid.extend(taken.invalid.into_iter().take(room));
+            if let Some(error) = failed {
                 break Err(error.into());
             }
             if ledger.dry_run {
@@ -272,17 +276,16 @@ impl Importer {
         })
     }
 
-    /// Map a page's users, skip those already imported, and queue the rest (in a dry run:
-    /// check them against the identity schema instead).
+    /// Map a page's users, skip those already imported, and give back the rest to queue (in
+    /// a dry run: check them against the identity schema instead, and give back the invalid).
+    /// When the store fails, what was taken up to then comes back with the error.
     async fn take_page(
         &self,
         ledger: &mut Ledger,
         page: Page,
         groups: &HashMap<String, Vec<String>>,
         line: KratosLine,
-        queue: &mut VecDeque<Queued>,
-        invalid: &mut Vec<InvalidExample>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<TakenPage, PageFailed> {
         ledger.listing.pages += 1;
         ledger.listing.seen += page.users.len() as i64;
         self.progress.inc(page.users.len() as u64);
@@ -292,11 +295,17 @@ impl Importer {
                 .iter()
                 .filter_map(|user| user.attribute("sub"))
                 .collect();
-            self.store.imported_external_ids(&subs).await?
+            self.store
+                .imported_external_ids(&subs)
+                .await
+                .map_err(|error| PageFailed {
+                    error,
+                    taken: TakenPage::default(),
+                })?
         } else {
             HashMap::new()
         };
-        let mut queued = 0;
+        let mut taken = TakenPage::default();
         let mut failures = Vec::new();
         // Users imported before: their verified e-mail, as Cognito has it now.
         let mut emails: Vec<(String, Option<String>)> = Vec::new();
@@ -336,12 +345,10 @@ impl Importer {
                     ledger.listing.would_create += 1;
                 } else {
                     ledger.listing.invalid += 1;
-                    if invalid.len() < SUMMARY_EXAMPLES {
-                        invalid.push(InvalidExample {
-                            cognito_username: mapped.username,
-                            reasons,
-                        });
-                    }
+                    taken.invalid.push(InvalidExample {
+                        cognito_username: mapped.username,
+                        reasons,
+                    });
                 }
                 continue;
             }
@@ -356,18 +363,19 @@ impl Importer {
                 ));
                 continue;
             }
-            queue.push_back(Queued { user: mapped, body });
-            queued += 1;
+            taken.queued.push(Queued { user: mapped, body });
         }
         if !ledger.dry_run && !emails.is_empty() {
             let emails: Vec<(&str, Option<&str>)> = emails
                 .iter()
                 .map(|(sub, email)| (sub.as_str(), email.as_deref()))
                 .collect();
-            self.store.refresh_emails(&emails).await?;
+            if let Err(error) = self.store.refresh_emails(&emails).await {
+                return Err(PageFailed { error, taken });
+            }
         }
-        ledger.page_taken(queued, page.next_token, failures);
-        Ok(())
+        ledger.page_taken(taken.queued.len(), page.next_token, failures);
+        Ok(taken)
     }
 
     /// One batch from the front of the queue, sent and committed.
@@ -433,4 +441,19 @@ fn listing_failure(error: DirectoryError, ledger: &Ledger) -> Interruption {
         }
         _ => Interruption::Listing(error),
     }
+}
+
+/// What one listed page gives the run: users to queue for Kratos and, in a dry run, those the
+/// identity schema refuses.
+#[derive(Default)]
+struct TakenPage {
+    queued: Vec<Queued>,
+    invalid: Vec<InvalidExample>,
+}
+
+/// The store failed while a page was taken; what was taken before it still goes to the run
+/// (the users already mapped are sent before the run stops).
+struct PageFailed {
+    error: StoreError,
+    taken: TakenPage,
 }

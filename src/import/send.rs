@@ -194,6 +194,23 @@ mod tests {
         serde_json::to_vec(&body).unwrap()
     }
 
+    /// Create bodies for `sub-<name>` with `<name>@example.com`, one per name.
+    fn bodies(line: KratosLine, names: &[&str]) -> Vec<Vec<u8>> {
+        names
+            .iter()
+            .map(|name| body(line, &format!("sub-{name}"), &format!("{name}@example.com")))
+            .collect()
+    }
+
+    /// An identity as the import wrote it under Kratos v1.3.x: no external id, the sub in
+    /// `metadata_admin`.
+    fn insert_v1_3_identity(fake: &FakeKratos, sub: &str, email: &str) -> String {
+        fake.insert(json!({
+            "traits": {"email": email},
+            "metadata_admin": {"cognito": {"sub": sub}},
+        }))
+    }
+
     fn user(sub: &str, email: &str) -> MappedUser {
         MappedUser {
             username: format!("user-{sub}"),
@@ -232,10 +249,7 @@ mod tests {
         // Someone else holds c@example.com.
         fake.insert(json!({"traits": {"email": "c@example.com"}}));
         let kratos = client(&fake.url);
-        let bodies: Vec<Vec<u8>> = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|name| body(line, &format!("sub-{name}"), &format!("{name}@example.com")))
-            .collect();
+        let bodies = bodies(line, &["a", "b", "c", "d", "e"]);
         let results = send(&kratos, line, &bodies).await;
 
         assert_eq!(results[2], ItemResult::Conflict);
@@ -269,11 +283,7 @@ mod tests {
         let line = KratosLine::Legacy;
         let fake = FakeKratos::start(FakeOptions::legacy()).await;
         let kratos = client(&fake.url);
-        let bodies = vec![
-            body(line, "sub-a", "a@example.com"),
-            body(line, "sub-b", "b@example.com"),
-            body(line, "sub-a", "a@example.com"),
-        ];
+        let bodies = bodies(line, &["a", "b", "a"]);
         let results = send(&kratos, line, &bodies).await;
         assert_eq!(results[2], ItemResult::Conflict);
         let created = created_ids(&results);
@@ -291,10 +301,7 @@ mod tests {
         let line = KratosLine::Legacy;
         let fake = FakeKratos::start(FakeOptions::legacy()).await;
         let kratos = client(&fake.url);
-        let bodies = vec![
-            body(line, "sub-a", "a@example.com"),
-            body(line, "sub-b", "b@example.com"),
-        ];
+        let bodies = bodies(line, &["a", "b"]);
         let results = send(&kratos, line, &bodies).await;
         assert_eq!(created_ids(&results).len(), 2);
         assert_eq!(fake.counts(|c| (c.patches, c.id_lookups)), (1, 0));
@@ -310,10 +317,7 @@ mod tests {
         .await;
         fake.insert(json!({"traits": {"email": "c@example.com"}}));
         let kratos = client(&fake.url);
-        let bodies = vec![
-            body(line, "sub-a", "a@example.com"),
-            body(line, "sub-c", "c@example.com"),
-        ];
+        let bodies = bodies(line, &["a", "c"]);
         let results = send(&kratos, line, &bodies).await;
         assert_eq!(results[1], ItemResult::Conflict);
         let ItemResult::Failed { status, message } = &results[0] else {
@@ -332,10 +336,7 @@ mod tests {
         let theirs =
             fake.insert(json!({"traits": {"email": "a@example.com"}, "external_id": "sub-a"}));
         let kratos = client(&fake.url);
-        let bodies = vec![
-            body(line, "sub-a", "a@example.com"),
-            body(line, "sub-b", "b@example.com"),
-        ];
+        let bodies = bodies(line, &["a", "b"]);
         let results = send(&kratos, line, &bodies).await;
         assert_eq!(results[0], ItemResult::Conflict);
         assert_eq!(created_ids(&results).len(), 1);
@@ -351,11 +352,7 @@ mod tests {
     async fn after_an_upgrade_an_identity_imported_under_v1_3_is_found_by_identifier_and_sub() {
         let line = KratosLine::Current;
         let fake = FakeKratos::start(FakeOptions::current()).await;
-        // Imported while Kratos was v1.3.x: no external id, the sub in metadata_admin.
-        let ours = fake.insert(json!({
-            "traits": {"email": "a@example.com"},
-            "metadata_admin": {"cognito": {"sub": "sub-a"}},
-        }));
+        let ours = insert_v1_3_identity(&fake, "sub-a", "a@example.com");
         let kratos = client(&fake.url);
         let found = find_imported(&kratos, line, &user("sub-a", "a@example.com"))
             .await
@@ -373,14 +370,8 @@ mod tests {
     async fn on_v1_3_conflicts_try_every_identifier_until_the_sub_matches() {
         let line = KratosLine::Legacy;
         let fake = FakeKratos::start(FakeOptions::legacy()).await;
-        let ours = fake.insert(json!({
-            "traits": {"email": "second@example.com"},
-            "metadata_admin": {"cognito": {"sub": "sub-a"}},
-        }));
-        fake.insert(json!({
-            "traits": {"email": "first@example.com"},
-            "metadata_admin": {"cognito": {"sub": "sub-z"}},
-        }));
+        let ours = insert_v1_3_identity(&fake, "sub-a", "second@example.com");
+        insert_v1_3_identity(&fake, "sub-z", "first@example.com");
         let kratos = client(&fake.url);
         let mut mapped = user("sub-a", "first@example.com");
         mapped.identifiers.push("second@example.com".to_owned());

@@ -201,13 +201,9 @@ impl KratosAdmin {
                     query.append_pair("ids", id);
                 }
             }
-            let (status, body) = self
-                .send(self.authorized(self.client.get(url.clone())), &url)
+            let listed: Vec<IdentityId> = self
+                .get_ok(self.authorized(self.client.get(url.clone())), &url)
                 .await?;
-            if status != 200 {
-                return Err(unexpected("GET", &url, status, &body));
-            }
-            let listed: Vec<IdentityId> = parse(&body, &url)?;
             found.extend(listed.into_iter().map(|identity| identity.id));
         }
         Ok(found)
@@ -222,13 +218,9 @@ impl KratosAdmin {
         let mut url = endpoint(&self.admin_url, &["admin", "identities"]);
         url.query_pairs_mut()
             .append_pair("credentials_identifier", identifier);
-        let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+        let listed: Vec<IdentityWithMetadata> = self
+            .get_ok(self.authorized(self.client.get(url.clone())), &url)
             .await?;
-        if status != 200 {
-            return Err(unexpected("GET", &url, status, &body));
-        }
-        let listed: Vec<IdentityWithMetadata> = parse(&body, &url)?;
         Ok(listed
             .into_iter()
             .map(|identity| ListedIdentity {
@@ -246,11 +238,20 @@ impl KratosAdmin {
     /// The identity schema `id` from the public API (`GET /schemas/{id}`).
     pub async fn identity_schema(&self, id: &str) -> Result<Value, KratosError> {
         let url = endpoint(&self.public_url, &["schemas", id]);
-        let (status, body) = self.send(self.client.get(url.clone()), &url).await?;
+        self.get_ok(self.client.get(url.clone()), &url).await
+    }
+
+    /// A `GET` that must answer 200 with JSON.
+    async fn get_ok<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<T, KratosError> {
+        let (status, body) = self.send(request, url).await?;
         if status != 200 {
-            return Err(unexpected("GET", &url, status, &body));
+            return Err(unexpected("GET", url, status, &body));
         }
-        parse(&body, &url)
+        parse(&body, url)
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
