@@ -40,22 +40,6 @@
 
 mod support;
 
-#[allow(dead_code)]
-#[path = "../tests/api/load/bridge_process.rs"]
-mod bridge_process;
-#[allow(dead_code)]
-#[path = "../tests/api/load/fast_cognito.rs"]
-mod fast_cognito;
-#[allow(dead_code)]
-#[path = "../tests/api/load/hook_client.rs"]
-mod hook_client;
-#[allow(dead_code)]
-#[path = "../tests/api/load/open_loop.rs"]
-mod open_loop;
-#[allow(dead_code)]
-#[path = "../tests/api/load/raw_http.rs"]
-mod raw_http;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,13 +49,13 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
-use bridge_process::{BridgeProcess, Startup};
-use fast_cognito::{FastCognito, FastCognitoOptions};
-use hook_client::hook_call;
-use open_loop::{Call, Outcome, Plan, RunResult};
-use raw_http::RawClient;
 use sqlx::Connection;
 use support::{machine, met};
+use testkit::load::bridge_process::{self, BridgeProcess, Startup};
+use testkit::load::fast_cognito::{self, FastCognito, FastCognitoOptions};
+use testkit::load::hook_client::{self, hook_call};
+use testkit::load::open_loop::{self, Call, Outcome, Plan, RunResult};
+use testkit::load::raw_http::RawClient;
 
 /// The release build of this tree (`HOOK_LOAD_BINARY` may name another, e.g. a debug build).
 const RELEASE_BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");

@@ -21,11 +21,6 @@
 
 mod support;
 
-#[path = "../tests/api/doubles/cognito_directory_fake.rs"]
-mod cognito_directory_fake;
-#[path = "../tests/api/doubles/kratos_admin.rs"]
-mod kratos_admin_double;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Stdio;
@@ -37,8 +32,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::Region;
-use cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
-use kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
+use testkit::doubles::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
+use testkit::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 const UNTHROTTLED_RATE: &str = "1000000";

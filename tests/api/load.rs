@@ -4,28 +4,18 @@
 //! process. Every answer must be 200 `password_match`, the achieved rate within 3 % of the
 //! target, and the server's resident memory flat.
 //!
-//! The generator, the fake and the child-process helpers live in `load/` and are shared with
-//! `benches/hook_load.rs`, which measures the release build (`scripts/bench-hook`).
-
-#[allow(dead_code)]
-mod bridge_process;
-#[allow(dead_code)]
-mod fast_cognito;
-#[allow(dead_code)]
-mod hook_client;
-#[allow(dead_code)]
-mod open_loop;
-#[allow(dead_code)]
-mod raw_http;
+//! The generator, the fake and the child-process helpers live in `testkit::load` and are
+//! shared with `benches/hook_load.rs`, which measures the release build (`scripts/bench-hook`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_process::BridgeProcess;
-use fast_cognito::{FastCognito, FastCognitoOptions};
-use open_loop::Plan;
-use raw_http::RawClient;
+use testkit::load::bridge_process::{self, BridgeProcess};
+use testkit::load::fast_cognito::{FastCognito, FastCognitoOptions};
+use testkit::load::hook_client;
+use testkit::load::open_loop::{self, Plan};
+use testkit::load::raw_http::RawClient;
 
 /// Requests per second. Not the 1,000/s aimed at: see the test's doc comment.
 const RATE: f64 = 100.0;

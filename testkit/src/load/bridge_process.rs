@@ -1,8 +1,5 @@
 //! `cognito-bridge serve` as a child process, configured only by `COGNITO_BRIDGE__…`
 //! environment keys, with what load runs read from `/proc`: resident memory and CPU time.
-//!
-//! Self-contained but for its neighbour `raw_http` (as `super::raw_http`), so a bench can
-//! include both with `#[path]`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
