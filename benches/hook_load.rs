@@ -57,8 +57,6 @@ use testkit::load::hook_client::{self, hook_call};
 use testkit::load::open_loop::{self, Call, Outcome, Plan, RunResult};
 use testkit::load::raw_http::RawClient;
 
-/// The release build of this tree (`HOOK_LOAD_BINARY` may name another, e.g. a debug build).
-const RELEASE_BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -144,7 +142,8 @@ impl Knobs {
             })
             .collect();
         Self {
-            binary: env_text("HOOK_LOAD_BINARY", RELEASE_BINARY).into(),
+            // The release build of this tree, unless another is named (e.g. a debug build).
+            binary: env_text("HOOK_LOAD_BINARY", testkit::bridge_binary!()).into(),
             backends,
             users: env_number("HOOK_LOAD_USERS", 10_000.0) as usize,
             seed: env_number("HOOK_LOAD_SEED", 1.0) != 0.0,

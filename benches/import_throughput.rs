@@ -34,8 +34,8 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::Region;
 use testkit::doubles::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
 use testkit::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use testkit::process::command_with_test_credentials;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 const UNTHROTTLED_RATE: &str = "1000000";
 const THROTTLED_RATE: f64 = 30.0;
 /// Users per `ListUsers` page (Cognito's maximum, what the import asks for).
@@ -255,25 +255,25 @@ async fn import(users: usize, list_rate: &str, ticks: f64) -> ImportRun {
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
-    let mut command = tokio::process::Command::new(BINARY);
+    // The release build of this tree.
+    let mut command = command_with_test_credentials(
+        testkit::bridge_binary!(),
+        dir.path(),
+        &["import", "--no-progress"],
+        &[
+            ("COGNITO_BRIDGE__DATABASE__URL", &database_url),
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                &cognito.user_pool_id,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+            ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url),
+            ("COGNITO_BRIDGE__IMPORT__LIST_RATE", list_rate),
+            ("COGNITO_BRIDGE__LOG__LEVEL", "warn"),
+        ],
+    );
     command
-        .args(["import", "--no-progress"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("COGNITO_BRIDGE__DATABASE__URL", &database_url)
-        .env(
-            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-            &cognito.user_pool_id,
-        )
-        .env("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint)
-        .env("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true")
-        .env("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url)
-        .env("COGNITO_BRIDGE__IMPORT__LIST_RATE", list_rate)
-        .env("COGNITO_BRIDGE__LOG__LEVEL", "warn")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("create the stdout file"))
         .stderr(std::fs::File::create(&stderr_path).expect("create the stderr file"));

@@ -20,11 +20,14 @@
 //! - [`doubles`]: the stand-ins for Cognito and Kratos.
 //! - [`load`]: the open-loop load generator, its HTTP client and fast Cognito fake, and
 //!   `serve` as a measured child process.
+//! - [`process`]: the `cognito-bridge` binary as a child process (its path, a clean
+//!   environment, a guard that kills it).
 
 pub mod app;
 pub mod doubles;
 pub mod load;
 pub mod moto;
+pub mod process;
 
 /// The checkout's root (this crate's parent folder): `.venv`, `tests/support` and, beside it,
 /// `../shared`.

@@ -1,34 +1,15 @@
 //! The binary itself: configuration errors, `migrate`, `report`, and `serve` end to end.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{API_KEY, AppOptions, Backend, assert_match, assert_no_match, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, SpawnGuarded, assert_match, assert_no_match, bridge, serving_log,
+    serving_port, spawn_app, wait_for_exit,
+};
 use crate::moto::{self, Pool};
-
-pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
-
-/// The binary in an empty working directory with only the given environment.
-pub(crate) fn bridge(
-    dir: &tempfile::TempDir,
-    args: &[&str],
-    environment: &[(&str, &str)],
-) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (name, value) in environment {
-        command.env(name, value);
-    }
-    command
-}
 
 #[test]
 fn serve_refuses_to_start_without_api_keys() {
@@ -368,71 +349,6 @@ async fn serve_runs_end_to_end_against_moto() {
     assert_eq!(answer.status(), 200);
     assert!(dir.path().join("cognito-bridge.db").exists());
     drop(child);
-}
-
-/// Wait (polling, at most `within`) for the child to exit; its status.
-pub(crate) async fn wait_for_exit(
-    child: &mut std::process::Child,
-    within: Duration,
-    what: &str,
-) -> std::process::ExitStatus {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            return exit;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what}: no exit within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Read JSON log lines until the "serving" line, and return its port.
-pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
-    serving_log(stderr).0
-}
-
-/// Read JSON log lines until the "serving" line: its port, and the lines before it.
-pub(crate) fn serving_log(stderr: std::process::ChildStderr) -> (u16, Vec<Value>) {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut before = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(json) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(port) = json["fields"]["port"].as_u64() {
-                let _ = sender.send((port as u16, std::mem::take(&mut before)));
-            } else {
-                before.push(json);
-            }
-        }
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(20))
-        .expect("serve logs its port within 20 s")
-}
-
-/// Kills the child when the test ends, passed or not.
-pub(crate) struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) trait SpawnGuarded {
-    fn kill_on_drop_guard(&mut self) -> KillOnDrop;
-}
-
-impl SpawnGuarded for Command {
-    fn kill_on_drop_guard(&mut self) -> KillOnDrop {
-        KillOnDrop(self.spawn().expect("the binary starts"))
-    }
 }
 
 /// README "The server": on SIGTERM `serve` lets a hook call in flight finish (its answer, a

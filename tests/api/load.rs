@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testkit::load::bridge_process::{self, BridgeProcess};
+
+use crate::helpers::BINARY;
 use testkit::load::fast_cognito::{FastCognito, FastCognitoOptions};
 use testkit::load::hook_client;
 use testkit::load::open_loop::{self, Plan};
@@ -70,12 +72,7 @@ async fn steady_load() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database_url = format!("sqlite://{}", dir.path().join("load.db").display());
     let env = hook_client::serve_env(&fake.endpoint, &database_url, "warn");
-    let mut server = BridgeProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_cognito-bridge")),
-        dir.path(),
-        "serve.log",
-        &env,
-    );
+    let mut server = BridgeProcess::spawn(Path::new(BINARY), dir.path(), "serve.log", &env);
     server
         .wait_ready(Duration::from_secs(60))
         .await

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
 use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
-use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, SpawnGuarded, bridge, serving_port, spawn_app, wait_for_exit,
+};
 
 const PASSWORD: &str = "Right-Password-1";
 

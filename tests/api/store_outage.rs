@@ -526,7 +526,7 @@ async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back(
 /// verified login during an outage, the database back, SIGTERM at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_waiting_for_the_database_are_written_at_shutdown() {
-    use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
+    use crate::helpers::{SpawnGuarded, bridge, serving_port, wait_for_exit};
 
     let fake = CognitoFake::start(FakeConfig::default()).await;
     fake.user(USERS[0], RIGHT, Script::Authenticate);
