@@ -1,8 +1,11 @@
 //! The API tests' helpers. `spawn_app` (the real HTTP app on port 0 with a fresh database) and
 //! its typed helpers live in `testkit::app`, the binary as a child process in
-//! `testkit::process`; the benchmarks share both, and they are re-exported here.
+//! `testkit::process`; the benchmarks share both, and they are re-exported here. Running an
+//! import in the test process is in [`import`].
 
 use std::process::Command;
+
+pub mod import;
 
 pub use testkit::app::*;
 pub use testkit::process::{SpawnGuarded, serving_log, serving_port, wait_for_exit};
