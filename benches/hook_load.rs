@@ -50,7 +50,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use sqlx::Connection;
-use support::{machine, met};
+use support::{env_number, machine, met};
 use testkit::load::bridge_process::{self, BridgeProcess, Startup};
 use testkit::load::fast_cognito::{self, FastCognito, FastCognitoOptions};
 use testkit::load::hook_client::{self, hook_call};
@@ -71,16 +71,6 @@ const THROUGHPUT_GOAL: f64 = 5000.0;
 
 fn env_text(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn env_number(name: &str, default: f64) -> f64 {
-    match std::env::var(name) {
-        Ok(value) => value
-            .replace(['_', ','], "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {

@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{machine, met};
+use support::{env_number, machine, met};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -47,16 +47,6 @@ const THROTTLED_SHARE_GOAL: f64 = 0.95;
 const CPU_PER_USER_GOAL_US: f64 = 50.0;
 /// "Flat": peak RSS at N at most this much above peak RSS at N/2 (N/4 is printed too).
 const RSS_GROWTH_LIMIT: f64 = 0.10;
-
-fn env_number(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value
-            .replace(['_', ','], "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
-}
 
 // --- /proc ------------------------------------------------------------------------------------
 
@@ -369,9 +359,9 @@ fn import_row(runs: &[ImportRun]) -> ImportRow {
 }
 
 fn main() {
-    let largest = env_number("IMPORT_BENCH_USERS", 100_000);
-    let repeats = env_number("IMPORT_BENCH_REPEATS", 3).max(1);
-    let with_throttled = env_number("IMPORT_BENCH_THROTTLED", 1) != 0;
+    let largest = env_number::<usize>("IMPORT_BENCH_USERS", 100_000);
+    let repeats = env_number::<usize>("IMPORT_BENCH_REPEATS", 3).max(1);
+    let with_throttled = env_number::<usize>("IMPORT_BENCH_THROTTLED", 1) != 0;
     assert!(largest >= 4, "IMPORT_BENCH_USERS must be at least 4");
     let sizes = [largest / 4, largest / 2, largest];
     let ticks = clock_ticks();
