@@ -1,5 +1,5 @@
 //! Hook latency against moto, next to a direct `AdminInitiateAuth` to the same moto in the
-//! same run (the baseline). Run with `scripts/bench` (or `cargo bench --bench hook_latency`).
+//! same run (the baseline). Run with `cargo bench --bench hook_latency`.
 //!
 //! Prints median, p90 and p99 over N sequential calls of each kind (N = $HOOK_BENCH_CALLS,
 //! default 300), for SQLite and Postgres.
