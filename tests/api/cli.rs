@@ -359,7 +359,8 @@ async fn serve_runs_end_to_end_against_moto() {
 async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seconds() {
     use tokio::io::AsyncWriteExt;
 
-    use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
+    use crate::doubles::cognito_auth_fake::{CognitoFake, FakeConfig, Script};
+    use crate::helpers::serve_against_auth_fake;
 
     const DEADLINE: Duration = Duration::from_secs(2);
     /// On top of the bound: the process's own exit (the attempt rows are flushed, SQLite is
@@ -369,32 +370,14 @@ async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seco
     fake.user("hangs", "Hanging-Horse-1", Script::Hang);
     let dir = tempfile::tempdir().unwrap();
     let deadline_ms = DEADLINE.as_millis().to_string();
-    let mut child = bridge(
+    let (mut child, port) = serve_against_auth_fake(
         &dir,
-        &["serve"],
+        &fake.endpoint,
         &[
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
             ("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "30000"),
-            (
-                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_auth_fake::POOL_ID,
-            ),
-            (
-                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_auth_fake::CLIENT_ID,
-            ),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
             ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", &deadline_ms),
-            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],
-    )
-    .stderr(Stdio::piped())
-    .kill_on_drop_guard();
-    let port = serving_port(child.0.stderr.take().unwrap());
+    );
     let hook_url = format!("http://127.0.0.1:{port}/hooks/password-migration");
 
     // A call whose body never comes: in flight until the request timeout (30 s).

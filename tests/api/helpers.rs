@@ -3,12 +3,15 @@
 //! `testkit::process`; the benchmarks share both, and they are re-exported here. Running an
 //! import in the test process is in [`import`].
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub mod import;
 
 pub use testkit::app::*;
+use testkit::process::KillOnDrop;
 pub use testkit::process::{SpawnGuarded, serving_log, serving_port, wait_for_exit};
+
+use crate::doubles::cognito_auth_fake;
 
 /// This build's `cognito-bridge` (the debug build under `cargo test`).
 pub const BINARY: &str = testkit::bridge_binary!();
@@ -25,4 +28,36 @@ pub fn bridge_with_test_credentials(
     environment: &[(&str, &str)],
 ) -> tokio::process::Command {
     testkit::process::command_with_test_credentials(BINARY, dir.path(), args, environment)
+}
+
+/// `serve` as a child process against the Cognito auth fake at `endpoint`, with JSON logs on a
+/// pipe and `extra` settings; killed when the guard is dropped. The guard and the port.
+pub fn serve_against_auth_fake(
+    dir: &tempfile::TempDir,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> (KillOnDrop, u16) {
+    let mut environment = vec![
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            cognito_auth_fake::POOL_ID,
+        ),
+        (
+            "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
+            cognito_auth_fake::CLIENT_ID,
+        ),
+        ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", endpoint),
+        ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+        ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+        ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
+    ];
+    environment.extend_from_slice(extra);
+    let mut child = bridge(dir, &["serve"], &environment)
+        .stderr(Stdio::piped())
+        .kill_on_drop_guard();
+    let port = serving_port(child.0.stderr.take().unwrap());
+    (child, port)
 }
