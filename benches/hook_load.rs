@@ -51,13 +51,13 @@ use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use sqlx::Connection;
 use support::{env_number, machine, met};
+use testkit::app::{create_postgres_schema, postgres_base_url};
 use testkit::load::bridge_process::{self, BridgeProcess, Startup};
 use testkit::load::fast_cognito::{self, FastCognito, FastCognitoOptions};
 use testkit::load::hook_client::{self, hook_call};
 use testkit::load::open_loop::{self, Call, Outcome, Plan, RunResult};
 use testkit::load::raw_http::RawClient;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -154,10 +154,6 @@ struct BenchDatabase {
     schema: Option<String>,
 }
 
-fn postgres_base_url() -> String {
-    env_text("COGNITO_BRIDGE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-}
-
 impl BenchDatabase {
     async fn create(backend: Backend, dir: &Path) -> Self {
         match backend {
@@ -170,18 +166,9 @@ impl BenchDatabase {
                 schema: None,
             },
             Backend::Postgres => {
-                let base = postgres_base_url();
                 let schema = format!("hook_load_{:012x}", rand::random::<u64>() >> 16);
-                let mut connection = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| panic!("Postgres at {base} must be running: {e}"));
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&mut connection)
-                    .await
-                    .expect("create the bench schema");
-                let separator = if base.contains('?') { '&' } else { '?' };
                 Self {
-                    url: format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+                    url: create_postgres_schema(&schema).await,
                     schema: Some(schema),
                 }
             }

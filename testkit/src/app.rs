@@ -50,17 +50,8 @@ impl TestDatabase {
                 }
             }
             Backend::Postgres => {
-                let base = postgres_base_url();
                 let schema = format!("t_{:016x}", rand::random::<u64>());
-                let mut connection = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| panic!("Postgres at {base} must be running: {e}"));
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-                let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                let url = create_postgres_schema(&schema).await;
                 Self {
                     url,
                     backend,
@@ -140,8 +131,24 @@ impl TestDatabase {
     }
 }
 
+/// The Postgres test database: `$COGNITO_BRIDGE_TEST_POSTGRES_URL`, or the local `test`.
 pub fn postgres_base_url() -> String {
     std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// Create the empty schema `name` in the Postgres test database; the URL of that database with
+/// `name` as its search path.
+pub async fn create_postgres_schema(name: &str) -> String {
+    let base = postgres_base_url();
+    let mut connection = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("Postgres at {base} must be running: {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {name}"))
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("create schema {name}: {e}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{name}")
 }
 
 /// What a test may vary; everything else is the default configuration.
