@@ -1,20 +1,14 @@
 //! Hook latency against moto, next to a direct `AdminInitiateAuth` to the same moto in the
-//! same run (the baseline). Run with `scripts/bench` (or `cargo bench --bench hook_latency`).
+//! same run (the baseline). Run with `cargo bench --bench hook_latency`.
 //!
 //! Prints median, p90 and p99 over N sequential calls of each kind (N = $HOOK_BENCH_CALLS,
 //! default 300), for SQLite and Postgres.
 
-#[allow(dead_code)]
-#[path = "../tests/api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "../tests/api/moto.rs"]
-mod moto;
-
 use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
-use helpers::{AppOptions, Backend, spawn_app};
+use testkit::app::{AppOptions, Backend, spawn_app};
+use testkit::moto;
 
 const PASSWORD: &str = "Bench-Password-123";
 

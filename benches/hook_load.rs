@@ -40,22 +40,6 @@
 
 mod support;
 
-#[allow(dead_code)]
-#[path = "../tests/api/load/bridge_process.rs"]
-mod bridge_process;
-#[allow(dead_code)]
-#[path = "../tests/api/load/fast_cognito.rs"]
-mod fast_cognito;
-#[allow(dead_code)]
-#[path = "../tests/api/load/hook_client.rs"]
-mod hook_client;
-#[allow(dead_code)]
-#[path = "../tests/api/load/open_loop.rs"]
-mod open_loop;
-#[allow(dead_code)]
-#[path = "../tests/api/load/raw_http.rs"]
-mod raw_http;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,17 +49,15 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
-use bridge_process::{BridgeProcess, Startup};
-use fast_cognito::{FastCognito, FastCognitoOptions};
-use hook_client::hook_call;
-use open_loop::{Call, Outcome, Plan, RunResult};
-use raw_http::RawClient;
 use sqlx::Connection;
-use support::{machine, met};
+use support::{env_number, machine, met};
+use testkit::app::{create_postgres_schema, postgres_base_url};
+use testkit::load::bridge_process::{self, BridgeProcess, Startup};
+use testkit::load::fast_cognito::{self, FastCognito, FastCognitoOptions};
+use testkit::load::hook_client::{self, hook_call};
+use testkit::load::open_loop::{self, Call, Outcome, Plan, RunResult};
+use testkit::load::raw_http::RawClient;
 
-/// The release build of this tree (`HOOK_LOAD_BINARY` may name another, e.g. a debug build).
-const RELEASE_BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -89,16 +71,6 @@ const THROUGHPUT_GOAL: f64 = 5000.0;
 
 fn env_text(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn env_number(name: &str, default: f64) -> f64 {
-    match std::env::var(name) {
-        Ok(value) => value
-            .replace(['_', ','], "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
 }
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -160,7 +132,8 @@ impl Knobs {
             })
             .collect();
         Self {
-            binary: env_text("HOOK_LOAD_BINARY", RELEASE_BINARY).into(),
+            // The release build of this tree, unless another is named (e.g. a debug build).
+            binary: env_text("HOOK_LOAD_BINARY", testkit::bridge_binary!()).into(),
             backends,
             users: env_number("HOOK_LOAD_USERS", 10_000.0) as usize,
             seed: env_number("HOOK_LOAD_SEED", 1.0) != 0.0,
@@ -181,10 +154,6 @@ struct BenchDatabase {
     schema: Option<String>,
 }
 
-fn postgres_base_url() -> String {
-    env_text("COGNITO_BRIDGE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-}
-
 impl BenchDatabase {
     async fn create(backend: Backend, dir: &Path) -> Self {
         match backend {
@@ -197,18 +166,9 @@ impl BenchDatabase {
                 schema: None,
             },
             Backend::Postgres => {
-                let base = postgres_base_url();
                 let schema = format!("hook_load_{:012x}", rand::random::<u64>() >> 16);
-                let mut connection = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| panic!("Postgres at {base} must be running: {e}"));
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&mut connection)
-                    .await
-                    .expect("create the bench schema");
-                let separator = if base.contains('?') { '&' } else { '?' };
                 Self {
-                    url: format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+                    url: create_postgres_schema(&schema).await,
                     schema: Some(schema),
                 }
             }

@@ -21,26 +21,21 @@
 
 mod support;
 
-#[path = "../tests/api/doubles/cognito_directory_fake.rs"]
-mod cognito_directory_fake;
-#[path = "../tests/api/doubles/kratos_admin.rs"]
-mod kratos_admin_double;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{machine, met};
+use support::{env_number, machine, met};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::Region;
-use cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
-use kratos_admin_double::{AdminDoubleOptions, KratosAdminDouble};
+use testkit::doubles::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
+use testkit::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use testkit::process::command_with_test_credentials;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
 const UNTHROTTLED_RATE: &str = "1000000";
 const THROTTLED_RATE: f64 = 30.0;
 /// Users per `ListUsers` page (Cognito's maximum, what the import asks for).
@@ -52,16 +47,6 @@ const THROTTLED_SHARE_GOAL: f64 = 0.95;
 const CPU_PER_USER_GOAL_US: f64 = 50.0;
 /// "Flat": peak RSS at N at most this much above peak RSS at N/2 (N/4 is printed too).
 const RSS_GROWTH_LIMIT: f64 = 0.10;
-
-fn env_number(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value
-            .replace(['_', ','], "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
-}
 
 // --- /proc ------------------------------------------------------------------------------------
 
@@ -260,25 +245,25 @@ async fn import(users: usize, list_rate: &str, ticks: f64) -> ImportRun {
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
-    let mut command = tokio::process::Command::new(BINARY);
+    // The release build of this tree.
+    let mut command = command_with_test_credentials(
+        testkit::bridge_binary!(),
+        dir.path(),
+        &["import", "--no-progress"],
+        &[
+            ("COGNITO_BRIDGE__DATABASE__URL", &database_url),
+            (
+                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+                &cognito.user_pool_id,
+            ),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+            ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url),
+            ("COGNITO_BRIDGE__IMPORT__LIST_RATE", list_rate),
+            ("COGNITO_BRIDGE__LOG__LEVEL", "warn"),
+        ],
+    );
     command
-        .args(["import", "--no-progress"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("COGNITO_BRIDGE__DATABASE__URL", &database_url)
-        .env(
-            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-            &cognito.user_pool_id,
-        )
-        .env("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &cognito.endpoint)
-        .env("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true")
-        .env("COGNITO_BRIDGE__KRATOS__ADMIN_URL", &kratos.url)
-        .env("COGNITO_BRIDGE__IMPORT__LIST_RATE", list_rate)
-        .env("COGNITO_BRIDGE__LOG__LEVEL", "warn")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("create the stdout file"))
         .stderr(std::fs::File::create(&stderr_path).expect("create the stderr file"));
@@ -374,9 +359,9 @@ fn import_row(runs: &[ImportRun]) -> ImportRow {
 }
 
 fn main() {
-    let largest = env_number("IMPORT_BENCH_USERS", 100_000);
-    let repeats = env_number("IMPORT_BENCH_REPEATS", 3).max(1);
-    let with_throttled = env_number("IMPORT_BENCH_THROTTLED", 1) != 0;
+    let largest = env_number::<usize>("IMPORT_BENCH_USERS", 100_000);
+    let repeats = env_number::<usize>("IMPORT_BENCH_REPEATS", 3).max(1);
+    let with_throttled = env_number::<usize>("IMPORT_BENCH_THROTTLED", 1) != 0;
     assert!(largest >= 4, "IMPORT_BENCH_USERS must be at least 4");
     let sizes = [largest / 4, largest / 2, largest];
     let ticks = clock_ticks();

@@ -14,6 +14,7 @@ use rsjsonnet_lang::program::{
 };
 use rsjsonnet_lang::span::SpanId;
 use serde_json::{Value, json};
+use testkit::under_ci;
 
 const KRATOS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/kratos");
 
@@ -38,12 +39,6 @@ impl Retrieve for KratosOwnRefs {
             Err(format!("unexpected external $ref {uri}").into())
         }
     }
-}
-
-/// Whether the tests run under CI (`.ci/run` sets `CI=true`; other CI systems set `1`): any
-/// value but empty, `0` or `false`. Same rule as `tests/api/doubles/kratos_admin.rs`.
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
 }
 
 /// The validator for kratos.yml, or `None` (after a notice) when `../shared/kratos` is absent

@@ -1,4 +1,17 @@
-//! What both benchmarks print about the machine and their goals.
+//! What both load benchmarks share: reading their numeric knobs, and what they print about the
+//! machine and their goals.
+
+/// The number in environment variable `name` (`_` and `,` may group digits), or `default`
+/// when it is unset; panics on anything else.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .replace(['_', ','], "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+        Err(_) => default,
+    }
+}
 
 /// A goal's verdict, as the result tables write it.
 pub fn met(yes: bool) -> &'static str {

@@ -17,10 +17,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::import::{import_settings_with_public_url, run_import};
 use crate::helpers::{
     AppOptions, Backend, TestApp, assert_no_match, capture_logs, serve_on_loopback, spawn_app,
 };
-use crate::import::{import_settings_with_public_url, run_import};
 use crate::moto::{self, Pool, REGION};
 use crate::ory::{Kratos, MigrateHook};
 

@@ -1,34 +1,15 @@
 //! The binary itself: configuration errors, `migrate`, `report`, and `serve` end to end.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{API_KEY, AppOptions, Backend, assert_match, assert_no_match, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, SpawnGuarded, assert_match, assert_no_match, bridge, serving_log,
+    serving_port, spawn_app, wait_for_exit,
+};
 use crate::moto::{self, Pool};
-
-pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
-
-/// The binary in an empty working directory with only the given environment.
-pub(crate) fn bridge(
-    dir: &tempfile::TempDir,
-    args: &[&str],
-    environment: &[(&str, &str)],
-) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (name, value) in environment {
-        command.env(name, value);
-    }
-    command
-}
 
 #[test]
 fn serve_refuses_to_start_without_api_keys() {
@@ -370,71 +351,6 @@ async fn serve_runs_end_to_end_against_moto() {
     drop(child);
 }
 
-/// Wait (polling, at most `within`) for the child to exit; its status.
-pub(crate) async fn wait_for_exit(
-    child: &mut std::process::Child,
-    within: Duration,
-    what: &str,
-) -> std::process::ExitStatus {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            return exit;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what}: no exit within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Read JSON log lines until the "serving" line, and return its port.
-pub(crate) fn serving_port(stderr: std::process::ChildStderr) -> u16 {
-    serving_log(stderr).0
-}
-
-/// Read JSON log lines until the "serving" line: its port, and the lines before it.
-pub(crate) fn serving_log(stderr: std::process::ChildStderr) -> (u16, Vec<Value>) {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut before = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(json) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(port) = json["fields"]["port"].as_u64() {
-                let _ = sender.send((port as u16, std::mem::take(&mut before)));
-            } else {
-                before.push(json);
-            }
-        }
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(20))
-        .expect("serve logs its port within 20 s")
-}
-
-/// Kills the child when the test ends, passed or not.
-pub(crate) struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) trait SpawnGuarded {
-    fn kill_on_drop_guard(&mut self) -> KillOnDrop;
-}
-
-impl SpawnGuarded for Command {
-    fn kill_on_drop_guard(&mut self) -> KillOnDrop {
-        KillOnDrop(self.spawn().expect("the binary starts"))
-    }
-}
-
 /// README "The server": on SIGTERM `serve` lets a hook call in flight finish (its answer, a
 /// 424 when Cognito hangs, still arrives), but waits for calls in flight at most
 /// `hooks.deadline_ms` + 2 s: a client that sent a request head and never its body (it
@@ -443,7 +359,8 @@ impl SpawnGuarded for Command {
 async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seconds() {
     use tokio::io::AsyncWriteExt;
 
-    use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
+    use crate::doubles::cognito_auth_fake::{CognitoFake, FakeConfig, Script};
+    use crate::helpers::serve_against_auth_fake;
 
     const DEADLINE: Duration = Duration::from_secs(2);
     /// On top of the bound: the process's own exit (the attempt rows are flushed, SQLite is
@@ -453,32 +370,14 @@ async fn shutdown_lets_calls_finish_but_waits_at_most_the_deadline_plus_two_seco
     fake.user("hangs", "Hanging-Horse-1", Script::Hang);
     let dir = tempfile::tempdir().unwrap();
     let deadline_ms = DEADLINE.as_millis().to_string();
-    let mut child = bridge(
+    let (mut child, port) = serve_against_auth_fake(
         &dir,
-        &["serve"],
+        &fake.endpoint,
         &[
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
             ("COGNITO_BRIDGE__SERVER__REQUEST_TIMEOUT_MS", "30000"),
-            (
-                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_auth_fake::POOL_ID,
-            ),
-            (
-                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_auth_fake::CLIENT_ID,
-            ),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
             ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", &deadline_ms),
-            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],
-    )
-    .stderr(Stdio::piped())
-    .kill_on_drop_guard();
-    let port = serving_port(child.0.stderr.take().unwrap());
+    );
     let hook_url = format!("http://127.0.0.1:{port}/hooks/password-migration");
 
     // A call whose body never comes: in flight until the request timeout (30 s).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::cli::BINARY;
+use crate::helpers::BINARY;
 use crate::ory::{DATABASE_PREFIX_ENV, postgres_admin_url};
 
 /// The demo takes about 10 s once everything is built; this bounds a hung one.

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
 use crate::doubles::kratos_hook_caller::{KratosDouble, KratosOutcome};
+use crate::helpers::import::{import_settings_with_public_url, run_import};
 use crate::helpers::{API_KEY, Backend, TestDatabase, serve_on_loopback};
-use crate::import::{import_settings_with_public_url, run_import};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, Login, MigrateHook};
 

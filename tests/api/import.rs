@@ -5,10 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cognito_bridge::cognito::directory::Backoff;
-use cognito_bridge::config::Settings;
 use cognito_bridge::domain::UserState;
-use cognito_bridge::import::{self, ImportError, ImportOptions, ImportSummary, LeaseTiming};
-use cognito_bridge::store::{self, LeaseClaim, RunStatus, Store};
+use cognito_bridge::import::{ImportError, ImportOptions, LeaseTiming};
+use cognito_bridge::store::{LeaseClaim, RunStatus};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -18,76 +17,9 @@ use crate::doubles::cognito_directory_fake::{
     synthetic_username,
 };
 use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use crate::helpers::import::{fake_world, import_settings, open_store, resume, run_import};
 use crate::helpers::{AppOptions, Backend, TestDatabase, assert_match, spawn_app};
 use crate::moto::{self, Pool, SeedUser};
-
-/// Settings for an import from `cognito_endpoint`'s pool into `kratos_url`; `extra` is a
-/// TOML file's text (an `[import]` section with `list_rate = 30` when it has none).
-pub fn import_settings(
-    database_url: &str,
-    cognito_endpoint: &str,
-    pool_id: &str,
-    kratos_url: &str,
-    extra: &str,
-) -> Settings {
-    import_settings_with_public_url(
-        database_url,
-        cognito_endpoint,
-        pool_id,
-        kratos_url,
-        kratos_url,
-        extra,
-    )
-}
-
-/// [`import_settings`] for a Kratos whose public API has a port of its own (the real one).
-pub fn import_settings_with_public_url(
-    database_url: &str,
-    cognito_endpoint: &str,
-    pool_id: &str,
-    kratos_admin_url: &str,
-    kratos_public_url: &str,
-    extra: &str,
-) -> Settings {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cognito-bridge.toml");
-    let extra = if extra.contains("[import]") {
-        extra.to_owned()
-    } else {
-        format!("{extra}\n[import]\nlist_rate = 30\n")
-    };
-    std::fs::write(&path, extra).unwrap();
-    let environment = [
-        ("DATABASE__URL", database_url),
-        ("COGNITO__USER_POOL_ID", pool_id),
-        ("COGNITO__ENDPOINT_URL", cognito_endpoint),
-        ("COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-        ("KRATOS__ADMIN_URL", kratos_admin_url),
-        ("KRATOS__PUBLIC_URL", kratos_public_url),
-    ]
-    .map(|(key, value)| (format!("COGNITO_BRIDGE__{key}"), value.to_owned()));
-    Settings::load_from(Some(&path), environment).expect("import settings load")
-}
-
-pub async fn run_import(
-    settings: &Settings,
-    options: ImportOptions,
-) -> Result<ImportSummary, ImportError> {
-    import::run(settings, options, Some(moto::test_credentials())).await
-}
-
-pub async fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn Store> {
-    store::connect(&database.url.clone().into(), 2)
-        .await
-        .unwrap()
-}
-
-pub fn resume() -> ImportOptions {
-    ImportOptions {
-        resume: true,
-        ..ImportOptions::default()
-    }
-}
 
 fn dry_run() -> ImportOptions {
     ImportOptions {
@@ -352,31 +284,6 @@ async fn the_hook_finds_imported_users_by_email_when_the_username_differs(backen
     assert_match(&app.login("Bob@Example.com", "Bob-Passw0rd!").await);
     let bob = app.store.user("member-4712").await.unwrap().unwrap();
     assert_eq!(bob.state, UserState::Migrated);
-}
-
-/// A directory fake and a Kratos double with default options, and settings for them.
-async fn fake_world(
-    backend: Backend,
-    directory: DirectoryOptions,
-    kratos: AdminDoubleOptions,
-    extra: &str,
-) -> (
-    CognitoDirectoryFake,
-    KratosAdminDouble,
-    TestDatabase,
-    Settings,
-) {
-    let cognito = CognitoDirectoryFake::start(directory).await;
-    let kratos = KratosAdminDouble::start(kratos).await;
-    let database = TestDatabase::new(backend).await;
-    let settings = import_settings(
-        &database.url,
-        &cognito.endpoint,
-        &cognito.user_pool_id,
-        &kratos.url,
-        extra,
-    );
-    (cognito, kratos, database, settings)
 }
 
 on_both_backends!(a_crashed_import_resumes_without_duplicates);

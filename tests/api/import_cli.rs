@@ -7,24 +7,15 @@ use serde_json::{Value, json};
 
 use crate::doubles::cognito_directory_fake::{CognitoDirectoryFake, DirectoryOptions};
 use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use crate::helpers::bridge_with_test_credentials;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cognito-bridge");
-
-/// The binary in `dir` with only the given environment (and test AWS credentials).
-async fn bridge(dir: &tempfile::TempDir, args: &[&str], environment: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(BINARY);
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
-    for (name, value) in environment {
-        command.env(name, value);
-    }
-    command.output().await.unwrap()
+/// The binary in `dir` with only the given environment (and test AWS credentials), run to
+/// its end.
+async fn run(dir: &tempfile::TempDir, args: &[&str], environment: &[(&str, &str)]) -> Output {
+    bridge_with_test_credentials(dir, args, environment)
+        .output()
+        .await
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -34,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn import_help_explains_the_flags_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bridge(&dir, &["import", "--help"], &[]).await;
+    let output = run(&dir, &["import", "--help"], &[]).await;
     assert!(output.status.success());
     let help = text(&output.stdout);
     for word in [
@@ -50,18 +41,18 @@ async fn import_help_explains_the_flags_and_exit_codes() {
     ] {
         assert!(help.contains(word), "import --help mentions {word}: {help}");
     }
-    let output = bridge(&dir, &["--help"], &[]).await;
+    let output = run(&dir, &["--help"], &[]).await;
     assert!(text(&output.stdout).contains("import"));
 }
 
 #[tokio::test]
 async fn bad_import_arguments_and_settings_exit_2_and_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bridge(&dir, &["import", "--dry-run", "--resume"], &[]).await;
+    let output = run(&dir, &["import", "--dry-run", "--resume"], &[]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--resume"));
 
-    let output = bridge(&dir, &["import", "--limit", "0"], &[]).await;
+    let output = run(&dir, &["import", "--limit", "0"], &[]).await;
     assert_eq!(output.status.code(), Some(2));
 
     let cases = [
@@ -78,7 +69,7 @@ async fn bad_import_arguments_and_settings_exit_2_and_name_the_problem() {
         ),
     ];
     for (name, value, key) in cases {
-        let output = bridge(&dir, &["import"], &[(name, value)]).await;
+        let output = run(&dir, &["import"], &[(name, value)]).await;
         assert_eq!(output.status.code(), Some(2), "{name}={value}");
         assert!(
             text(&output.stderr).contains(key),
@@ -88,7 +79,7 @@ async fn bad_import_arguments_and_settings_exit_2_and_name_the_problem() {
     }
 
     // The pool is required; the message names its key (and no secret travels in it).
-    let output = bridge(&dir, &["import"], &[]).await;
+    let output = run(&dir, &["import"], &[]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(
         text(&output.stderr).contains("cognito.user_pool_id"),
@@ -101,7 +92,7 @@ async fn bad_import_arguments_and_settings_exit_2_and_name_the_problem() {
 async fn resume_with_nothing_to_resume_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let cognito = CognitoDirectoryFake::start(DirectoryOptions::with_users(10)).await;
-    let output = bridge(
+    let output = run(
         &dir,
         &["import", "--resume"],
         &[
@@ -140,7 +131,7 @@ async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
         ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
     ];
-    let output = bridge(&dir, &["import"], &environment).await;
+    let output = run(&dir, &["import"], &environment).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let summary = text(&output.stdout);
     assert!(
@@ -153,7 +144,7 @@ async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
         "the embedded default"
     );
 
-    let output = bridge(&dir, &["import"], &environment).await;
+    let output = run(&dir, &["import"], &environment).await;
     assert_eq!(output.status.code(), Some(0));
     assert!(
         text(&output.stdout).contains("150 skipped"),
@@ -161,7 +152,7 @@ async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
         text(&output.stdout)
     );
 
-    let output = bridge(&dir, &["report", "--format", "json"], &environment).await;
+    let output = run(&dir, &["report", "--format", "json"], &environment).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["total"], 150);
@@ -170,7 +161,7 @@ async fn the_binary_imports_prints_a_summary_and_report_lists_the_run() {
     assert_eq!(report["imports"][1]["created"], 150);
     assert_eq!(report["imports"][1]["status"], "completed");
 
-    let output = bridge(&dir, &["report"], &environment).await;
+    let output = run(&dir, &["report"], &environment).await;
     let table = text(&output.stdout);
     assert!(table.contains("import runs"), "{table}");
 }
@@ -191,7 +182,7 @@ async fn refused_identities_give_exit_status_3_and_are_listed() {
         ..AdminDoubleOptions::default()
     })
     .await;
-    let output = bridge(
+    let output = run(
         &dir,
         &["import", "--no-progress"],
         &[
@@ -233,16 +224,8 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "4"),
         ("COGNITO_BRIDGE__IMPORT__BATCH_SIZE", "60"),
     ];
-    let mut command = tokio::process::Command::new(BINARY);
+    let mut command = bridge_with_test_credentials(&dir, &["import"], &environment);
     command
-        .arg("import")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .envs(environment)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     // Killed if the test fails before it exits.
@@ -286,7 +269,7 @@ async fn ctrl_c_interrupts_the_run_and_resume_finishes_it() {
     let imported = kratos.creates();
     assert!(imported < 600, "interrupted before the end: {imported}");
 
-    let output = bridge(&dir, &["import", "--resume"], &environment).await;
+    let output = run(&dir, &["import", "--resume"], &environment).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(kratos.creates(), 600, "no duplicates, nobody missing");
     let summary = text(&output.stdout);
@@ -318,16 +301,9 @@ async fn a_second_import_process_is_refused_with_exit_status_4() {
         ("COGNITO_BRIDGE__IMPORT__LIST_RATE", "30"),
     ];
     kratos.hold_patches();
-    let mut command = tokio::process::Command::new(BINARY);
+    let mut command =
+        bridge_with_test_credentials(&dir, &["import", "--no-progress"], &environment);
     command
-        .args(["import", "--no-progress"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .envs(environment)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let first = command.spawn().unwrap();
@@ -341,7 +317,7 @@ async fn a_second_import_process_is_refused_with_exit_status_4() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
-    let output = bridge(&dir, &["import", "--no-progress"], &environment).await;
+    let output = run(&dir, &["import", "--no-progress"], &environment).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert!(
@@ -352,7 +328,7 @@ async fn a_second_import_process_is_refused_with_exit_status_4() {
     assert_eq!(kratos.patch_calls(), 1, "the refused import sent nothing");
 
     // A dry run writes nothing to Kratos: it is not refused.
-    let output = bridge(&dir, &["import", "--dry-run"], &environment).await;
+    let output = run(&dir, &["import", "--dry-run"], &environment).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("150 would be created"));
 
@@ -361,7 +337,7 @@ async fn a_second_import_process_is_refused_with_exit_status_4() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(kratos.creates(), 150);
 
-    let output = bridge(&dir, &["import", "--no-progress"], &environment).await;
+    let output = run(&dir, &["import", "--no-progress"], &environment).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).contains("150 skipped"),

@@ -8,8 +8,8 @@ use cognito_bridge::domain::UserState;
 use cognito_bridge::import::ImportOptions;
 use reqwest::StatusCode;
 
+use crate::helpers::import::{import_settings_with_public_url, run_import};
 use crate::helpers::{API_KEY, AppOptions, Backend, TestApp, spawn_app};
-use crate::import::{import_settings_with_public_url, run_import};
 use crate::moto::{self, Pool};
 use crate::ory::{Kratos, Login, MigrateHook};
 

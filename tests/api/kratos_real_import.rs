@@ -14,8 +14,8 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::import::{import_settings_with_public_url, open_store, resume, run_import};
 use crate::helpers::{Backend, TestDatabase, serve_on_loopback};
-use crate::import::{import_settings_with_public_url, open_store, resume, run_import};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
 

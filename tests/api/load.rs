@@ -4,28 +4,20 @@
 //! process. Every answer must be 200 `password_match`, the achieved rate within 3 % of the
 //! target, and the server's resident memory flat.
 //!
-//! The generator, the fake and the child-process helpers live in `load/` and are shared with
-//! `benches/hook_load.rs`, which measures the release build (`scripts/bench-hook`).
-
-#[allow(dead_code)]
-mod bridge_process;
-#[allow(dead_code)]
-mod fast_cognito;
-#[allow(dead_code)]
-mod hook_client;
-#[allow(dead_code)]
-mod open_loop;
-#[allow(dead_code)]
-mod raw_http;
+//! The generator, the fake and the child-process helpers live in `testkit::load` and are
+//! shared with `benches/hook_load.rs`, which measures the release build (`scripts/bench-hook`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_process::BridgeProcess;
-use fast_cognito::{FastCognito, FastCognitoOptions};
-use open_loop::Plan;
-use raw_http::RawClient;
+use testkit::load::bridge_process::{self, BridgeProcess};
+
+use crate::helpers::BINARY;
+use testkit::load::fast_cognito::{FastCognito, FastCognitoOptions};
+use testkit::load::hook_client;
+use testkit::load::open_loop::{self, Plan};
+use testkit::load::raw_http::RawClient;
 
 /// Requests per second. Not the 1,000/s aimed at: see the test's doc comment.
 const RATE: f64 = 100.0;
@@ -80,12 +72,7 @@ async fn steady_load() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database_url = format!("sqlite://{}", dir.path().join("load.db").display());
     let env = hook_client::serve_env(&fake.endpoint, &database_url, "warn");
-    let mut server = BridgeProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_cognito-bridge")),
-        dir.path(),
-        "serve.log",
-        &env,
-    );
+    let mut server = BridgeProcess::spawn(Path::new(BINARY), dir.path(), "serve.log", &env);
     server
         .wait_ready(Duration::from_secs(60))
         .await

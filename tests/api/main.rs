@@ -29,7 +29,6 @@ mod hook_moto;
 mod import;
 mod import_cli;
 mod load;
-mod moto;
 mod moto_seed;
 mod ory;
 mod ory_servers;
@@ -46,3 +45,6 @@ mod doubles_vs_real;
 mod kratos_contract;
 mod kratos_e2e;
 mod kratos_real_import;
+
+// The shared test support (`testkit`), where the tests expect it: `crate::moto`.
+use testkit::moto;

@@ -1,14 +1,14 @@
 //! The server around the hook: graceful shutdown with hooks in flight, slow clients.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
 use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig, Script};
-use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, serve_against_auth_fake, spawn_app, wait_for_exit,
+};
 
 const PASSWORD: &str = "Right-Password-1";
 
@@ -32,30 +32,7 @@ async fn stop_with_a_hook_in_flight(signal: &str) {
         Script::delay(Duration::from_millis(1500), Script::Authenticate),
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bridge(
-        &dir,
-        &["serve"],
-        &[
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
-            (
-                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_auth_fake::POOL_ID,
-            ),
-            (
-                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_auth_fake::CLIENT_ID,
-            ),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
-            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
-        ],
-    )
-    .stderr(Stdio::piped())
-    .kill_on_drop_guard();
-    let port = serving_port(child.0.stderr.take().unwrap());
+    let (mut child, port) = serve_against_auth_fake(&dir, &fake.endpoint, &[]);
     let url = format!("http://127.0.0.1:{port}/hooks/password-migration");
 
     let in_flight = tokio::spawn(async move {

@@ -526,7 +526,7 @@ async fn a_login_during_an_outage_lands_on_the_users_row_when_the_store_is_back(
 /// verified login during an outage, the database back, SIGTERM at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_waiting_for_the_database_are_written_at_shutdown() {
-    use crate::cli::{SpawnGuarded, bridge, serving_port, wait_for_exit};
+    use crate::helpers::{serve_against_auth_fake, wait_for_exit};
 
     let fake = CognitoFake::start(FakeConfig::default()).await;
     fake.user(USERS[0], RIGHT, Script::Authenticate);
@@ -534,32 +534,14 @@ async fn rows_waiting_for_the_database_are_written_at_shutdown() {
     let proxy = PgProxy::start(upstream_of(&database.url)).await;
     let dir = tempfile::tempdir().unwrap();
     let database_url = through(&database.url, proxy.address);
-    let mut child = bridge(
+    let (mut child, port) = serve_against_auth_fake(
         &dir,
-        &["serve"],
+        &fake.endpoint,
         &[
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0"),
-            ("COGNITO_BRIDGE__DATABASE__URL", &database_url),
-            (
-                "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
-                cognito_auth_fake::POOL_ID,
-            ),
-            (
-                "COGNITO_BRIDGE__COGNITO__CLIENT_ID",
-                cognito_auth_fake::CLIENT_ID,
-            ),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", &fake.endpoint),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HOOKS__API_KEYS", API_KEY),
+            ("COGNITO_BRIDGE__DATABASE__URL", database_url.as_str()),
             ("COGNITO_BRIDGE__HOOKS__DEADLINE_MS", "2000"),
-            ("COGNITO_BRIDGE__LOG__FORMAT", "json"),
         ],
-    )
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop_guard();
-    let port = serving_port(child.0.stderr.take().unwrap());
+    );
     // The user was imported (serve has made the tables).
     let store = cognito_bridge::store::connect(&database.url.clone().into(), 2)
         .await

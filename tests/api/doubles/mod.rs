@@ -1,9 +1,7 @@
-//! Stand-ins for what a real server cannot be made to do on demand: Cognito errors moto never
-//! raises (auth and directory fakes), and Kratos's faults and current line (v25.4+), which
-//! cannot be built here (the admin double, and the Kratos side that calls our hook). The real
-//! Kratos v1.3.1 checks the Kratos doubles in `doubles_vs_real.rs`.
+//! The doubles: Cognito fakes and Kratos doubles (see `testkit/src/doubles/mod.rs`).
+//!
+//! They live in the `testkit` crate, which the benchmarks share (`testkit/src/lib.rs` says
+//! why), with their own tests; this module re-exports them, so the tests reach them as
+//! `crate::doubles::…`, here where the house style puts them.
 
-pub mod cognito_auth_fake;
-pub mod cognito_directory_fake;
-pub mod kratos_admin;
-pub mod kratos_hook_caller;
+pub use testkit::doubles::*;

@@ -1,9 +1,6 @@
 //! The password migration hook as Kratos calls it, for load runs: the server's configuration
 //! (environment keys) and one call per request number, cycling through the fake's users with
 //! the right password.
-//!
-//! Uses its neighbours `fast_cognito`, `open_loop` and `raw_http` (as `super::…`), so a bench
-//! includes all four with `#[path]`.
 
 use std::sync::Arc;
 

@@ -5,8 +5,7 @@
 //!
 //! It serves from its own thread (`cognito-fake`, a single-threaded tokio runtime), so its
 //! CPU can be told apart from the load generator's and it keeps answering while the caller's
-//! runtime is busy. Self-contained (no `crate::` or `super::` imports), so a bench can include
-//! it with `#[path]`.
+//! runtime is busy.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -5,8 +5,7 @@
 //!
 //! The timeline is kept by a plain thread (`load-scheduler`, `std::thread::sleep`, tens of
 //! microseconds of precision rather than the tokio timer's millisecond) that hands each
-//! request to the caller's tokio runtime as it falls due. Self-contained (no `crate::` or
-//! `super::` imports), so a bench can include it with `#[path]`.
+//! request to the caller's tokio runtime as it falls due.
 
 use std::collections::BTreeMap;
 use std::future::Future;

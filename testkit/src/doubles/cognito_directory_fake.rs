@@ -4,10 +4,6 @@
 //! Users are synthetic and generated from their index on demand, so 100,000 of them cost no
 //! memory; each page's JSON is built when asked for. The server runs on its own actix worker
 //! threads, so it does not compete with the client for the test's (or bench's) runtime.
-//!
-//! Self-contained (no `crate::` imports) so a bench can include it with
-//! `#[path = "../tests/api/doubles/cognito_directory_fake.rs"] mod cognito_directory_fake;`.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -706,8 +702,7 @@ fn describe_user_pool(shared: &Shared) -> Answer {
 
 #[cfg(test)]
 mod tests {
-    //! Only the helpers' imports live here: a bench that includes this file compiles the
-    //! module without its `#[test]` functions, so their imports are local to them.
+    //! The tests' own imports are local to them, apart from the double's.
     use std::collections::HashMap;
 
     use aws_credential_types::Credentials;

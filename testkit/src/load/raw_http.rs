@@ -2,8 +2,7 @@
 //! per request, so the generator takes little from the server it measures on a small machine.
 //!
 //! Requests are prebuilt byte strings; responses must carry `Content-Length` (actix-web's
-//! JSON answers do). Self-contained (no `crate::` or `super::` imports), so a bench can
-//! include it with `#[path]`.
+//! JSON answers do).
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,8 +1,5 @@
 //! `cognito-bridge serve` as a child process, configured only by `COGNITO_BRIDGE__…`
 //! environment keys, with what load runs read from `/proc`: resident memory and CPU time.
-//!
-//! Self-contained but for its neighbour `raw_http` (as `super::raw_http`), so a bench can
-//! include both with `#[path]`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -12,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 use super::raw_http::{self, RawClient};
+use crate::process;
 
 /// How often readiness is polled while the server starts.
 const READY_POLL: Duration = Duration::from_millis(2);
@@ -52,17 +50,17 @@ impl BridgeProcess {
         let log_file = std::fs::File::create(&log).expect("create the server's log file");
         // Absolute: the child runs in `dir`, where a relative path would not resolve.
         let binary = std::path::absolute(binary).expect("an absolute path to the binary");
-        let mut command = Command::new(binary);
+        let listen = address.to_string();
+        let environment: Vec<(&str, &str)> = [
+            ("AWS_ACCESS_KEY_ID", "load-test"),
+            ("AWS_SECRET_ACCESS_KEY", "load-test"),
+            ("COGNITO_BRIDGE__SERVER__LISTEN", listen.as_str()),
+        ]
+        .into_iter()
+        .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+        let mut command = Command::from(process::command(binary, dir, &["serve"], &environment));
         command
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", "load-test")
-            .env("AWS_SECRET_ACCESS_KEY", "load-test")
-            .env("COGNITO_BRIDGE__SERVER__LISTEN", address.to_string())
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone the log file handle"))
             .stderr(log_file)

@@ -3,11 +3,6 @@
 //! external id, and the public `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
 //! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
-//!
-//! Self-contained, so that a bench can include it with
-//! `#[path = "../tests/api/doubles/kratos_admin.rs"] mod kratos_admin_double;`.
-
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -20,6 +15,8 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonschema::{Draft, Validator};
 use serde_json::{Map, Value, json};
 
+use crate::under_ci;
+
 /// Kratos's `BatchPatchIdentitiesLimit`: items per `PATCH /admin/identities`.
 pub const MAX_BATCH_ITEMS: usize = 1000;
 /// Kratos's body cap for `PATCH /admin/identities`.
@@ -27,7 +24,7 @@ pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// What the server reads before it can answer (anything above `MAX_BODY_BYTES` is then a 413).
 const READ_LIMIT: usize = 64 * 1024 * 1024;
 
-const API_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/kratos/api.json");
+const API_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/kratos/api.json");
 const BATCH_PATH: &str = "/admin/identities";
 const VERSION_PATH: &str = "/admin/version";
 const LOOKUP_PREFIX: &str = "/admin/identities/by/external/";
@@ -303,12 +300,6 @@ impl KratosAdminDouble {
         }
         state.store(create_body, now_rfc3339())
     }
-}
-
-/// Whether the tests run under CI, where what a test needs must be there (`.ci/run` sets
-/// `CI=true`; other CI systems set `1`): any value but empty, `0` or `false`.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
 }
 
 /// Whether `../shared/kratos/api.json` is there, so request bodies can be checked against it.

@@ -37,7 +37,7 @@ pub async fn endpoint() -> String {
 }
 
 fn start_moto() -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = crate::REPOSITORY;
     let venv_python = format!("{root}/.venv/bin/python");
     let python = if std::path::Path::new(&venv_python).exists() {
         venv_python
