@@ -5,6 +5,7 @@
 //! (`hasher.rs`), and the hash written into the user's Kratos identity; while Kratos is
 //! unavailable the hash waits in the outbox for the background worker (`outbox.rs`).
 
+mod delivery;
 mod hasher;
 mod outbox;
 mod token;
@@ -12,18 +13,15 @@ mod token;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, OnceCell};
-
+pub use delivery::{Delivered, Delivery, Recipient};
 pub use hasher::{HashError, Hasher, MAX_PASSWORD_BYTES};
 pub use outbox::{OUTBOX_POLL, deliver_due, deliver_forever, refresh_gauges};
 pub use token::{LEEWAY, TokenCheckError, TokenError, TokenUser, TokenVerifier};
 
 use crate::cognito::ClientContext;
-use crate::config::{CaptureConfig, KratosSettings};
+use crate::config::CaptureConfig;
 use crate::domain::{CognitoUsername, Outcome, Password, PasswordHash, UserState};
 use crate::hook::{HookService, RequestMeta};
-use crate::kratos::{KratosAdmin, KratosError, KratosLine, PasswordWrite};
-use crate::metrics::Metrics;
 use crate::store::{NewCapture, Store};
 
 /// The longest a capture waits for its user's row.
@@ -94,94 +92,13 @@ impl CaptureError {
     }
 }
 
-/// Whose identity a hash goes to.
-pub struct Recipient<'a> {
-    pub username: &'a str,
-    /// Known from our row (the import linked it) or the outbox entry.
-    pub identity_id: Option<&'a str>,
-    /// The Cognito `sub`, to find the identity when the id is not known.
-    pub sub: Option<&'a str>,
-    /// Identifiers the identity may sign in with, for v1.3.x's lookup.
-    pub identifiers: Vec<&'a str>,
-}
-
-/// What a delivery attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivered {
-    /// Written to this identity.
-    Written(String),
-    AlreadySet,
-    NoIdentity,
-}
-
-/// Writes hashes into Kratos, for the capture endpoint and the outbox worker alike.
-pub struct Delivery {
-    kratos: KratosAdmin,
-    line: OnceCell<KratosLine>,
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
-    /// Wakes the outbox worker when a hash is queued.
-    queued: Notify,
-}
-
-impl Delivery {
-    pub fn new(
-        kratos: &KratosSettings,
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, KratosError> {
-        Ok(Self {
-            kratos: KratosAdmin::new(kratos)?,
-            line: OnceCell::new(),
-            store,
-            metrics,
-            queued: Notify::new(),
-        })
-    }
-
-    /// The Kratos line, asked once (and again after a failure).
-    async fn line(&self) -> Result<KratosLine, KratosError> {
-        self.line
-            .get_or_try_init(|| async { Ok(self.kratos.detect_line().await?.0) })
-            .await
-            .copied()
-    }
-
-    /// Find the recipient's identity and write `hash` into it, unless it has a password.
-    pub async fn deliver(
-        &self,
-        recipient: &Recipient<'_>,
-        hash: &PasswordHash,
-    ) -> Result<Delivered, KratosError> {
-        let line = self.line().await?;
-        let identity_id = match recipient.identity_id {
-            Some(id) => id.to_owned(),
-            None => {
-                let Some(sub) = recipient.sub else {
-                    return Ok(Delivered::NoIdentity);
-                };
-                match self
-                    .kratos
-                    .find_user_identity(line, sub, &recipient.identifiers)
-                    .await?
-                {
-                    Some(id) => id,
-                    None => return Ok(Delivered::NoIdentity),
-                }
-            }
-        };
-        Ok(
-            match self
-                .kratos
-                .write_password_hash(line, &identity_id, hash)
-                .await?
-            {
-                PasswordWrite::Written => Delivered::Written(identity_id),
-                PasswordWrite::AlreadySet => Delivered::AlreadySet,
-                PasswordWrite::NoIdentity => Delivered::NoIdentity,
-            },
-        )
-    }
+/// One call of the endpoint, as the handler read it.
+pub struct CaptureRequest<'a> {
+    /// From `Authorization: Bearer …`.
+    pub token: Option<&'a str>,
+    pub password: Password,
+    pub context: Option<ClientContext<'a>>,
+    pub meta: &'a RequestMeta,
 }
 
 pub struct CaptureService {
@@ -219,19 +136,16 @@ impl CaptureService {
         self.delivery.clone()
     }
 
-    /// One capture: `token` from the `Authorization` header, the password from the body.
+    /// One capture.
     #[tracing::instrument(name = "capture", skip_all, fields(
         user = tracing::field::Empty,
         result = tracing::field::Empty,
     ))]
     pub async fn capture(
         &self,
-        token: Option<&str>,
-        password: Password,
-        context: Option<ClientContext<'_>>,
-        meta: &RequestMeta,
+        request: CaptureRequest<'_>,
     ) -> Result<CaptureAnswer, CaptureError> {
-        let answer = self.run(token, password, context, meta).await;
+        let answer = self.run(request).await;
         let result = match &answer {
             Ok(answer) => answer.as_str(),
             Err(error) => error.result(),
@@ -252,13 +166,13 @@ impl CaptureService {
         answer
     }
 
-    async fn run(
-        &self,
-        token: Option<&str>,
-        password: Password,
-        context: Option<ClientContext<'_>>,
-        meta: &RequestMeta,
-    ) -> Result<CaptureAnswer, CaptureError> {
+    async fn run(&self, request: CaptureRequest<'_>) -> Result<CaptureAnswer, CaptureError> {
+        let CaptureRequest {
+            token,
+            password,
+            context,
+            meta,
+        } = request;
         let token = token.ok_or(TokenError::Missing)?;
         let now = chrono::Utc::now();
         let user =

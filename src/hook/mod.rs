@@ -159,6 +159,31 @@ impl Verification {
             latency: Duration::ZERO,
         }
     }
+
+    /// The attempt row of this verdict, for nobody yet (no username, no identity) and
+    /// creating no user row: the caller says whose it is.
+    fn attempt(
+        &self,
+        key: uuid::Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+        meta: &RequestMeta,
+        client_ip: Option<String>,
+    ) -> Attempt {
+        Attempt {
+            key,
+            at,
+            cognito_username: None,
+            outcome: self.outcome,
+            cognito_latency_ms: (self.calls > 0)
+                .then(|| i64::try_from(self.latency.as_millis()).unwrap_or(i64::MAX)),
+            cognito_calls: self.calls,
+            request_id: meta.request_id.clone(),
+            trigger_id: meta.trigger_id.clone(),
+            identity_id: None,
+            creates_row: false,
+            client_ip,
+        }
+    }
 }
 
 impl HookService {
@@ -284,20 +309,10 @@ impl HookService {
         span.record("outcome", verification.outcome.as_str());
         span.record("cognito_calls", verification.calls);
 
-        let attempt = Attempt {
-            key: attempt_key,
-            at: now,
-            cognito_username: username.map(|u| u.as_str().to_owned()),
-            outcome: verification.outcome,
-            cognito_latency_ms: (verification.calls > 0)
-                .then(|| i64::try_from(verification.latency.as_millis()).unwrap_or(i64::MAX)),
-            cognito_calls: verification.calls,
-            request_id: meta.request_id.clone(),
-            trigger_id: meta.trigger_id.clone(),
-            identity_id: request.identity_id().map(str::to_owned),
-            creates_row: true,
-            client_ip,
-        };
+        let mut attempt = verification.attempt(attempt_key, now, meta, client_ip);
+        attempt.cognito_username = username.map(|u| u.as_str().to_owned());
+        attempt.identity_id = request.identity_id().map(str::to_owned);
+        attempt.creates_row = true;
         let pending = PendingWrite {
             attempt,
             late_lookup,
@@ -354,20 +369,9 @@ impl HookService {
             Verification::without_cognito(Outcome::Unverifiable)
         };
         tracing::Span::current().record("outcome", verification.outcome.as_str());
-        let record = Attempt {
-            key: attempt.key,
-            at: now,
-            cognito_username: Some(username.as_str().to_owned()),
-            outcome: verification.outcome,
-            cognito_latency_ms: (verification.calls > 0)
-                .then(|| i64::try_from(verification.latency.as_millis()).unwrap_or(i64::MAX)),
-            cognito_calls: verification.calls,
-            request_id: meta.request_id.clone(),
-            trigger_id: meta.trigger_id.clone(),
-            identity_id: None,
-            creates_row: false,
-            client_ip,
-        };
+        // Never `creates_row`: a match moves nobody until Kratos holds the hash.
+        let mut record = verification.attempt(attempt.key, now, meta, client_ip);
+        record.cognito_username = Some(username.as_str().to_owned());
         let pending = PendingWrite {
             attempt: record,
             late_lookup: None,

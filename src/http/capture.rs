@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::error::ApiError;
 use super::hooks::{header_token, read_body};
-use crate::capture::{CaptureAnswer, CaptureError};
+use crate::capture::{CaptureAnswer, CaptureError, CaptureRequest};
 use crate::cognito::ClientContext;
 use crate::domain::Password;
 use crate::hook::RequestMeta;
@@ -67,7 +67,13 @@ pub async fn capture_password(
         request_id: header_token(headers, "x-request-id"),
         trigger_id: None,
     };
-    match capture.capture(token, password, context, &meta).await {
+    let request = CaptureRequest {
+        token,
+        password,
+        context,
+        meta: &meta,
+    };
+    match capture.capture(request).await {
         Ok(answer) => {
             let status = CaptureStatus {
                 status: answer.as_str(),
