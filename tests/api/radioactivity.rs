@@ -17,10 +17,18 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         .await;
     pool.add_user_with_temporary_password("tim", "tim@example.com", KNOWN_PASSWORD)
         .await;
+    pool.add_user("ruth", "ruth@example.com", KNOWN_PASSWORD)
+        .await;
     let app = spawn_app(
         AppOptions::for_pool(backend, &pool)
             .await
-            .with("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", true),
+            .with("COGNITO_BRIDGE__COGNITO__SEND_CONTEXT_DATA", true)
+            // The capture endpoint too, with Kratos down: its password paths end in the outbox.
+            .with("COGNITO_BRIDGE__CAPTURE__ENABLED", true)
+            .with("COGNITO_BRIDGE__CAPTURE__APP_CLIENT_IDS", &pool.client_id)
+            .with("COGNITO_BRIDGE__CAPTURE__JWKS_URL", pool.jwks_url().await)
+            .with("COGNITO_BRIDGE__CAPTURE__BCRYPT_COST", 10)
+            .with("COGNITO_BRIDGE__KRATOS__ADMIN_URL", "http://127.0.0.1:9/"),
     )
     .await;
     let bearer = format!("Bearer {API_KEY}");
@@ -88,6 +96,39 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         401
     );
 
+    // The capture endpoint's password paths: queued (a hash in the outbox), not verified,
+    // no token, a broken body and a password Kratos could not check, each carrying it.
+    let (token, _) = pool.sign_in("ruth", KNOWN_PASSWORD).await;
+    let capture_url = format!("{}/capture/password", app.address);
+    for (password, token, status) in [
+        (KNOWN_PASSWORD.to_owned(), Some(&token), 202),
+        (format!("{KNOWN_PASSWORD}-wrong"), Some(&token), 403),
+        (KNOWN_PASSWORD.to_owned(), None, 401),
+        (
+            format!("{KNOWN_PASSWORD}{}", "x".repeat(60)),
+            Some(&token),
+            400,
+        ),
+    ] {
+        let mut request = app
+            .client
+            .post(&capture_url)
+            .json(&json!({ "password": password }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status(), status);
+    }
+    let broken = app
+        .client
+        .post(&capture_url)
+        .bearer_auth(&token)
+        .body(format!("{{\"password\":\"{KNOWN_PASSWORD}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
+
     let (_, metrics) = app.get_text("/metrics").await;
     assert!(metrics.contains("cognito_bridge_guard_refusals_total"));
     assert!(
@@ -122,8 +163,21 @@ async fn known_password_leaves_no_trace(backend: Backend) {
         "a full e-mail address reached the logs"
     );
 
+    assert!(
+        !captured.contains(&token),
+        "a capture token reached the logs"
+    );
+    assert!(
+        !captured.contains("ruth@example.com"),
+        "the e-mail in the capture token reached the logs"
+    );
+
     let dump = app.database.dump().await;
     assert!(dump.contains("rita"), "the dump must see the rows: {dump}");
+    assert!(
+        dump.contains("$2b$10$"),
+        "the queued capture's hash is in the outbox"
+    );
     assert!(
         !dump.contains(KNOWN_PASSWORD),
         "the password reached the database: {dump}"
