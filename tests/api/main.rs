@@ -29,6 +29,7 @@ mod hook_moto;
 mod import;
 mod import_cli;
 mod load;
+mod migrations;
 mod moto_seed;
 mod ory;
 mod ory_servers;
