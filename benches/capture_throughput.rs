@@ -331,7 +331,7 @@ async fn round(
         captures + 4,
         "every capture wrote once"
     );
-    handle.stop(true).await;
+    handle.stop().await;
     Round {
         rate: captures as f64 / elapsed.as_secs_f64(),
         hook,

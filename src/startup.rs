@@ -16,7 +16,7 @@ use crate::capture::{CaptureService, Delivery};
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
 use crate::hook::{ClientIpRule, CognitoGate, HookRules, HookService, HookTiming};
-use crate::http::{AppState, routes};
+use crate::http::{AppState, admin_routes, routes};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
@@ -76,6 +76,8 @@ impl Dependencies {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The admin listener, when `admin.tokens` is set: its port and server.
+    admin: Option<(u16, Server)>,
     state: web::Data<AppState>,
     /// Tasks that live as long as the server (the capture outbox worker), and what tells
     /// them to stop.
@@ -110,6 +112,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding `server.listen` = {}", config.listen))?;
         let port = listener.local_addr()?.port();
+        let admin_listener = match &config.admin {
+            Some(admin) => Some(
+                TcpListener::bind(admin.listen)
+                    .with_context(|| format!("binding `admin.listen` = {}", admin.listen))?,
+            ),
+            None => {
+                tracing::warn!("{}", crate::config::AdminSettings::off_reason());
+                None
+            }
+        };
         let metrics = Arc::new(Metrics::new());
         let rules = HookRules {
             policies: config.hooks.policies,
@@ -182,6 +194,7 @@ impl Application {
             capture,
             store: dependencies.store,
             api_keys: config.hooks.api_keys,
+            admin_tokens: config.admin.map(|admin| admin.tokens).unwrap_or_default(),
             max_body_bytes: config.hooks.max_body_bytes,
             body_timeout: request_timeout,
         });
@@ -200,8 +213,33 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers.get());
         }
+        let admin = match admin_listener {
+            Some(listener) => {
+                let admin_port = listener.local_addr()?.port();
+                let admin_state = state.clone();
+                let admin_server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(TracingLogger::default())
+                        .app_data(admin_state.clone())
+                        .configure(admin_routes)
+                })
+                .disable_signals()
+                .client_request_timeout(request_timeout)
+                .shutdown_timeout(shutdown_secs)
+                .workers(1)
+                .listen(listener)?
+                .run();
+                tracing::info!(
+                    port = admin_port,
+                    "admin listener: /admin/, /metrics, /health/ready"
+                );
+                Some((admin_port, admin_server))
+            }
+            None => None,
+        };
         Ok(Self {
             port,
+            admin,
             server: server.run(),
             state,
             background,
@@ -213,9 +251,18 @@ impl Application {
         self.port
     }
 
+    /// The admin listener's port, when it runs.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
+    }
+
     /// Stops the server as SIGTERM does (for tests that restart it).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> StopHandle {
+        StopHandle(
+            std::iter::once(self.server.handle())
+                .chain(self.admin.as_ref().map(|(_, server)| server.handle()))
+                .collect(),
+        )
     }
 
     /// The store the hook writes to.
@@ -228,13 +275,19 @@ impl Application {
     /// would drop them on SIGINT), let the outbox worker finish its delivery in flight, and
     /// write the attempt rows still waiting for the database (those two within 5 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
+        let handle = self.handle();
         tokio::spawn(async move {
             let signal = stop_signal().await;
             tracing::info!(signal, "stopping: finishing the requests in flight");
-            handle.stop(true).await;
+            handle.stop().await;
         });
-        let served = self.server.await;
+        let served = match self.admin {
+            Some((_, admin)) => {
+                let (served, admin_served) = tokio::join!(self.server, admin);
+                served.and(admin_served)
+            }
+            None => self.server.await,
+        };
         let until = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
         self.stop_background.send_replace(true);
         for mut task in self.background {
@@ -244,6 +297,18 @@ impl Application {
         }
         self.state.hooks.flush_records(until).await;
         served
+    }
+}
+
+/// Stops every listener of an [`Application`] as SIGTERM does.
+#[derive(Clone)]
+pub struct StopHandle(Vec<actix_web::dev::ServerHandle>);
+
+impl StopHandle {
+    pub async fn stop(&self) {
+        for handle in &self.0 {
+            handle.stop(true).await;
+        }
     }
 }
 

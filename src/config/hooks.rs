@@ -157,7 +157,7 @@ impl HookSettings {
             ));
         }
         for (position, key) in self.api_keys.iter().enumerate() {
-            check_api_key(position, key.expose_secret())?;
+            check_secret_key("hooks.api_keys", position, key.expose_secret())?;
         }
         if self.deadline_ms < 100 {
             return Err(invalid("hooks.deadline_ms", "must be at least 100"));
@@ -175,11 +175,12 @@ impl HookSettings {
     }
 }
 
-/// One hook key, named by its position (among the non-blank entries) and never echoed.
-fn check_api_key(position: usize, key: &str) -> Result<(), ConfigError> {
+/// One bearer key of the list `list` (`hooks.api_keys`, `admin.tokens`), named by its position
+/// (among the non-blank entries) and never echoed.
+pub(super) fn check_secret_key(list: &str, position: usize, key: &str) -> Result<(), ConfigError> {
     let refuse = |reason: &str| {
         Err(ConfigError::InvalidEntry {
-            key: format!("hooks.api_keys[{position}]"),
+            key: format!("{list}[{position}]"),
             reason: format!("{reason}; make a key with `openssl rand -hex 32`"),
         })
     };
@@ -199,7 +200,7 @@ fn check_api_key(position: usize, key: &str) -> Result<(), ConfigError> {
 }
 
 /// Accept `api_keys = ["a", "b"]`, `api_keys = "a"` and `KEY=a,b` from the environment.
-fn string_or_list<'de, D: Deserializer<'de>>(
+pub(super) fn string_or_list<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<SecretString>, D::Error> {
     Ok(plain_string_or_list(deserializer)?

@@ -2,6 +2,7 @@
 //! parsed into real types at load; errors name the key. This file owns `Settings`, its
 //! loading, `ConfigError` and the helpers every section uses; each section has a file.
 
+mod admin;
 mod capture;
 mod cognito;
 mod guard;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::telemetry::{self, LogSettings};
 
+pub use admin::{AdminConfig, AdminSettings};
 pub use capture::{BCRYPT_COSTS, CaptureConfig, CaptureSettings};
 pub use cognito::{
     CognitoConfig, CognitoPool, CognitoSettings, DEFAULT_CONTEXT_SERVER_NAME, QuotaSettings,
@@ -133,6 +135,7 @@ pub struct Settings {
     pub kratos: KratosSettings,
     pub import: ImportSettings,
     pub capture: CaptureSettings,
+    pub admin: AdminSettings,
     pub log: LogSettings,
 }
 

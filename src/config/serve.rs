@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use super::{
-    CaptureConfig, CognitoConfig, ConfigError, GuardLimits, KratosSettings, Policies,
+    AdminConfig, CaptureConfig, CognitoConfig, ConfigError, GuardLimits, KratosSettings, Policies,
     QuotaSettings, Settings,
 };
 
@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub capture: Option<CaptureConfig>,
     /// `[kratos]`: where captured passwords are written.
     pub kratos: KratosSettings,
+    /// `[admin]`, when `admin.tokens` is set.
+    pub admin: Option<AdminConfig>,
 }
 
 /// The `[hooks]` section checked for `serve`.
@@ -92,6 +94,7 @@ impl ServeConfig {
             quota,
             capture,
             kratos: settings.kratos.clone(),
+            admin: settings.admin.for_serving(&settings.hooks)?,
         })
     }
 }

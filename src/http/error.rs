@@ -32,6 +32,14 @@ pub enum ApiError {
     Capture(#[from] CaptureError),
     #[error("{0}")]
     CaptureBody(&'static str),
+    #[error("{0}")]
+    BadQuery(&'static str),
+    /// The store failed; the cause went to the log.
+    #[error("the database did not answer; try again")]
+    Store,
+    /// Something of ours failed; the cause went to the log.
+    #[error("internal error")]
+    Internal,
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed")]
@@ -56,7 +64,9 @@ impl ApiError {
             ApiError::CognitoCircuitOpen => "cognito_circuit_open",
             ApiError::CognitoMisconfigured => "cognito_misconfigured",
             ApiError::Capture(error) => capture_code(error),
-            ApiError::CaptureBody(_) => "bad_request",
+            ApiError::CaptureBody(_) | ApiError::BadQuery(_) => "bad_request",
+            ApiError::Store => "store_unavailable",
+            ApiError::Internal => "internal_error",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
         }
@@ -74,6 +84,28 @@ impl ApiError {
             }
             error => error.to_string(),
         }
+    }
+}
+
+impl ApiError {
+    /// A store failure, logged here; the answer says only that the database failed.
+    pub fn store(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "admin API: store error");
+        ApiError::Store
+    }
+
+    pub fn timeline(error: crate::report::TimelineError) -> Self {
+        ApiError::BadQuery(match error {
+            crate::report::TimelineError::EmptyRange => "`from` must be before `to`",
+            crate::report::TimelineError::TooManyBuckets => {
+                "the range holds more than 1000 buckets; narrow it or use bucket=day"
+            }
+        })
+    }
+
+    pub fn csv(error: csv::Error) -> Self {
+        tracing::error!(%error, "admin API: writing CSV failed");
+        ApiError::Internal
     }
 }
 
@@ -127,7 +159,9 @@ impl ResponseError for ApiError {
                 CaptureError::NotQueued(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CaptureError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ApiError::CaptureBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::CaptureBody(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::Store => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

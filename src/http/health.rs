@@ -12,8 +12,26 @@ pub async fn alive() -> HttpResponse {
 }
 
 /// Ready when the database answers and the Cognito settings are usable: Cognito decided the
-/// last hook call or probe (at most 30 s ago), rather than refusing our call itself.
+/// last hook call or probe (at most 30 s ago), rather than refusing our call itself. The
+/// admin listener's answer says why not; this one (the hook's port, for Kratos-side probes)
+/// only whether.
+pub async fn ready_brief(state: web::Data<AppState>) -> HttpResponse {
+    match problem(&state).await {
+        None => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Some(_) => HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready"})),
+    }
+}
+
+/// The same, with the reason (admin listener).
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match problem(&state).await {
+        None => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Some(reason) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not_ready", "reason": reason})),
+    }
+}
+
+async fn problem(state: &AppState) -> Option<String> {
     let database_problem =
         match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
             Ok(Ok(())) => None,
@@ -23,13 +41,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             }
             Err(_) => Some("database did not answer within 2 s".to_owned()),
         };
-    let problem = match database_problem {
+    match database_problem {
         Some(problem) => Some(problem),
         None => state.hooks.cognito_problem().await,
-    };
-    match problem {
-        None => HttpResponse::Ok().json(json!({"status": "ready"})),
-        Some(reason) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "reason": reason})),
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP layer: the shared state of the workers, the routing table (used by `serve` and the
 //! tests through `startup::Application`), handlers and the JSON error contract.
 
+mod admin;
 mod capture;
 mod error;
 mod health;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub capture: Option<CaptureService>,
     pub store: Arc<dyn Store>,
     pub api_keys: Vec<SecretString>,
+    /// `admin.tokens`: the admin listener's bearer tokens.
+    pub admin_tokens: Vec<SecretString>,
     pub max_body_bytes: usize,
     /// Time allowed for reading a request body (`server.request_timeout_ms`).
     pub body_timeout: Duration,
@@ -50,9 +53,24 @@ pub fn routes(config: &mut web::ServiceConfig, capture_origins: &[String]) {
                 .default_service(web::to(method_not_allowed)),
         )
         .route("/health/alive", web::get().to(health::alive))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/metrics", web::get().to(metrics))
+        .route("/health/ready", web::get().to(health::ready_brief))
         .default_service(web::to(not_found));
+}
+
+/// The admin listener's routing table (`admin.listen`): every route behind `admin.tokens`.
+pub fn admin_routes(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(admin::require_token))
+            .route("/admin/progress", web::get().to(admin::progress))
+            .route("/admin/timeline", web::get().to(admin::timeline))
+            .route("/admin/users", web::get().to(admin::users))
+            .route("/admin/users.csv", web::get().to(admin::users_csv))
+            .route("/admin/imports", web::get().to(admin::imports))
+            .route("/metrics", web::get().to(metrics))
+            .route("/health/ready", web::get().to(health::ready))
+            .default_service(web::to(not_found)),
+    );
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -1,6 +1,7 @@
 //! The store: one row per Cognito user and an append-only attempt log, behind one trait
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
+mod admin;
 mod binding;
 mod import_lease;
 mod import_runs;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+pub use admin::{AdminStore, Bucket, BucketCount, UserListing};
 pub use binding::{Candidate, Resolution, UserLookup};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
@@ -206,7 +208,7 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: ImportStore + CaptureStore + Send + Sync {
+pub trait Store: ImportStore + CaptureStore + AdminStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::attempts::{self, bind_attempt};
-use super::sql::{guard, import_store_impl, outbox_store_impl, store_impl};
+use super::sql::{admin_store_impl, guard, import_store_impl, outbox_store_impl, store_impl};
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -75,3 +75,8 @@ store_impl!(PostgresStore, {
 
 import_store_impl!(PostgresStore, Postgres);
 outbox_store_impl!(PostgresStore);
+admin_store_impl!(
+    PostgresStore,
+    super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+    super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
+);

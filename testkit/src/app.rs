@@ -19,6 +19,8 @@ use crate::moto;
 pub const API_KEY: &str = "test-hook-key-0123456789abcdef0123456789";
 /// A second configured key (rotation), also long enough to serve.
 pub const ROTATED_OUT_KEY: &str = "rotated-out-key-abcdef-0123456789abcdef";
+/// The admin listener's token in every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 pub const POSTGRES_URL_ENV: &str = "COGNITO_BRIDGE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -207,7 +209,9 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub database: TestDatabase,
     pub client: reqwest::Client,
-    server: actix_web::dev::ServerHandle,
+    /// The admin listener (`/admin/…`, `/metrics`, detailed `/health/ready`), when it runs.
+    pub admin_address: Option<String>,
+    server: cognito_bridge::startup::StopHandle,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -263,6 +267,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             options.temporary_password_policy.to_owned(),
         ),
         ("COGNITO_BRIDGE__SERVER__WORKERS", "2".to_owned()),
+        ("COGNITO_BRIDGE__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
+        ("COGNITO_BRIDGE__ADMIN__TOKENS", ADMIN_TOKEN.to_owned()),
     ];
     if let Some(secret) = &options.client_secret {
         environment.push(("COGNITO_BRIDGE__COGNITO__CLIENT_SECRET", secret.clone()));
@@ -280,11 +286,15 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let store = application.store();
     let port = application.port();
     let server = application.handle();
+    let admin_address = application
+        .admin_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let running = tokio::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         store,
         database,
+        admin_address,
         server,
         running,
         client: reqwest::Client::builder()
@@ -306,7 +316,7 @@ impl TestApp {
     /// Stop the server as SIGTERM does and wait until it has (its background tasks too), as a
     /// process that exits; the database stays, for a restarted app to share.
     pub async fn stop(self) -> TestDatabase {
-        self.server.stop(true).await;
+        self.server.stop().await;
         tokio::time::timeout(Duration::from_secs(30), self.running)
             .await
             .expect("the app stops within 30 s")
@@ -358,17 +368,34 @@ impl TestApp {
     }
 
     /// A GET whose body is text (`/metrics`).
+    /// A GET to where `path` lives: the admin listener (with its token) for `/admin…`,
+    /// `/metrics` and `/health/ready` (the detailed one), else the hook's port.
+    fn request(&self, path: &str) -> reqwest::RequestBuilder {
+        let on_admin = path.starts_with("/admin")
+            || path.starts_with("/metrics")
+            || path.starts_with("/health/ready");
+        match (&self.admin_address, on_admin) {
+            (Some(admin), true) => self
+                .client
+                .get(format!("{admin}{path}"))
+                .bearer_auth(ADMIN_TOKEN),
+            _ => self.client.get(format!("{}{path}", self.address)),
+        }
+    }
+
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(path).send().await.unwrap();
         (response.status(), response.text().await.unwrap())
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.request(path).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A GET on the hook's port, whatever the path.
+    pub async fn get_on_hook_port(&self, path: &str) -> (StatusCode, Value) {
         let response = self
             .client
             .get(format!("{}{path}", self.address))

@@ -727,9 +727,11 @@ impl HttpCase {
             };
         }
         match (self.method, path) {
-            ("GET", "/health/alive" | "/health/ready" | "/metrics") => vec![StatusCode::OK],
+            ("GET", "/health/alive" | "/health/ready") => vec![StatusCode::OK],
             ("HEAD", _) => Vec::new(),
-            (_, "/health/alive" | "/health/ready" | "/metrics") => {
+            // /metrics lives on the admin listener only.
+            (_, "/metrics") => vec![StatusCode::NOT_FOUND],
+            (_, "/health/alive" | "/health/ready") => {
                 vec![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED]
             }
             _ if path.starts_with("/junk") || path == "/" => vec![StatusCode::NOT_FOUND],

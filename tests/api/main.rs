@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod admin;
 mod binding;
 mod capture;
 mod cli;

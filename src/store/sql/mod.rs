@@ -11,6 +11,7 @@
 //! expansion is wrapped in `const _: () = { … };`, a scope of its own for its imports.
 //! Reads go to `self.pool`; writes go to `self.writer` (SQLite: its one writing connection).
 
+pub mod admin;
 pub mod attempts;
 pub mod guard;
 pub mod import;
@@ -91,6 +92,7 @@ macro_rules! store_impl {
     };
 }
 
+pub(crate) use admin::admin_store_impl;
 pub(crate) use outbox::outbox_store_impl;
 pub(crate) use store_impl;
 

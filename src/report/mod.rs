@@ -1,4 +1,12 @@
-//! `report`: migration progress and import runs as a table, JSON or CSV.
+//! Progress figures for the `report` command and the admin API alike: progress and import runs
+//! as a table, JSON or CSV (here), the projected completion (`projection.rs`) and migrations
+//! per day or hour (`timeline.rs`).
+
+mod projection;
+mod timeline;
+
+pub use projection::{PROJECTION_WINDOW_DAYS, Projection};
+pub use timeline::{MAX_BUCKETS, Timeline, TimelineError, TimelineRow};
 
 use std::fmt::Write;
 
