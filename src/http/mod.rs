@@ -57,8 +57,10 @@ pub fn routes(config: &mut web::ServiceConfig, capture_origins: &[String]) {
         .default_service(web::to(not_found));
 }
 
-/// The admin listener's routing table (`admin.listen`): every route behind `admin.tokens`.
+/// The admin listener's routing table (`admin.listen`): every route behind `admin.tokens`,
+/// but the dashboard's page itself (it holds no data, and asks for the token to read the API).
 pub fn admin_routes(config: &mut web::ServiceConfig) {
+    config.route("/admin/", web::get().to(dashboard));
     config.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(admin::require_token))
@@ -71,6 +73,19 @@ pub fn admin_routes(config: &mut web::ServiceConfig) {
             .route("/health/ready", web::get().to(health::ready))
             .default_service(web::to(not_found)),
     );
+}
+
+/// `GET /admin/`: the dashboard, one self-contained page (no CDN, nothing to build).
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' blob:",
+        ))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(include_str!("dashboard.html"))
 }
 
 /// `GET /metrics`: Prometheus text format.

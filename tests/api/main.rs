@@ -22,6 +22,7 @@ mod admin;
 mod binding;
 mod capture;
 mod cli;
+mod dashboard;
 mod demo;
 mod doubles;
 mod guard;
