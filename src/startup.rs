@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 use crate::capture::{CaptureService, Delivery};
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
+use crate::confirm::ConfirmService;
 use crate::hook::{ClientIpRule, CognitoGate, HookRules, HookService, HookTiming};
 use crate::http::{AppState, routes};
 use crate::metrics::Metrics;
@@ -180,6 +181,7 @@ impl Application {
         let state = web::Data::new(AppState {
             hooks,
             capture,
+            confirmations: ConfirmService::new(dependencies.store.clone()),
             store: dependencies.store,
             api_keys: config.hooks.api_keys,
             max_body_bytes: config.hooks.max_body_bytes,

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::capture::CaptureError;
+use crate::confirm::{ConfirmBodyError, ConfirmError};
 use crate::domain::Outcome;
 use crate::hook::HookBodyError;
 
@@ -32,6 +33,10 @@ pub enum ApiError {
     Capture(#[from] CaptureError),
     #[error("{0}")]
     CaptureBody(&'static str),
+    #[error("{0}")]
+    ConfirmBody(#[from] ConfirmBodyError),
+    #[error("the event could not be recorded now; Kratos may send it again")]
+    ConfirmNotRecorded(#[from] ConfirmError),
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed")]
@@ -56,7 +61,8 @@ impl ApiError {
             ApiError::CognitoCircuitOpen => "cognito_circuit_open",
             ApiError::CognitoMisconfigured => "cognito_misconfigured",
             ApiError::Capture(error) => capture_code(error),
-            ApiError::CaptureBody(_) => "bad_request",
+            ApiError::CaptureBody(_) | ApiError::ConfirmBody(_) => "bad_request",
+            ApiError::ConfirmNotRecorded(_) => "store_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
         }
@@ -127,7 +133,10 @@ impl ResponseError for ApiError {
                 CaptureError::NotQueued(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CaptureError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ApiError::CaptureBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::CaptureBody(_) | ApiError::ConfirmBody(_) => StatusCode::BAD_REQUEST,
+            // Not a decided outcome: Kratos's client retries a 503 a few times, and every
+            // confirmation step can be repeated safely.
+            ApiError::ConfirmNotRecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -65,7 +65,7 @@ fn answer(outcome: Outcome) -> Result<HttpResponse, ApiError> {
 /// `Authorization: Bearer <key>`, compared in constant time against every configured key.
 /// What is compared are SHA-256 digests, all 32 bytes long: comparing the values themselves
 /// would answer at once when the lengths differ, telling a caller each key's length.
-fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<(), ApiError> {
+pub(super) fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<(), ApiError> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))

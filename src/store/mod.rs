@@ -2,6 +2,7 @@
 //! with a Postgres and a SQLite backend. Nothing secret is ever written here.
 
 mod binding;
+mod confirm;
 mod import_lease;
 mod import_runs;
 mod outbox;
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 pub use binding::{Candidate, Resolution, UserLookup};
+pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
@@ -146,6 +148,10 @@ pub struct UserRecord {
     pub kratos_identity_id: Option<String>,
     pub migrated_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The first native Kratos login seen after the migration (the login-after hook).
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The latest login or password change seen in Kratos (the confirmation hooks).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// An attempt as stored.
@@ -206,7 +212,7 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: ImportStore + CaptureStore + Send + Sync {
+pub trait Store: ImportStore + CaptureStore + ConfirmStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

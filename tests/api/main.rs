@@ -21,6 +21,7 @@ macro_rules! on_both_backends {
 mod binding;
 mod capture;
 mod cli;
+mod confirm;
 mod demo;
 mod doubles;
 mod guard;

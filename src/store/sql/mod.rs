@@ -12,6 +12,7 @@
 //! Reads go to `self.pool`; writes go to `self.writer` (SQLite: its one writing connection).
 
 pub mod attempts;
+pub mod confirm;
 pub mod guard;
 pub mod import;
 pub mod lease;
@@ -91,6 +92,7 @@ macro_rules! store_impl {
     };
 }
 
+pub(crate) use confirm::confirm_store_impl;
 pub(crate) use outbox::outbox_store_impl;
 pub(crate) use store_impl;
 
