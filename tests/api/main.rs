@@ -22,6 +22,7 @@ mod binding;
 mod capture;
 mod cli;
 mod confirm;
+mod confirm_kratos;
 mod demo;
 mod doubles;
 mod guard;
