@@ -141,7 +141,7 @@ impl Application {
         let capture = match &config.capture {
             Some(capture) => {
                 let delivery = Arc::new(
-                    Delivery::new(&config.kratos, dependencies.store.clone(), metrics)
+                    Delivery::new(&config.kratos, dependencies.store.clone(), metrics.clone())
                         .context("building the Kratos client for `[capture]`")?,
                 );
                 let service = CaptureService::new(
@@ -181,7 +181,7 @@ impl Application {
         let state = web::Data::new(AppState {
             hooks,
             capture,
-            confirmations: ConfirmService::new(dependencies.store.clone()),
+            confirmations: ConfirmService::new(dependencies.store.clone(), metrics),
             store: dependencies.store,
             api_keys: config.hooks.api_keys,
             max_body_bytes: config.hooks.max_body_bytes,

@@ -14,6 +14,7 @@ use chrono::Utc;
 pub use request::{ConfirmBodyError, ConfirmRequest};
 
 use crate::domain::redact;
+use crate::metrics::Metrics;
 use crate::store::{ConfirmOutcome, Store, StoreError};
 
 /// The most a confirmation may wait for the store: Kratos's own client gives up after 30 s,
@@ -46,11 +47,12 @@ pub enum ConfirmError {
 
 pub struct ConfirmService {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
 }
 
 impl ConfirmService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
     }
 
     /// Record `hook`'s event for the identity in `request`, now.
@@ -68,17 +70,26 @@ impl ConfirmService {
                 ConfirmHook::SettingsAfter => self.store.password_set_in_kratos(identity, at).await,
             }
         };
-        let outcome = match tokio::time::timeout(STORE_BUDGET, write).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "recording the confirmation failed");
-                return Err(error.into());
+        let error = match tokio::time::timeout(STORE_BUDGET, write).await {
+            Ok(Ok(outcome)) => {
+                self.note(hook, outcome, request);
+                return Ok(outcome);
             }
-            Err(_) => {
-                tracing::error!("recording the confirmation timed out");
-                return Err(StoreError::Timeout.into());
-            }
+            Ok(Err(error)) => error,
+            Err(_) => StoreError::Timeout,
         };
+        tracing::error!(%error, "recording the confirmation failed");
+        self.metrics.store_error("confirm");
+        self.metrics.confirmation(hook.as_str(), "store_error");
+        Err(error.into())
+    }
+
+    fn note(&self, hook: ConfirmHook, outcome: ConfirmOutcome, request: &ConfirmRequest) {
+        let result = match outcome {
+            ConfirmOutcome::IdentityMismatch => "identity_mismatch",
+            outcome => outcome.as_str(),
+        };
+        self.metrics.confirmation(hook.as_str(), result);
         match outcome {
             ConfirmOutcome::NoMatch | ConfirmOutcome::IdentityMismatch => tracing::info!(
                 outcome = ?outcome,
@@ -87,6 +98,5 @@ impl ConfirmService {
             ),
             _ => tracing::info!(outcome = outcome.as_str(), "confirmation recorded"),
         }
-        Ok(outcome)
     }
 }

@@ -410,4 +410,24 @@ async fn the_endpoints_record_and_answer_small_json(backend: Backend) {
     // No attempt rows: these are not password checks.
     let attempts = store.recent_attempts(100).await.unwrap();
     assert_eq!(attempts.len(), 2, "{attempts:?}");
+
+    // Counted by hook and result; refused calls (key, body) are not.
+    let (status, metrics) = app.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("cognito_bridge_confirmations_total{"))
+        .collect();
+    let mut expected = vec![
+        r#"cognito_bridge_confirmations_total{hook="login_after",result="no_match"} 1"#,
+        r#"cognito_bridge_confirmations_total{hook="login_after",result="migrated"} 1"#,
+        r#"cognito_bridge_confirmations_total{hook="login_after",result="seen"} 1"#,
+        r#"cognito_bridge_confirmations_total{hook="login_after",result="confirmed"} 1"#,
+        r#"cognito_bridge_confirmations_total{hook="settings_after",result="migrated"} 1"#,
+        r#"cognito_bridge_confirmations_total{hook="settings_after",result="identity_mismatch"} 1"#,
+    ];
+    let mut series = series;
+    series.sort();
+    expected.sort();
+    assert_eq!(series, expected, "{metrics}");
 }
