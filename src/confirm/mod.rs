@@ -55,13 +55,21 @@ impl ConfirmService {
         Self { store, metrics }
     }
 
-    /// Record `hook`'s event for the identity in `request`, now.
-    #[tracing::instrument(skip_all, fields(hook = hook.as_str(), identity_id = request.identity_id()))]
+    /// Record `hook`'s event for the identity in `request`, now. `request_id`: Kratos's
+    /// `Ory-Webhook-Request-ID`, for the log lines of the call.
+    #[tracing::instrument(
+        skip_all,
+        fields(hook = hook.as_str(), identity_id = request.identity_id(), request_id)
+    )]
     pub async fn record(
         &self,
         hook: ConfirmHook,
         request: &ConfirmRequest,
+        request_id: Option<&str>,
     ) -> Result<ConfirmOutcome, ConfirmError> {
+        if let Some(request_id) = request_id {
+            tracing::Span::current().record("request_id", request_id);
+        }
         let identity = request.identity();
         let at = Utc::now();
         let write = async {

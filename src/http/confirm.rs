@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::hooks::{authorize, read_body};
+use super::hooks::{authorize, header_token, read_body};
 use crate::confirm::{ConfirmHook, ConfirmRequest};
 use crate::store::ConfirmOutcome;
 
@@ -53,7 +53,11 @@ async fn confirm(
     .map_err(|_| ApiError::BodyTimeout)??;
     let confirmation = ConfirmRequest::from_json(&body)?;
     drop(body);
-    let outcome = state.confirmations.record(hook, &confirmation).await?;
+    let request_id = header_token(request.headers(), "ory-webhook-request-id");
+    let outcome = state
+        .confirmations
+        .record(hook, &confirmation, request_id.as_deref())
+        .await?;
     Ok(HttpResponse::Ok().json(ConfirmAnswer {
         status: outcome.as_str(),
         reason: (outcome == ConfirmOutcome::IdentityMismatch).then_some("identity_mismatch"),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::doubles::cognito_auth_fake;
 use crate::helpers::{
-    API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, TestApp, import_users, spawn_app,
+    API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, TestApp, capture_logs, import_users, spawn_app,
 };
 
 pub const LOGIN_AFTER: &str = "/hooks/login-after";
@@ -430,4 +430,46 @@ async fn the_endpoints_record_and_answer_small_json(backend: Backend) {
     series.sort();
     expected.sort();
     assert_eq!(series, expected, "{metrics}");
+}
+
+/// Bodies carry the identity's traits: no full e-mail address reaches a log line, even at
+/// TRACE; an unknown identity's is logged redacted, with Kratos's request id.
+#[tokio::test]
+async fn no_full_email_address_in_the_logs() {
+    let logs = capture_logs();
+    let app = app(Backend::Sqlite).await;
+    users(app.store.as_ref()).await;
+    let address = "radioactive.person@example.com";
+    let key = format!("Bearer {API_KEY}");
+    for (path, id) in [
+        (LOGIN_AFTER, UNKNOWN_ID),
+        (LOGIN_AFTER, PENDING_ID),
+        (SETTINGS_AFTER, RECOVERY_ID),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("Authorization", &key)
+            .header("Ory-Webhook-Request-ID", "confirm-request-7")
+            .json(&json!({"identity_id": id, "traits": {"email": address}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let broken = format!(r#"{{"identity_id": "{address}", "traits": {{"email": "{address}"}}"#);
+    let (status, _) = post(&app, LOGIN_AFTER, broken.into_bytes(), Some(&key)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let text = logs.contents();
+    assert!(
+        !text.contains("radioactive.person"),
+        "a full address was logged"
+    );
+    let unknown = text
+        .lines()
+        .find(|line| line.contains("no user row for this Kratos identity"))
+        .expect("the unknown identity's log line");
+    assert!(unknown.contains("r***@example.com"), "{unknown}");
+    assert!(unknown.contains("confirm-request-7"), "{unknown}");
 }
