@@ -62,7 +62,9 @@ async fn seed(database: &TestDatabase, users: i64) {
             }
         }
         Backend::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(&database.url).await.unwrap();
+            let mut connection = sqlx::SqliteConnection::connect(&database.url)
+                .await
+                .unwrap();
             for statement in [
                 "PRAGMA synchronous = OFF".to_owned(),
                 format!(
@@ -105,16 +107,21 @@ async fn serve(database: &TestDatabase) -> (String, cognito_bridge::startup::Sto
     let environment = [
         ("COGNITO_BRIDGE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
         ("COGNITO_BRIDGE__DATABASE__URL", database.url.clone()),
-        ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_Bench".to_owned()),
+        (
+            "COGNITO_BRIDGE__COGNITO__USER_POOL_ID",
+            "us-east-1_Bench".to_owned(),
+        ),
         ("COGNITO_BRIDGE__COGNITO__CLIENT_ID", "bench".to_owned()),
         ("COGNITO_BRIDGE__HOOKS__API_KEYS", HOOK_KEY.to_owned()),
         ("COGNITO_BRIDGE__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
         ("COGNITO_BRIDGE__ADMIN__TOKENS", TOKEN.to_owned()),
         ("COGNITO_BRIDGE__LOG__LEVEL", "error".to_owned()),
     ];
-    let settings =
-        Settings::load_from(None, environment.into_iter().map(|(k, v)| (k.to_owned(), v)))
-            .unwrap();
+    let settings = Settings::load_from(
+        None,
+        environment.into_iter().map(|(k, v)| (k.to_owned(), v)),
+    )
+    .unwrap();
     let credentials = aws_credential_types::Credentials::new("bench", "bench", None, None, "bench");
     let application = Application::build(
         settings,
@@ -151,9 +158,18 @@ const ROUTES: [(&str, &str); 8] = [
     ("progress", "/admin/progress"),
     ("timeline, 90 days", "/admin/timeline?bucket=day&from={90d}"),
     ("timeline, 48 hours", "/admin/timeline?bucket=hour"),
-    ("users, pending, first 100", "/admin/users?state=pending&limit=100"),
-    ("users, pending, 100 deep in", "/admin/users?state=pending&limit=100&cursor={deep}"),
-    ("users, pending, 1000", "/admin/users?state=pending&limit=1000"),
+    (
+        "users, pending, first 100",
+        "/admin/users?state=pending&limit=100",
+    ),
+    (
+        "users, pending, 100 deep in",
+        "/admin/users?state=pending&limit=100&cursor={deep}",
+    ),
+    (
+        "users, pending, 1000",
+        "/admin/users?state=pending&limit=1000",
+    ),
     ("users, all, first 100", "/admin/users?limit=100"),
     ("imports", "/admin/imports"),
 ];
@@ -175,7 +191,9 @@ async fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .unwrap();
-    let from = (chrono::Utc::now() - chrono::Duration::days(90)).date_naive().to_string();
+    let from = (chrono::Utc::now() - chrono::Duration::days(90))
+        .date_naive()
+        .to_string();
     let small = (users / 100).max(1000);
     println!(
         "| backend | route | {small} users, {} attempts (median) | {users} users, {} attempts (median) | ratio |",
@@ -193,7 +211,10 @@ async fn main() {
             handle.stop().await;
             let seeding = Instant::now();
             seed(&database, size).await;
-            eprintln!("{backend:?}: {size} users seeded in {:.1?}", seeding.elapsed());
+            eprintln!(
+                "{backend:?}: {size} users seeded in {:.1?}",
+                seeding.elapsed()
+            );
             let (base, handle) = serve(&database).await;
             // A cursor in the middle of the pending users.
             let deep = base64_url(&format!("user{:08}", size / 2));

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod cli;
 pub mod cognito;
 pub mod config;
+pub mod confirm;
 pub mod domain;
 pub mod hook;
 pub mod http;

@@ -24,6 +24,12 @@ struct AnswerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfirmationLabels {
+    hook: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -66,6 +72,7 @@ pub enum CircuitGauge {
 
 pub struct Metrics {
     capture_answers: Family<ResultLabels, Counter>,
+    confirmations: Family<ConfirmationLabels, Counter>,
     outbox_deliveries: Family<ResultLabels, Counter>,
     outbox_depth: Gauge,
     outbox_oldest: Gauge,
@@ -194,9 +201,17 @@ impl Metrics {
             Unit::Seconds,
             outbox_oldest.clone(),
         );
+        let confirmations = Family::<ConfirmationLabels, Counter>::default();
+        registry.register(
+            "confirmations",
+            "Confirmation hook calls (POST /hooks/login-after, /hooks/settings-after) with a \
+             readable body, by hook and what they did to the user's row",
+            confirmations.clone(),
+        );
         Self {
             registry,
             capture_answers,
+            confirmations,
             outbox_deliveries,
             outbox_depth,
             outbox_oldest,
@@ -294,6 +309,13 @@ impl Metrics {
     pub fn capture_answered(&self, result: &'static str) {
         self.capture_answers
             .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// One confirmation hook call; `hook` and `result` are closed sets of names.
+    pub fn confirmation(&self, hook: &'static str, result: &'static str) {
+        self.confirmations
+            .get_or_create(&ConfirmationLabels { hook, result })
             .inc();
     }
 

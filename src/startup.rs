@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 use crate::capture::{CaptureService, Delivery};
 use crate::cognito::{AwsCognito, CognitoHealth, CognitoVerifier};
 use crate::config::{ServeConfig, Settings};
+use crate::confirm::ConfirmService;
 use crate::hook::{ClientIpRule, CognitoGate, HookRules, HookService, HookTiming};
 use crate::http::{AppState, admin_routes, routes};
 use crate::metrics::Metrics;
@@ -152,7 +153,7 @@ impl Application {
         let capture = match &config.capture {
             Some(capture) => {
                 let delivery = Arc::new(
-                    Delivery::new(&config.kratos, dependencies.store.clone(), metrics)
+                    Delivery::new(&config.kratos, dependencies.store.clone(), metrics.clone())
                         .context("building the Kratos client for `[capture]`")?,
                 );
                 let service = CaptureService::new(
@@ -192,6 +193,7 @@ impl Application {
         let state = web::Data::new(AppState {
             hooks,
             capture,
+            confirmations: ConfirmService::new(dependencies.store.clone(), metrics),
             store: dependencies.store,
             api_keys: config.hooks.api_keys,
             admin_tokens: config.admin.map(|admin| admin.tokens).unwrap_or_default(),

@@ -1,10 +1,12 @@
 //! Checks the `kratos-hooks/` examples: the kratos.yml fragments against Kratos's own config
-//! schema (`../shared/kratos/config.schema.json`), the jsonnet body against our hook parser,
+//! schema (`../shared/kratos/config.schema.json`, v26.2.0, and `v1.3.1/config.schema.json`),
+//! the jsonnet bodies against our parsers (the migrate hook's and the confirmation hooks'),
 //! and the example identity schema.
 
 use std::error::Error;
 use std::path::PathBuf;
 
+use cognito_bridge::confirm::ConfirmRequest;
 use cognito_bridge::hook::{ClientIpRule, HookRequest};
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use rsjsonnet_lang::arena::Arena;
@@ -21,6 +23,8 @@ const KRATOS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/kratos"
 const DEFAULT_FRAGMENT: &str = include_str!("../kratos-hooks/kratos.yml");
 const EXTENDED_FRAGMENT: &str = include_str!("../kratos-hooks/kratos.extended-body.yml");
 const BODY_JSONNET: &str = include_str!("../kratos-hooks/password-migration.jsonnet");
+const LOGIN_AFTER_JSONNET: &str = include_str!("../kratos-hooks/login-after.jsonnet");
+const SETTINGS_AFTER_JSONNET: &str = include_str!("../kratos-hooks/settings-after.jsonnet");
 const IDENTITY_SCHEMA: &str = include_str!("../kratos-hooks/identity.schema.json");
 
 const HOOK_URL: &str = "http://cognito-bridge:8080/hooks/password-migration";
@@ -41,20 +45,33 @@ impl Retrieve for KratosOwnRefs {
     }
 }
 
-/// The validator for kratos.yml, or `None` (after a notice) when `../shared/kratos` is absent
-/// on a user's machine. Under CI its absence fails the test instead of skipping it.
+/// The validator for kratos.yml (Kratos v26.2.0), or `None` (after a notice) when
+/// `../shared/kratos` is absent on a user's machine. Under CI its absence fails the test
+/// instead of skipping it.
 fn kratos_config_validator() -> Option<Validator> {
-    let dir = PathBuf::from(KRATOS_DIR);
+    config_validator_in(PathBuf::from(KRATOS_DIR))
+}
+
+/// The same for Kratos v1.3.1's config schema (`../shared/kratos/v1.3.1/`).
+fn kratos_v1_3_config_validator() -> Option<Validator> {
+    config_validator_in(PathBuf::from(KRATOS_DIR).join("v1.3.1"))
+}
+
+fn config_validator_in(dir: PathBuf) -> Option<Validator> {
     if !dir.is_dir() {
         assert!(
             !under_ci(),
-            "{KRATOS_DIR} not found beside the checkout, and CI is set: these tests must run on CI"
+            "{} not found beside the checkout, and CI is set: these tests must run on CI",
+            dir.display()
         );
-        eprintln!("skipping: {KRATOS_DIR} not found (set CI=true to make this a failure)");
+        eprintln!(
+            "skipping: {} not found (set CI=true to make this a failure)",
+            dir.display()
+        );
         return None;
     }
     let text = std::fs::read_to_string(dir.join("config.schema.json"))
-        .expect("read ../shared/kratos/config.schema.json");
+        .unwrap_or_else(|e| panic!("read {}/config.schema.json: {e}", dir.display()));
     let schema: Value = serde_json::from_str(&text).expect("config.schema.json is JSON");
     let validator = jsonschema::options()
         .with_draft(Draft::Draft7)
@@ -138,6 +155,10 @@ fn default_fragment_is_a_valid_kratos_config() {
     };
     let errors = schema_errors(&validator, &with_fragment(&fragment));
     assert!(errors.is_empty(), "{errors:#?}");
+    // The line the tests run for real, and the one many deployments still run.
+    let v1_3 = kratos_v1_3_config_validator().expect("v1.3.1 schema beside v26.2.0's");
+    let errors = schema_errors(&v1_3, &with_fragment(&fragment));
+    assert!(errors.is_empty(), "v1.3.1: {errors:#?}");
 }
 
 #[test]
@@ -158,6 +179,17 @@ fn extended_body_fragment_is_a_valid_kratos_config() {
     };
     let errors = schema_errors(&validator, &with_fragment(&fragment));
     assert!(errors.is_empty(), "{errors:#?}");
+    // v1.3.1 refuses it for the migrate hook's `body` alone (its confirmation hooks are fine).
+    let v1_3 = kratos_v1_3_config_validator().expect("v1.3.1 schema beside v26.2.0's");
+    let paths: Vec<String> = v1_3
+        .iter_errors(&with_fragment(&fragment))
+        .map(|error| error.instance_path().to_string())
+        .collect();
+    assert!(!paths.is_empty(), "v1.3.1 takes no migrate hook body");
+    assert!(
+        paths.iter().all(|path| path.starts_with(HOOK_CONFIG_PATH)),
+        "{paths:?}"
+    );
 }
 
 fn assert_hook_settings(fragment: &Value) {
@@ -177,6 +209,39 @@ fn assert_hook_settings(fragment: &Value) {
         value.starts_with("Bearer "),
         "Authorization value is a bearer key: {value}"
     );
+    assert_confirmation_hooks(fragment, auth);
+}
+
+/// The login-after and settings-after `web_hook`s: POST to the bridge's paths with the
+/// migrate hook's key, our jsonnet as body, and `response.ignore` (Kratos never waits).
+fn assert_confirmation_hooks(fragment: &Value, migrate_hook_auth: &Value) {
+    for (flow, path, jsonnet) in [
+        ("login", "/hooks/login-after", "login-after.jsonnet"),
+        (
+            "settings",
+            "/hooks/settings-after",
+            "settings-after.jsonnet",
+        ),
+    ] {
+        let hooks = fragment["selfservice"]["flows"][flow]["after"]["password"]["hooks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{flow}.after.password.hooks is a list"));
+        let web_hooks: Vec<&Value> = hooks.iter().filter(|h| h["hook"] == "web_hook").collect();
+        assert_eq!(web_hooks.len(), 1, "{flow}: one web_hook");
+        let config = &web_hooks[0]["config"];
+        assert_eq!(
+            config["url"],
+            json!(HOOK_URL.replace("/hooks/password-migration", path))
+        );
+        assert_eq!(config["method"], json!("POST"));
+        assert_eq!(config["response"], json!({"ignore": true}));
+        assert!(config.get("can_interrupt").is_none());
+        assert_eq!(&config["auth"], migrate_hook_auth, "{flow}: the same key");
+        assert_eq!(
+            config["body"],
+            json!(format!("file:///etc/config/kratos/{jsonnet}"))
+        );
+    }
 }
 
 #[test]
@@ -229,6 +294,53 @@ fn broken_fragments_fail_validation() {
 }
 
 const HOOK_CONFIG_PATH: &str = "/selfservice/methods/password/config/migrate_hook/config";
+
+/// The schemas check the confirmation hooks too: a broken `web_hook` is refused where it is.
+#[test]
+fn broken_confirmation_hooks_fail_validation() {
+    let (Some(v26), Some(v1_3)) = (kratos_config_validator(), kratos_v1_3_config_validator())
+    else {
+        return;
+    };
+    let login_hook = |fragment: &mut Value| -> serde_json::Map<String, Value> {
+        fragment["selfservice"]["flows"]["login"]["after"]["password"]["hooks"][0]["config"]
+            .as_object()
+            .expect("the login-after web_hook config")
+            .clone()
+    };
+    let refused_at = |validator: &Validator, config: &Value| -> Vec<String> {
+        validator
+            .iter_errors(config)
+            .map(|error| error.instance_path().to_string())
+            .collect()
+    };
+    const AT: &str = "/selfservice/flows/login/after/password/hooks/0";
+    let breakages: [(&str, &str, Value, bool); 3] = [
+        ("no method", "/method", Value::Null, true),
+        ("a url that is not a URI", "/url", json!("not a url"), true),
+        // `config.id` came with v25.4.0: v1.3.1 refuses it, v26.2.0 takes it.
+        ("an id", "/id", json!("cognito-bridge-login"), false),
+    ];
+    for (what, pointer, value, refused_by_v26) in breakages {
+        let mut fragment = yaml(DEFAULT_FRAGMENT);
+        let mut hook = login_hook(&mut fragment);
+        set_or_remove(&mut hook, pointer, value);
+        fragment["selfservice"]["flows"]["login"]["after"]["password"]["hooks"][0]["config"] =
+            Value::Object(hook);
+        let config = with_fragment(&fragment);
+        let v1_3_paths = refused_at(&v1_3, &config);
+        assert!(!v1_3_paths.is_empty(), "{what}: v1.3.1 should refuse it");
+        assert!(
+            v1_3_paths.iter().all(|path| path.starts_with(AT)),
+            "{what}: {v1_3_paths:?}"
+        );
+        assert_eq!(
+            !refused_at(&v26, &config).is_empty(),
+            refused_by_v26,
+            "{what}: v26.2.0"
+        );
+    }
+}
 
 /// Sets the value at a `/a/b` pointer inside `object`; `Null` removes the key instead.
 fn set_or_remove(object: &mut serde_json::Map<String, Value>, pointer: &str, value: Value) {
@@ -514,6 +626,89 @@ fn jsonnet_body_for_identity_without_external_id() {
         None,
         "a null identity is no identity"
     );
+}
+
+// --- the confirmation hooks' jsonnet ----------------------------------------------------------
+
+/// Renders a confirmation body like [`render_body`]; `Err` with the evaluation error.
+fn render_confirmation(source: &str, ctx: &Value) -> Result<Value, String> {
+    let arena = Arena::new();
+    let mut program = Program::new(&arena);
+    let ctx_source = ctx.to_string();
+    let ctx = load(&mut program, ctx_source.as_bytes(), "ctx.json");
+    let body = load(&mut program, source.as_bytes(), "confirmation.jsonnet");
+    let ctx_name = program.intern_str("ctx");
+    program
+        .eval_call(&body, &[], &[(ctx_name, ctx)], &mut NoImports)
+        .and_then(|value| program.manifest_json(&value, false))
+        .map(|rendered| serde_json::from_str(&rendered).expect("the body is JSON"))
+        .map_err(|error| format!("{error:?}"))
+}
+
+/// A context shaped like the one Kratos v1.3.1 builds for a login-after or settings-after
+/// `web_hook` (`templateContext`: flow, allow-listed headers, identity without credentials;
+/// a session after login only).
+fn confirmation_ctx(identity: Option<Value>, with_session: bool) -> Value {
+    let mut ctx = json!({
+        "flow": { "id": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", "type": "api", "state": "passed_challenge" },
+        "request_headers": { "Accept": ["application/json"], "User-Agent": [USER_AGENT] },
+        "request_method": "POST",
+        "request_url": "https://auth.example.com/self-service/login?flow=0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        "request_cookies": {}
+    });
+    if let Some(identity) = identity {
+        if with_session {
+            ctx["session"] = json!({ "id": "5e55", "active": true, "identity": identity.clone() });
+        }
+        ctx["identity"] = identity;
+    }
+    ctx
+}
+
+#[test]
+fn confirmation_jsonnet_sends_the_ids_and_traits_only() {
+    for (source, with_session) in [(LOGIN_AFTER_JSONNET, true), (SETTINGS_AFTER_JSONNET, false)] {
+        // v1.3.x: no external_id on identities.
+        let ctx = confirmation_ctx(Some(kratos_identity(None)), with_session);
+        let body = render_confirmation(source, &ctx).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "identity_id": IDENTITY_ID,
+                "external_id": null,
+                "traits": { "email": "alice@example.com", "groups": ["admins"] }
+            })
+        );
+        let request = ConfirmRequest::from_json(body.to_string().as_bytes())
+            .unwrap_or_else(|error| panic!("the bridge refuses the rendered body: {error}"));
+        assert_eq!(request.identity_id(), IDENTITY_ID);
+        assert_eq!(request.external_id(), None);
+
+        // v25.4.0+: the Cognito sub as external_id.
+        let ctx = confirmation_ctx(Some(kratos_identity(Some(EXTERNAL_ID))), with_session);
+        let body = render_confirmation(source, &ctx).unwrap();
+        assert_eq!(body["external_id"], json!(EXTERNAL_ID));
+        let request = ConfirmRequest::from_json(body.to_string().as_bytes()).unwrap();
+        assert_eq!(request.external_id(), Some(EXTERNAL_ID));
+
+        // Nothing of the request or the session leaves Kratos.
+        let text = body.to_string();
+        for private in [USER_AGENT, "5e55", "flow", "request"] {
+            assert!(!text.contains(private), "{private} in {text}");
+        }
+    }
+}
+
+#[test]
+fn confirmation_jsonnet_cancels_the_call_without_an_identity() {
+    for source in [LOGIN_AFTER_JSONNET, SETTINGS_AFTER_JSONNET] {
+        for identity in [None, Some(Value::Null), Some(json!({ "traits": {} }))] {
+            let error = render_confirmation(source, &confirmation_ctx(identity.clone(), false))
+                .expect_err("no body without an identity id");
+            // Kratos skips a web_hook whose jsonnet fails with "cancel" (request.ErrCancel).
+            assert!(error.contains("cancel"), "{identity:?}: {error}");
+        }
+    }
 }
 
 // --- the example identity schema --------------------------------------------------------------

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::capture::CaptureError;
+use crate::confirm::{ConfirmBodyError, ConfirmError};
 use crate::domain::Outcome;
 use crate::hook::HookBodyError;
 
@@ -40,6 +41,10 @@ pub enum ApiError {
     /// Something of ours failed; the cause went to the log.
     #[error("internal error")]
     Internal,
+    #[error("{0}")]
+    ConfirmBody(#[from] ConfirmBodyError),
+    #[error("the event could not be recorded now; Kratos may send it again")]
+    ConfirmNotRecorded(#[from] ConfirmError),
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed")]
@@ -64,8 +69,10 @@ impl ApiError {
             ApiError::CognitoCircuitOpen => "cognito_circuit_open",
             ApiError::CognitoMisconfigured => "cognito_misconfigured",
             ApiError::Capture(error) => capture_code(error),
-            ApiError::CaptureBody(_) | ApiError::BadQuery(_) => "bad_request",
-            ApiError::Store => "store_unavailable",
+            ApiError::CaptureBody(_) | ApiError::ConfirmBody(_) | ApiError::BadQuery(_) => {
+                "bad_request"
+            }
+            ApiError::Store | ApiError::ConfirmNotRecorded(_) => "store_unavailable",
             ApiError::Internal => "internal_error",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -159,9 +166,14 @@ impl ResponseError for ApiError {
                 CaptureError::NotQueued(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CaptureError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ApiError::CaptureBody(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::CaptureBody(_) | ApiError::ConfirmBody(_) | ApiError::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Store => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            // Not a decided outcome: Kratos's client retries a 503 a few times, and every
+            // confirmation step can be repeated safely.
+            ApiError::ConfirmNotRecorded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod capture;
+mod confirm;
 mod error;
 mod health;
 mod hooks;
@@ -14,9 +15,11 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 
 pub use capture::{CAPTURE_PATH, MAX_CAPTURE_BODY_BYTES};
+pub use confirm::{LOGIN_AFTER_PATH, SETTINGS_AFTER_PATH};
 pub use error::ApiError;
 
 use crate::capture::CaptureService;
+use crate::confirm::ConfirmService;
 use crate::hook::HookService;
 use crate::store::Store;
 
@@ -27,6 +30,8 @@ pub struct AppState {
     pub hooks: Arc<HookService>,
     /// `POST /capture/password`, when `capture.enabled`.
     pub capture: Option<CaptureService>,
+    /// `POST /hooks/login-after` and `/hooks/settings-after`.
+    pub confirmations: ConfirmService,
     pub store: Arc<dyn Store>,
     pub api_keys: Vec<SecretString>,
     /// `admin.tokens`: the admin listener's bearer tokens.
@@ -50,6 +55,16 @@ pub fn routes(config: &mut web::ServiceConfig, capture_origins: &[String]) {
         .service(
             web::resource(HOOK_PATH)
                 .route(web::post().to(hooks::password_migration))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(LOGIN_AFTER_PATH)
+                .route(web::post().to(confirm::login_after))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(SETTINGS_AFTER_PATH)
+                .route(web::post().to(confirm::settings_after))
                 .default_service(web::to(method_not_allowed)),
         )
         .route("/health/alive", web::get().to(health::alive))

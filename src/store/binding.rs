@@ -50,19 +50,10 @@ impl Resolution {
     /// username or *verified* e-mail (import stores no other) equals the identifier must
     /// be exactly one.
     pub fn decide(lookup: &UserLookup<'_>, candidates: &[Candidate]) -> Self {
-        let same = |stored: &Option<String>, given: Option<&str>| {
-            given.is_some() && stored.as_deref() == given
-        };
-        if lookup.is_extended() {
-            let mut by_id = candidates.iter().filter(|row| {
-                same(&row.kratos_identity_id, lookup.identity_id)
-                    || same(&row.external_id, lookup.external_id)
-            });
-            match (by_id.next(), by_id.next()) {
-                (Some(row), None) => return Self::User(row.cognito_username.clone()),
-                (Some(_), Some(_)) => return Self::IdentityMismatch,
-                (None, _) => {}
-            }
+        if lookup.is_extended()
+            && let Some(found) = Self::by_ids(lookup.identity_id, lookup.external_id, candidates)
+        {
+            return found;
         }
         let by_identifier = match candidates
             .iter()
@@ -82,6 +73,36 @@ impl Resolution {
             Self::IdentityMismatch
         } else {
             Self::User(by_identifier.cognito_username.clone())
+        }
+    }
+
+    /// The rule's id half alone, for Kratos's confirmation hooks (they know the identity,
+    /// not what was typed): the one row carrying the identity id or the external id; ids
+    /// pointing at two users are a mismatch; no such row, no match.
+    pub fn by_identity(
+        identity_id: &str,
+        external_id: Option<&str>,
+        candidates: &[Candidate],
+    ) -> Self {
+        Self::by_ids(Some(identity_id), external_id, candidates).unwrap_or(Self::NoMatch)
+    }
+
+    /// The row carrying either id, a mismatch when they name two rows, `None` when neither.
+    fn by_ids(
+        identity_id: Option<&str>,
+        external_id: Option<&str>,
+        candidates: &[Candidate],
+    ) -> Option<Self> {
+        let same = |stored: &Option<String>, given: Option<&str>| {
+            given.is_some() && stored.as_deref() == given
+        };
+        let mut by_id = candidates.iter().filter(|row| {
+            same(&row.kratos_identity_id, identity_id) || same(&row.external_id, external_id)
+        });
+        match (by_id.next(), by_id.next()) {
+            (Some(row), None) => Some(Self::User(row.cognito_username.clone())),
+            (Some(_), Some(_)) => Some(Self::IdentityMismatch),
+            (None, _) => None,
         }
     }
 }
@@ -171,5 +192,32 @@ mod tests {
             user("dave")
         );
         assert_eq!(Resolution::decide(&as_dave, &[]), Resolution::NoMatch);
+    }
+
+    #[test]
+    fn a_confirmation_binds_by_the_ids_alone() {
+        let carol = row("carol", Some("id-carol"), Some("sub-carol"));
+        let mallory = row("mallory", Some("id-mallory"), Some("sub-mallory"));
+        let unlinked = row("dave", None, None);
+        let rows = [carol, mallory, unlinked];
+        let user = |name: &str| Resolution::User(name.to_owned());
+        assert_eq!(
+            Resolution::by_identity("id-carol", None, &rows),
+            user("carol")
+        );
+        assert_eq!(
+            Resolution::by_identity("id-new", Some("sub-carol"), &rows),
+            user("carol"),
+            "the external id finds the row when the identity id is not stored"
+        );
+        assert_eq!(
+            Resolution::by_identity("id-carol", Some("sub-mallory"), &rows),
+            Resolution::IdentityMismatch
+        );
+        // No identifier to fall back on: a row without ids is never this identity's.
+        assert_eq!(
+            Resolution::by_identity("id-dave", None, &rows),
+            Resolution::NoMatch
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod binding;
+mod confirm;
 mod import_lease;
 mod import_runs;
 mod outbox;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 pub use admin::{AdminStore, Bucket, BucketCount, UserListing};
 pub use binding::{Candidate, Resolution, UserLookup};
+pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
@@ -148,6 +150,10 @@ pub struct UserRecord {
     pub kratos_identity_id: Option<String>,
     pub migrated_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The first native Kratos login seen after the migration (the login-after hook).
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The latest login or password change seen in Kratos (the confirmation hooks).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// An attempt as stored.
@@ -208,7 +214,7 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: ImportStore + CaptureStore + AdminStore + Send + Sync {
+pub trait Store: ImportStore + CaptureStore + AdminStore + ConfirmStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

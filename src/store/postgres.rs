@@ -7,7 +7,9 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::attempts::{self, bind_attempt};
-use super::sql::{admin_store_impl, guard, import_store_impl, outbox_store_impl, store_impl};
+use super::sql::{
+    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl, store_impl,
+};
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -80,3 +82,4 @@ admin_store_impl!(
     super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
     super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
 );
+confirm_store_impl!(PostgresStore);

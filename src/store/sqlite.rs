@@ -7,7 +7,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql::attempts::{self, bind_attempt};
-use super::sql::{admin_store_impl, guard, import_store_impl, outbox_store_impl, store_impl};
+use super::sql::{
+    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl, store_impl,
+};
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -118,3 +120,4 @@ admin_store_impl!(
     super::sql::admin::timeline!("substr(migrated_at, 1, 10)"),
     super::sql::admin::timeline!("replace(substr(migrated_at, 1, 13), ' ', 'T')")
 );
+confirm_store_impl!(SqliteStore);

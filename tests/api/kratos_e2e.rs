@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use crate::helpers::import::{import_settings_with_public_url, run_import};
 use crate::helpers::{API_KEY, AppOptions, Backend, TestApp, spawn_app};
 use crate::moto::{self, Pool};
-use crate::ory::{Kratos, Login, MigrateHook};
+use crate::ory::{ConfirmHooks, Kratos, Login, MigrateHook};
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
 const TEMPORARY: &str = "Temp-Pass-4321";
@@ -41,10 +41,14 @@ async fn world(backend: Backend, cognito_endpoint: Option<&str>) -> World {
         &pool.client_id,
     );
     let app = spawn_app(options).await;
-    let kratos = Kratos::start(&MigrateHook {
-        url: app.hook_url(),
-        api_key: API_KEY.to_owned(),
-    })
+    // As deployed: Kratos also sends its confirmation hooks to the bridge.
+    let kratos = Kratos::start_with_confirmations(
+        &MigrateHook {
+            url: app.hook_url(),
+            api_key: API_KEY.to_owned(),
+        },
+        &ConfirmHooks::to_bridge(&app.address, API_KEY),
+    )
     .await;
     let settings = import_settings_with_public_url(
         &app.database.url,

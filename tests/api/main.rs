@@ -22,6 +22,8 @@ mod admin;
 mod binding;
 mod capture;
 mod cli;
+mod confirm;
+mod confirm_kratos;
 mod dashboard;
 mod demo;
 mod doubles;

@@ -5,6 +5,9 @@
 //! Kratos's configuration is generated from the shipped `kratos-hooks/` files: the fragment
 //! for its line and the example identity schema, with the migrate hook pointed at the bridge
 //! the test started. So every test that starts Kratos also proves that those files load.
+//! The fragment's confirmation hooks (login-after, settings-after; `response.ignore`) go to
+//! the bridge for the tests that ask for it ([`ConfirmHooks::to_bridge`]) and to a closed
+//! loopback port otherwise, which Kratos logs and ignores.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -192,6 +195,34 @@ impl MigrateHook {
     }
 }
 
+/// Where Kratos sends the confirmation hooks of the shipped fragment.
+#[derive(Debug, Clone)]
+pub struct ConfirmHooks {
+    pub login_after: String,
+    pub settings_after: String,
+    pub api_key: String,
+}
+
+impl ConfirmHooks {
+    /// A closed loopback port: Kratos's calls fail in the background and change nothing.
+    pub fn nowhere() -> Self {
+        Self {
+            login_after: "http://127.0.0.1:9/hooks/login-after".into(),
+            settings_after: "http://127.0.0.1:9/hooks/settings-after".into(),
+            api_key: MigrateHook::unused().api_key,
+        }
+    }
+
+    /// Both hooks to the bridge at `address` (`http://127.0.0.1:PORT`).
+    pub fn to_bridge(address: &str, api_key: &str) -> Self {
+        Self {
+            login_after: format!("{address}/hooks/login-after"),
+            settings_after: format!("{address}/hooks/settings-after"),
+            api_key: api_key.to_owned(),
+        }
+    }
+}
+
 /// A real Kratos v1.3.1 on loopback.
 pub struct Kratos {
     pub public_url: Url,
@@ -238,15 +269,29 @@ impl Login {
 impl Kratos {
     /// Start Kratos with the shipped `kratos-hooks/kratos.yml` fragment (the default hook body,
     /// the only one v1.3.x accepts) and `identity.schema.json`, the hook pointed at `hook`.
+    /// The confirmation hooks go nowhere.
     pub async fn start(hook: &MigrateHook) -> Self {
-        Self::start_with_fragment(hook, "kratos.yml")
+        Self::start_with_confirmations(hook, &ConfirmHooks::nowhere()).await
+    }
+
+    /// The same, with the confirmation hooks sent to `confirm`.
+    pub async fn start_with_confirmations(hook: &MigrateHook, confirm: &ConfirmHooks) -> Self {
+        Self::start_with(hook, confirm, "kratos.yml")
             .await
             .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
     }
 
-    /// Start Kratos with another shipped fragment; `Err` with Kratos's output when it refuses
-    /// to start.
+    /// Start Kratos with another shipped fragment (confirmation hooks going nowhere); `Err`
+    /// with Kratos's output when it refuses to start.
     pub async fn start_with_fragment(hook: &MigrateHook, fragment: &str) -> Result<Self, String> {
+        Self::start_with(hook, &ConfirmHooks::nowhere(), fragment).await
+    }
+
+    async fn start_with(
+        hook: &MigrateHook,
+        confirm: &ConfirmHooks,
+        fragment: &str,
+    ) -> Result<Self, String> {
         let program = binary(KRATOS);
         let database = OwnDatabase::create(KRATOS).await;
         let dir = tempfile::tempdir().unwrap();
@@ -255,7 +300,7 @@ impl Kratos {
         let mut last_error = String::new();
         for _ in 0..3 {
             let [public, admin] = free_ports::<2>();
-            let document = kratos_config(fragment, &database.url, public, admin, hook);
+            let document = kratos_config(fragment, &database.url, public, admin, hook, confirm);
             std::fs::write(&config, serde_yaml::to_string(&document).unwrap()).unwrap();
             let config = config.to_str().unwrap();
             run_to_end(
@@ -400,6 +445,62 @@ impl Kratos {
         Login { status, body }
     }
 
+    /// Give an identity a password through the admin API, as an operator could outside the
+    /// bridge: v1.3.1's `PUT /admin/identities/{id}` (a full replacement, so every field is
+    /// echoed), which also drops the migration flag.
+    pub async fn set_password(&self, id: &str, password: &str) {
+        let identity = self.identity(id).await;
+        let body = json!({
+            "schema_id": identity["schema_id"],
+            "traits": identity["traits"],
+            "state": identity["state"],
+            "metadata_public": identity["metadata_public"],
+            "metadata_admin": identity["metadata_admin"],
+            "credentials": {"password": {"config": {"password": password}}},
+        });
+        let url = self
+            .admin_url
+            .join(&format!("admin/identities/{id}"))
+            .unwrap();
+        let response = self.client.put(url).json(&body).send().await.unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "PUT identity {id}: {answer:#}");
+    }
+
+    /// A password change through the settings API flow with a (fresh) session token: the
+    /// status and body of the submit.
+    pub async fn change_password(
+        &self,
+        session_token: &str,
+        password: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.public_url.join("self-service/settings/api").unwrap())
+            .header("X-Session-Token", session_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "a settings flow");
+        let flow: Value = response.json().await.unwrap();
+        let flow_id = flow["id"].as_str().expect("a settings flow id");
+        let response = self
+            .client
+            .post(
+                self.public_url
+                    .join(&format!("self-service/settings?flow={flow_id}"))
+                    .unwrap(),
+            )
+            .header("X-Session-Token", session_token)
+            .json(&json!({"method": "password", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET /sessions/whoami` with a session token: the session's identity id.
     pub async fn whoami(&self, session_token: &str) -> Option<String> {
         let response = self
@@ -436,9 +537,17 @@ fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// kratos.yml: the shipped fragment with its hook URL and key filled in, over the minimum a
-/// Kratos needs (database, ports on loopback, the example identity schema).
-fn kratos_config(fragment: &str, dsn: &str, public: u16, admin: u16, hook: &MigrateHook) -> Value {
+/// kratos.yml: the shipped fragment with its hooks' URLs, keys and jsonnet bodies filled in,
+/// over the minimum a Kratos needs (database, ports on loopback, the example identity schema,
+/// no password breach lookups over the network).
+fn kratos_config(
+    fragment: &str,
+    dsn: &str,
+    public: u16,
+    admin: u16,
+    hook: &MigrateHook,
+    confirm: &ConfirmHooks,
+) -> Value {
     let fragment_path = kratos_hooks_dir().join(fragment);
     let fragment_text = std::fs::read_to_string(&fragment_path).unwrap();
     let mut fragment: Value = serde_yaml::from_str(&fragment_text)
@@ -452,6 +561,46 @@ fn kratos_config(fragment: &str, dsn: &str, public: u16, admin: u16, hook: &Migr
     );
     hook_config["url"] = json!(hook.url);
     hook_config["auth"]["config"]["value"] = json!(format!("Bearer {}", hook.api_key));
+    let mut confirmations = 0;
+    for flow in ["login", "settings"] {
+        let hooks = &mut fragment["selfservice"]["flows"][flow]["after"]["password"]["hooks"];
+        for web_hook in hooks.as_array_mut().into_iter().flatten() {
+            if web_hook["hook"] != "web_hook" {
+                continue;
+            }
+            let config = &mut web_hook["config"];
+            let shipped = config["url"].as_str().unwrap_or_default();
+            let url = if shipped.ends_with("/hooks/login-after") {
+                &confirm.login_after
+            } else if shipped.ends_with("/hooks/settings-after") {
+                &confirm.settings_after
+            } else {
+                panic!(
+                    "{}: a web_hook to {shipped}, unknown to the tests",
+                    fragment_path.display()
+                )
+            };
+            config["url"] = json!(url);
+            config["auth"]["config"]["value"] = json!(format!("Bearer {}", confirm.api_key));
+            // The shipped jsonnet itself, from where the fragment expects it in production.
+            let body = config["body"].as_str().expect("a web_hook body");
+            let name = body.rsplit('/').next().unwrap();
+            let file = kratos_hooks_dir().join(name);
+            assert!(
+                file.is_file(),
+                "{} names {body}, not shipped",
+                fragment_path.display()
+            );
+            config["body"] = json!(format!("file://{}", file.display()));
+            confirmations += 1;
+        }
+    }
+    assert_eq!(
+        confirmations,
+        2,
+        "{}: the login-after and settings-after hooks",
+        fragment_path.display()
+    );
     let schema = kratos_hooks_dir().join("identity.schema.json");
     let mut config = json!({
         "dsn": dsn,
@@ -459,7 +608,10 @@ fn kratos_config(fragment: &str, dsn: &str, public: u16, admin: u16, hook: &Migr
             "public": {"base_url": format!("http://127.0.0.1:{public}/"), "host": "127.0.0.1", "port": public},
             "admin": {"base_url": format!("http://127.0.0.1:{admin}/"), "host": "127.0.0.1", "port": admin},
         },
-        "selfservice": {"default_browser_return_url": "http://127.0.0.1:4455/"},
+        "selfservice": {
+            "default_browser_return_url": "http://127.0.0.1:4455/",
+            "methods": {"password": {"config": {"haveibeenpwned_enabled": false}}},
+        },
         "identity": {
             "default_schema_id": "default",
             "schemas": [{"id": "default", "url": format!("file://{}", schema.display())}],

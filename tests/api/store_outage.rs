@@ -585,3 +585,43 @@ async fn rows_waiting_for_the_database_are_written_at_shutdown() {
         .unwrap();
     assert_eq!(state, "migrated");
 }
+
+/// A confirmation hook call while the database is down answers 503 `store_unavailable` in
+/// bounded time (Kratos's client sends a 5xx again, and nothing is half-written); the same
+/// call once the database is back is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_during_an_outage_is_503_then_recorded_when_sent_again() {
+    use crate::confirm::{LOGIN_AFTER, post};
+    const IDENTITY: &str = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+    let Setup { app, proxy, .. } = setup().await;
+    import_users(
+        app.store.as_ref(),
+        &[(USERS[0], None, "sub-outage", IDENTITY)],
+    )
+    .await;
+    let body = serde_json::to_vec(&json!({"identity_id": IDENTITY})).unwrap();
+    let key = format!("Bearer {API_KEY}");
+
+    proxy.refuse().await;
+    proxy.cut_all();
+    let started = Instant::now();
+    let (status, answer) = post(&app, LOGIN_AFTER, body.clone(), Some(&key)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"], "store_unavailable");
+    // The confirmation's store budget (3 s), plus the slack of a shared machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(3) + 4 * SLACK,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(store_errors(&app).await > 0);
+
+    proxy.listen().await;
+    let (status, answer) = post(&app, LOGIN_AFTER, body, Some(&key)).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, json!({"status": "migrated"}))
+    );
+    let user = app.store.user(USERS[0]).await.unwrap().unwrap();
+    assert_eq!(user.migrated_via.as_deref(), Some("kratos"));
+}

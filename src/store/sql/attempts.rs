@@ -22,7 +22,10 @@ ON CONFLICT (attempt_key) WHERE attempt_key IS NOT NULL DO UPDATE SET
     };
 }
 
-/// Create the row, or move it; a migrated user is never moved back.
+/// Create the row, or move it; a migrated user is never moved back, and keeps how and when
+/// it migrated, except a row migrated via `kratos` that a hook match now explains: Kratos
+/// calls the login-after hook (which marks a `pending` row `migrated` via `kratos`) for the
+/// very login the hook answered, and that call may be written before this one.
 /// `$13` normalised username, `$14` new state or NULL, `$15` `via` or NULL, `$16` MFA dropped.
 macro_rules! upsert_user {
     () => {
@@ -34,11 +37,17 @@ VALUES ($2, $13, COALESCE($14, 'pending'), $15, $16, $1, $1,
 ON CONFLICT (cognito_username) DO UPDATE SET
     state = CASE WHEN users.state = 'migrated' THEN users.state
                  ELSE COALESCE($14, users.state) END,
-    migrated_via = CASE WHEN users.state = 'migrated' THEN users.migrated_via
+    migrated_via = CASE WHEN users.state = 'migrated'
+                         AND (COALESCE(users.migrated_via, '') <> 'kratos' OR $15 IS NULL)
+                        THEN users.migrated_via
                         ELSE COALESCE($15, users.migrated_via) END,
-    migrated_at = CASE WHEN users.state = 'migrated' OR $15 IS NULL THEN users.migrated_at
+    migrated_at = CASE WHEN (users.state = 'migrated'
+                             AND (COALESCE(users.migrated_via, '') <> 'kratos' OR $15 IS NULL))
+                            OR $15 IS NULL THEN users.migrated_at
                        ELSE $1 END,
-    mfa_dropped = CASE WHEN users.state = 'migrated' THEN users.mfa_dropped ELSE $16 END,
+    mfa_dropped = CASE WHEN users.state = 'migrated'
+                        AND (COALESCE(users.migrated_via, '') <> 'kratos' OR $15 IS NULL)
+                       THEN users.mfa_dropped ELSE $16 END,
     updated_at = $1,
     last_attempt_at = $1"
     };

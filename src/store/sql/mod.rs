@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod attempts;
+pub mod confirm;
 pub mod guard;
 pub mod import;
 pub mod lease;
@@ -93,6 +94,7 @@ macro_rules! store_impl {
 }
 
 pub(crate) use admin::admin_store_impl;
+pub(crate) use confirm::confirm_store_impl;
 pub(crate) use outbox::outbox_store_impl;
 pub(crate) use store_impl;
 

@@ -36,7 +36,7 @@ pub(crate) use bind_lookup;
 /// `$1` Cognito username. Rows are [`UserRow`]s.
 pub const SELECT_USER: &str = "
 SELECT cognito_username, state, migrated_via, mfa_dropped, external_id, kratos_identity_id,
-       migrated_at, last_attempt_at
+       migrated_at, last_attempt_at, confirmed_at, last_seen_at
 FROM users WHERE cognito_username = $1";
 
 /// A `SELECT_USER` row: a [`UserRecord`] whose state is not parsed yet.
@@ -50,6 +50,8 @@ pub struct UserRow {
     kratos_identity_id: Option<String>,
     migrated_at: Option<DateTime<Utc>>,
     last_attempt_at: Option<DateTime<Utc>>,
+    confirmed_at: Option<DateTime<Utc>>,
+    last_seen_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -65,6 +67,8 @@ impl TryFrom<UserRow> for UserRecord {
             kratos_identity_id: row.kratos_identity_id,
             migrated_at: row.migrated_at,
             last_attempt_at: row.last_attempt_at,
+            confirmed_at: row.confirmed_at,
+            last_seen_at: row.last_seen_at,
         })
     }
 }
