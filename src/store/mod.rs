@@ -6,6 +6,7 @@ mod import_lease;
 mod import_runs;
 mod outbox;
 mod postgres;
+mod reconcile;
 mod sql;
 mod sqlite;
 
@@ -24,6 +25,7 @@ pub use import_runs::{
 };
 pub use outbox::{CaptureStore, NewCapture, OutboxEntry, OutboxStatus};
 pub use postgres::PostgresStore;
+pub use reconcile::{LinkedRow, ReconcileStore};
 pub use sqlite::SqliteStore;
 
 use crate::domain::{Outcome, UserState};
@@ -206,7 +208,7 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: ImportStore + CaptureStore + Send + Sync {
+pub trait Store: ImportStore + CaptureStore + ReconcileStore + Send + Sync {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

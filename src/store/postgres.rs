@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::attempts::{self, bind_attempt};
-use super::sql::{guard, import_store_impl, outbox_store_impl, store_impl};
+use super::sql::{guard, import_store_impl, outbox_store_impl, reconcile_store_impl, store_impl};
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -75,3 +75,4 @@ store_impl!(PostgresStore, {
 
 import_store_impl!(PostgresStore, Postgres);
 outbox_store_impl!(PostgresStore);
+reconcile_store_impl!(PostgresStore);

@@ -7,7 +7,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql::attempts::{self, bind_attempt};
-use super::sql::{guard, import_store_impl, outbox_store_impl, store_impl};
+use super::sql::{guard, import_store_impl, outbox_store_impl, reconcile_store_impl, store_impl};
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -113,3 +113,4 @@ store_impl!(SqliteStore, {
 
 import_store_impl!(SqliteStore, Sqlite);
 outbox_store_impl!(SqliteStore);
+reconcile_store_impl!(SqliteStore);

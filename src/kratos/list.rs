@@ -1,0 +1,334 @@
+//! Paging through every identity with its password credential, for `reconcile`: the admin list
+//! `GET /admin/identities?include_credential=password&page_size=N[&page_token=T]`, keyset pages
+//! whose next token comes in the `Link` header (`rel="next"`), the same on v1.3.x and v25.4.0+.
+//!
+//! Both lines return each identity's password credential *config* on the list when
+//! `include_credential=password` is asked (v1.3.1 `identity/handler.go` `list` and v26.2.0
+//! `parseListIdentitiesParameters` switch to `ExpandEverything` and declassify the password
+//! config), so one request per page is enough. The answer holds password hashes: it is parsed
+//! into [`PasswordState`] (whether a hash is there, never the hash) and dropped, and a parse
+//! error is reported by position only (serde's message may quote a value).
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use url::Url;
+
+use super::{KratosAdmin, KratosError, endpoint, unexpected};
+
+/// Identities per list request; Kratos caps keyset pages at 500 (default 250).
+pub const LIST_PAGE_SIZE: usize = 250;
+
+/// What an identity's password credential says, without its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordState {
+    /// No password credential at all (e.g. a federated user).
+    None,
+    /// Flagged for the migration hook, or a credential without a hash: no password in Kratos.
+    NoHash { flagged: bool },
+    /// A hash and the migration flag both (a hash written with JSON Patch on v25.4.0+ leaves
+    /// the flag): Kratos would check the hash, but the flag is still there.
+    HashFlagged,
+    /// A hash and no flag: the password is in Kratos.
+    Hash,
+}
+
+/// One listed identity, as far as `reconcile` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedIdentityCredential {
+    pub id: String,
+    /// `external_id` (v25.4.0+; never read on v1.3.x, which has none).
+    pub external_id: Option<String>,
+    /// `metadata_admin.cognito.sub`, written by the import on every Kratos line.
+    pub cognito_sub: Option<String>,
+    pub password: PasswordState,
+}
+
+/// One page of the list and the token of the next, if any.
+#[derive(Debug)]
+pub struct IdentityPage {
+    pub identities: Vec<ListedIdentityCredential>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    id: String,
+    #[serde(default)]
+    external_id: Option<Value>,
+    #[serde(default)]
+    metadata_admin: Option<Value>,
+    #[serde(default)]
+    credentials: Option<RawCredentials>,
+}
+
+#[derive(Deserialize)]
+struct RawCredentials {
+    #[serde(default)]
+    password: Option<RawPassword>,
+}
+
+#[derive(Deserialize)]
+struct RawPassword {
+    #[serde(default)]
+    config: Option<RawPasswordConfig>,
+}
+
+#[derive(Deserialize)]
+struct RawPasswordConfig {
+    /// Whether a non-empty hash is there; the hash itself is never kept.
+    #[serde(default, deserialize_with = "present")]
+    hashed_password: bool,
+    #[serde(default)]
+    use_password_migration_hook: Option<bool>,
+}
+
+/// `true` for a non-empty string, without keeping it.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct NonEmpty;
+    impl serde::de::Visitor<'_> for NonEmpty {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_str<E>(self, value: &str) -> Result<bool, E> {
+            Ok(!value.is_empty())
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_none<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    deserializer.deserialize_any(NonEmpty)
+}
+
+impl Raw {
+    fn into_listed(self, read_external_id: bool) -> ListedIdentityCredential {
+        let password = match self.credentials.and_then(|c| c.password) {
+            None => PasswordState::None,
+            Some(credential) => {
+                let config = credential.config;
+                let flagged = config
+                    .as_ref()
+                    .and_then(|c| c.use_password_migration_hook)
+                    .unwrap_or(false);
+                match (config.is_some_and(|c| c.hashed_password), flagged) {
+                    (true, false) => PasswordState::Hash,
+                    (true, true) => PasswordState::HashFlagged,
+                    (false, flagged) => PasswordState::NoHash { flagged },
+                }
+            }
+        };
+        let text = |value: Option<&Value>| {
+            value
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        ListedIdentityCredential {
+            external_id: if read_external_id {
+                text(self.external_id.as_ref())
+            } else {
+                None
+            },
+            cognito_sub: text(
+                self.metadata_admin
+                    .as_ref()
+                    .and_then(|m| m.pointer("/cognito/sub")),
+            ),
+            id: self.id,
+            password,
+        }
+    }
+}
+
+impl KratosAdmin {
+    /// One page of `GET /admin/identities?include_credential=password`, from `page_token`
+    /// (`None`: the first page). `read_external_id` only on v25.4.0+.
+    pub async fn identities_page(
+        &self,
+        page_token: Option<&str>,
+        page_size: usize,
+        read_external_id: bool,
+    ) -> Result<IdentityPage, KratosError> {
+        let mut url = endpoint(&self.admin_url, &["admin", "identities"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("include_credential", "password")
+                .append_pair("page_size", &page_size.to_string());
+            if let Some(token) = page_token {
+                query.append_pair("page_token", token);
+            }
+        }
+        let request = self.authorized(self.client.get(url.clone()));
+        let response = request
+            .send()
+            .await
+            .map_err(|error| KratosError::Unreachable {
+                url: super::display_url(&url),
+                reason: super::describe(&error),
+            })?;
+        let status = response.status().as_u16();
+        let next_token = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(next_page_token);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| KratosError::Unreachable {
+                url: super::display_url(&url),
+                reason: super::describe(&error),
+            })?;
+        if status != 200 {
+            // An error body (herodot) holds no hash.
+            return Err(unexpected("GET", &url, status, &body));
+        }
+        let raw: Vec<Raw> =
+            serde_json::from_slice(&body).map_err(|error| malformed(&url, &error))?;
+        drop(body);
+        // A next token equal to the one asked would page forever.
+        let next_token = next_token.filter(|next| Some(next.as_str()) != page_token);
+        Ok(IdentityPage {
+            identities: raw
+                .into_iter()
+                .map(|raw| raw.into_listed(read_external_id))
+                .collect(),
+            next_token,
+        })
+    }
+}
+
+/// A parse error by kind and position only: serde's message can quote a value, and this body
+/// holds hashes.
+fn malformed(url: &Url, error: &serde_json::Error) -> KratosError {
+    KratosError::Malformed {
+        path: url.path().to_owned(),
+        reason: format!(
+            "{:?} error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
+    }
+}
+
+/// The `page_token` of the `rel="next"` link of a `Link` header
+/// (`</admin/identities?page_size=250&page_token=…>; rel="next"`).
+fn next_page_token(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.split(';').any(|param| {
+            let param = param.trim();
+            param == "rel=\"next\"" || param == "rel=next"
+        }) {
+            return None;
+        }
+        let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+        let url = Url::parse("http://kratos/").ok()?.join(target).ok()?;
+        url.query_pairs()
+            .find(|(key, _)| key == "page_token")
+            .map(|(_, value)| value.into_owned())
+            .filter(|token| !token.is_empty())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_next_token_comes_from_the_next_link_only() {
+        let header = "</admin/identities?include_credential=password&page_size=250&page_token=00000000-0000-0000-0000-000000000000>; rel=\"first\",</admin/identities?include_credential=password&page_size=250&page_token=7b1c0000-0000-4000-8000-000000000001>; rel=\"next\"";
+        assert_eq!(
+            next_page_token(header).as_deref(),
+            Some("7b1c0000-0000-4000-8000-000000000001")
+        );
+        let last = "</admin/identities?page_size=250&page_token=00000000-0000-0000-0000-000000000000>; rel=\"first\"";
+        assert_eq!(next_page_token(last), None);
+        assert_eq!(
+            next_page_token("</admin/identities?page_token=a%2Bb>; rel=\"next\"").as_deref(),
+            Some("a+b")
+        );
+    }
+
+    fn listed(identity: Value, read_external_id: bool) -> ListedIdentityCredential {
+        serde_json::from_value::<Raw>(identity)
+            .unwrap()
+            .into_listed(read_external_id)
+    }
+
+    #[test]
+    fn the_password_state_says_whether_a_hash_is_there_and_the_flag() {
+        let with = |config: Value| {
+            listed(
+                json!({"id": "i", "credentials": {"password": {"type": "password", "config": config}}}),
+                true,
+            )
+            .password
+        };
+        assert_eq!(
+            with(json!({"hashed_password": "$2a$10$abc"})),
+            PasswordState::Hash
+        );
+        assert_eq!(
+            with(json!({"hashed_password": "$2a$10$abc", "use_password_migration_hook": false})),
+            PasswordState::Hash
+        );
+        assert_eq!(
+            with(json!({"hashed_password": "$2a$10$abc", "use_password_migration_hook": true})),
+            PasswordState::HashFlagged
+        );
+        assert_eq!(
+            with(json!({"use_password_migration_hook": true})),
+            PasswordState::NoHash { flagged: true }
+        );
+        assert_eq!(
+            with(json!({"hashed_password": ""})),
+            PasswordState::NoHash { flagged: false }
+        );
+        assert_eq!(
+            listed(json!({"id": "i", "credentials": {}}), true).password,
+            PasswordState::None
+        );
+        assert_eq!(
+            listed(json!({"id": "i"}), true).password,
+            PasswordState::None
+        );
+    }
+
+    #[test]
+    fn ids_come_from_external_id_on_the_current_line_and_metadata_everywhere() {
+        let identity = json!({
+            "id": "i", "external_id": "sub-1",
+            "metadata_admin": {"cognito": {"sub": "sub-1", "username": "u"}},
+        });
+        let current = listed(identity.clone(), true);
+        assert_eq!(current.external_id.as_deref(), Some("sub-1"));
+        assert_eq!(current.cognito_sub.as_deref(), Some("sub-1"));
+        assert_eq!(listed(identity, false).external_id, None);
+        let bare = listed(
+            json!({"id": "i", "external_id": null, "metadata_admin": null}),
+            true,
+        );
+        assert_eq!((bare.external_id, bare.cognito_sub), (None, None));
+    }
+
+    #[test]
+    fn a_malformed_page_names_the_position_and_never_a_value() {
+        let url = Url::parse("http://kratos/admin/identities").unwrap();
+        let body = br#"[{"id": 7, "credentials": {"password": {"config": {"hashed_password": "$2a$10$secrethash"}}}}]"#;
+        let error = serde_json::from_slice::<Vec<Raw>>(body).err().unwrap();
+        let text = malformed(&url, &error).to_string();
+        assert!(text.contains("line 1"), "{text}");
+        let body = br#"[{"id": "x", "credentials": {"password": {"config": {"hashed_password": 12345678}}}}]"#;
+        let error = serde_json::from_slice::<Vec<Raw>>(body).err().unwrap();
+        let text = malformed(&url, &error).to_string();
+        assert!(!text.contains("12345678"), "{text}");
+    }
+}

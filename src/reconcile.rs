@@ -1,0 +1,560 @@
+//! `cognito-bridge reconcile`: reads every Kratos identity with its password credential and
+//! corrects our rows where Kratos knows better. A user we hold as `pending` or
+//! `needs_recovery` whose identity has a password hash and no migration flag got a password
+//! in Kratos some way we did not see (an admin, a recovery, a login we missed): the row
+//! becomes `migrated` via `kratos`. It also reports what does not line up: identities our rows
+//! point at that Kratos no longer has ("gone"), users Kratos lacks, identities we do not know.
+//!
+//! One list request per page (`kratos::list`), one store read and at most one write
+//! transaction per page; then one walk over our rows for those no identity matched.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::{ConfigError, Settings};
+use crate::domain::UserState;
+use crate::kratos::{
+    KratosAdmin, KratosError, KratosLine, LIST_PAGE_SIZE, LineSource, ListedIdentityCredential,
+    PasswordState,
+};
+use crate::store::{self, LinkedRow, Store, StoreError};
+
+/// Examples kept per finding.
+pub const EXAMPLES: usize = 10;
+/// Our rows read per statement in the final walk.
+const ROWS_PER_WALK: i64 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Report what would change; change nothing.
+    pub dry_run: bool,
+    /// Draw a progress bar on standard error.
+    pub progress: bool,
+    /// Identities per list request (Kratos caps it at 500).
+    pub page_size: usize,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            progress: false,
+            page_size: LIST_PAGE_SIZE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Kratos(#[from] KratosError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReconcileFormat {
+    Table,
+    Json,
+}
+
+/// The counts of a run. In a dry run, `corrected` is what a real run would move.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileCounts {
+    /// Identities Kratos listed.
+    pub identities: u64,
+    /// Identities that belong to one of our rows.
+    pub matched: u64,
+    /// Rows moved from `pending`/`needs_recovery` to `migrated` via `kratos`.
+    pub corrected: u64,
+    /// Rows already `migrated` (unchanged).
+    pub already_migrated: u64,
+    /// Rows `pending`/`needs_recovery` whose identity has no password yet (unchanged).
+    pub still_pending: u64,
+    /// Rows `inactive` or `skipped` (unchanged, whatever their identity holds).
+    pub other_states: u64,
+    /// Identities no row of ours belongs to (count only).
+    pub unknown_identities: u64,
+    /// Rows pointing at an identity Kratos does not have.
+    pub gone: u64,
+    /// Rows with no identity id that no identity matched.
+    pub missing_in_kratos: u64,
+}
+
+/// One user in a finding's examples.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Example {
+    pub cognito_username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kratos_identity_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Examples {
+    pub corrected: Vec<Example>,
+    pub gone: Vec<Example>,
+    pub missing_in_kratos: Vec<Example>,
+}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileSummary {
+    pub dry_run: bool,
+    pub kratos_line: String,
+    pub kratos_version: Option<String>,
+    #[serde(flatten)]
+    pub counts: ReconcileCounts,
+    pub examples: Examples,
+    pub duration_ms: u64,
+}
+
+/// Run one reconcile with `settings`.
+pub async fn run(
+    settings: &Settings,
+    options: ReconcileOptions,
+) -> Result<ReconcileSummary, ReconcileError> {
+    let started = Instant::now();
+    let kratos = KratosAdmin::new(&settings.kratos)?;
+    let store = store::connect(
+        &settings.database.url,
+        settings.database.max_connections.min(2),
+    )
+    .await?;
+    store.migrate().await?;
+    let (line, source) = kratos.detect_line().await?;
+    let version = match source {
+        LineSource::Version(version) => Some(version),
+        LineSource::Probe { version } => version,
+    };
+    tracing::info!(
+        kratos = %crate::kratos::display_url(&settings.kratos.admin_url),
+        %line,
+        dry_run = options.dry_run,
+        "reconcile started"
+    );
+    let estimate = store.progress().await?.total;
+    let mut run = Run {
+        store: store.as_ref(),
+        kratos: &kratos,
+        line,
+        dry_run: options.dry_run,
+        seen_ids: IdSet::default(),
+        seen_subs: IdSet::default(),
+        counts: ReconcileCounts::default(),
+        examples: Examples::default(),
+        progress: progress_bar(options.progress, estimate),
+    };
+    let outcome = run.execute(options.page_size.clamp(1, 500)).await;
+    run.progress.finish_and_clear();
+    outcome?;
+    tracing::info!(counts = ?run.counts, dry_run = options.dry_run, "reconcile finished");
+    Ok(ReconcileSummary {
+        dry_run: options.dry_run,
+        kratos_line: line.to_string(),
+        kratos_version: version,
+        counts: run.counts,
+        examples: run.examples,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn progress_bar(enabled: bool, estimate: i64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = if estimate > 0 {
+        ProgressBar::new(estimate as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/~{human_len} identities, {per_sec} {msg}",
+            )
+            .expect("a valid template"),
+        )
+    } else {
+        ProgressBar::no_length().with_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {human_pos} identities, {per_sec} {msg}",
+            )
+            .expect("a valid template"),
+        )
+    };
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Ids seen in Kratos, compact: a UUID as 16 bytes, anything else as it is.
+#[derive(Default)]
+struct IdSet {
+    uuids: HashSet<u128>,
+    others: HashSet<String>,
+}
+
+impl IdSet {
+    fn insert(&mut self, id: &str) {
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) => {
+                self.uuids.insert(uuid.as_u128());
+            }
+            Err(_) => {
+                self.others.insert(id.to_owned());
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) => self.uuids.contains(&uuid.as_u128()),
+            Err(_) => self.others.contains(id),
+        }
+    }
+}
+
+struct Run<'a> {
+    store: &'a dyn Store,
+    kratos: &'a KratosAdmin,
+    line: KratosLine,
+    dry_run: bool,
+    /// Identity ids Kratos listed.
+    seen_ids: IdSet,
+    /// Cognito subs Kratos's identities carry (external id or `metadata_admin.cognito.sub`).
+    seen_subs: IdSet,
+    counts: ReconcileCounts,
+    examples: Examples,
+    progress: ProgressBar,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self, page_size: usize) -> Result<(), ReconcileError> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .kratos
+                .identities_page(token.as_deref(), page_size, self.line.accepts_external_id())
+                .await?;
+            if page.identities.is_empty() {
+                break;
+            }
+            self.page(&page.identities).await?;
+            self.progress.inc(page.identities.len() as u64);
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        self.progress.set_message("checking our rows");
+        self.walk_rows().await
+    }
+
+    /// Match one page of identities to our rows, count them, and move the rows Kratos has a
+    /// password for.
+    async fn page(
+        &mut self,
+        identities: &[ListedIdentityCredential],
+    ) -> Result<(), ReconcileError> {
+        let ids: Vec<&str> = identities.iter().map(|i| i.id.as_str()).collect();
+        let mut subs: Vec<&str> = identities
+            .iter()
+            .flat_map(|i| [i.external_id.as_deref(), i.cognito_sub.as_deref()])
+            .flatten()
+            .collect();
+        subs.sort_unstable();
+        subs.dedup();
+        let rows = self.store.rows_for_identities(&ids, &subs).await?;
+        let by_id: HashMap<&str, &LinkedRow> = rows
+            .iter()
+            .filter_map(|row| Some((row.kratos_identity_id.as_deref()?, row)))
+            .collect();
+        let by_sub: HashMap<&str, &LinkedRow> = rows
+            .iter()
+            .filter_map(|row| Some((row.external_id.as_deref()?, row)))
+            .collect();
+
+        let mut to_move: Vec<(&str, &str)> = Vec::new();
+        for identity in identities {
+            self.counts.identities += 1;
+            self.seen_ids.insert(&identity.id);
+            for sub in [&identity.external_id, &identity.cognito_sub]
+                .into_iter()
+                .flatten()
+            {
+                self.seen_subs.insert(sub);
+            }
+            let row = by_id.get(identity.id.as_str()).or_else(|| {
+                [&identity.external_id, &identity.cognito_sub]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|sub| by_sub.get(sub.as_str()))
+            });
+            let Some(row) = row else {
+                self.counts.unknown_identities += 1;
+                continue;
+            };
+            self.counts.matched += 1;
+            match (row.state, identity.password) {
+                (UserState::Migrated, _) => self.counts.already_migrated += 1,
+                (UserState::Pending | UserState::NeedsRecovery, PasswordState::Hash) => {
+                    if !to_move
+                        .iter()
+                        .any(|(name, _)| *name == row.cognito_username)
+                    {
+                        to_move.push((&row.cognito_username, &identity.id));
+                    }
+                }
+                (UserState::Pending | UserState::NeedsRecovery, _) => {
+                    self.counts.still_pending += 1;
+                }
+                (UserState::Inactive | UserState::Skipped, _) => self.counts.other_states += 1,
+            }
+        }
+        if to_move.is_empty() {
+            return Ok(());
+        }
+        let moved: HashSet<String> = if self.dry_run {
+            to_move.iter().map(|(name, _)| (*name).to_owned()).collect()
+        } else {
+            let names: Vec<&str> = to_move.iter().map(|(name, _)| *name).collect();
+            self.store
+                .mark_migrated_in_kratos(&names, Utc::now())
+                .await?
+                .into_iter()
+                .collect()
+        };
+        for (name, identity_id) in to_move {
+            if moved.contains(name) {
+                self.counts.corrected += 1;
+                if self.examples.corrected.len() < EXAMPLES {
+                    self.examples.corrected.push(Example {
+                        cognito_username: name.to_owned(),
+                        kratos_identity_id: Some(identity_id.to_owned()),
+                    });
+                }
+            } else {
+                // Migrated by the hook or a capture between our read and our write.
+                self.counts.already_migrated += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row no listed identity matched: pointing at an identity (gone, once Kratos
+    /// confirms it has no such id: it may have been created after the list passed it), or
+    /// without one (missing in Kratos).
+    async fn walk_rows(&mut self) -> Result<(), ReconcileError> {
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self
+                .store
+                .rows_after(after.as_deref(), ROWS_PER_WALK)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.cognito_username.clone());
+            let unmatched: Vec<&LinkedRow> = rows
+                .iter()
+                .filter(|row| {
+                    !row.kratos_identity_id
+                        .as_deref()
+                        .is_some_and(|id| self.seen_ids.contains(id))
+                        && !row
+                            .external_id
+                            .as_deref()
+                            .is_some_and(|sub| self.seen_subs.contains(sub))
+                })
+                .collect();
+            let pointed: Vec<String> = unmatched
+                .iter()
+                .filter_map(|row| row.kratos_identity_id.clone())
+                .collect();
+            let created_since = if pointed.is_empty() {
+                HashSet::new()
+            } else {
+                self.kratos.existing_ids(&pointed).await?
+            };
+            for row in unmatched {
+                match &row.kratos_identity_id {
+                    Some(id) if created_since.contains(id) => {}
+                    Some(id) => {
+                        self.counts.gone += 1;
+                        push_example(&mut self.examples.gone, row, Some(id));
+                    }
+                    None => {
+                        self.counts.missing_in_kratos += 1;
+                        push_example(&mut self.examples.missing_in_kratos, row, None);
+                    }
+                }
+            }
+            if (rows.len() as i64) < ROWS_PER_WALK {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_example(examples: &mut Vec<Example>, row: &LinkedRow, id: Option<&String>) {
+    if examples.len() < EXAMPLES {
+        examples.push(Example {
+            cognito_username: row.cognito_username.clone(),
+            kratos_identity_id: id.cloned(),
+        });
+    }
+}
+
+impl ReconcileSummary {
+    pub fn render(&self, format: ReconcileFormat) -> String {
+        match format {
+            ReconcileFormat::Json => {
+                serde_json::to_string_pretty(self).expect("the summary serializes") + "\n"
+            }
+            ReconcileFormat::Table => self.table(),
+        }
+    }
+
+    fn table(&self) -> String {
+        use std::fmt::Write;
+        let c = &self.counts;
+        let mut out = String::new();
+        let version = self.kratos_version.as_deref().unwrap_or("unknown version");
+        let _ = writeln!(
+            out,
+            "reconcile{} against Kratos {} ({version}) in {:.1} s",
+            if self.dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            },
+            self.kratos_line,
+            self.duration_ms as f64 / 1000.0
+        );
+        let moved = if self.dry_run {
+            "would move to migrated (via kratos)"
+        } else {
+            "moved to migrated (via kratos)"
+        };
+        let rows: [(&str, u64); 9] = [
+            ("identities in Kratos", c.identities),
+            ("  ours", c.matched),
+            ("  not ours (unknown)", c.unknown_identities),
+            (moved, c.corrected),
+            ("already migrated (unchanged)", c.already_migrated),
+            ("still pending (unchanged)", c.still_pending),
+            ("inactive or skipped (unchanged)", c.other_states),
+            ("gone from Kratos", c.gone),
+            ("missing in Kratos", c.missing_in_kratos),
+        ];
+        let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+        for (label, count) in rows {
+            let _ = writeln!(out, "{label:<width$}  {count:>8}");
+        }
+        let sections = [
+            (moved, &self.examples.corrected, c.corrected),
+            ("gone from Kratos", &self.examples.gone, c.gone),
+            (
+                "missing in Kratos",
+                &self.examples.missing_in_kratos,
+                c.missing_in_kratos,
+            ),
+        ];
+        for (title, examples, total) in sections {
+            if examples.is_empty() {
+                continue;
+            }
+            let more = if total as usize > examples.len() {
+                format!(" (first {} of {total})", examples.len())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{title}{more}:");
+            for example in examples {
+                match &example.kratos_identity_id {
+                    Some(id) => {
+                        let _ = writeln!(out, "  {} (identity {id})", example.cognito_username);
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {}", example.cognito_username);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(dry_run: bool) -> ReconcileSummary {
+        ReconcileSummary {
+            dry_run,
+            kratos_line: "v1.3.x".into(),
+            kratos_version: Some("v1.3.1".into()),
+            counts: ReconcileCounts {
+                identities: 12,
+                matched: 11,
+                corrected: 2,
+                already_migrated: 3,
+                still_pending: 5,
+                other_states: 1,
+                unknown_identities: 1,
+                gone: 1,
+                missing_in_kratos: 0,
+            },
+            examples: Examples {
+                corrected: vec![Example {
+                    cognito_username: "alice".into(),
+                    kratos_identity_id: Some("id-a".into()),
+                }],
+                gone: vec![Example {
+                    cognito_username: "bob".into(),
+                    kratos_identity_id: Some("id-b".into()),
+                }],
+                missing_in_kratos: Vec::new(),
+            },
+            duration_ms: 1500,
+        }
+    }
+
+    #[test]
+    fn the_json_summary_has_flat_counts_and_bounded_examples() {
+        let json: serde_json::Value =
+            serde_json::from_str(&summary(false).render(ReconcileFormat::Json)).unwrap();
+        assert_eq!(json["corrected"], 2);
+        assert_eq!(json["gone"], 1);
+        assert_eq!(json["unknown_identities"], 1);
+        assert_eq!(json["kratos_line"], "v1.3.x");
+        assert_eq!(json["examples"]["gone"][0]["cognito_username"], "bob");
+        assert!(
+            json["examples"]["missing_in_kratos"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_table_says_whether_anything_changed() {
+        let real = summary(false).render(ReconcileFormat::Table);
+        assert!(real.contains("moved to migrated (via kratos)"), "{real}");
+        assert!(real.contains("alice (identity id-a)"), "{real}");
+        let dry = summary(true).render(ReconcileFormat::Table);
+        assert!(dry.contains("dry run: nothing changed"), "{dry}");
+        assert!(dry.contains("would move to migrated"), "{dry}");
+    }
+
+    #[test]
+    fn id_sets_hold_uuids_compactly_and_other_ids_as_they_are() {
+        let mut set = IdSet::default();
+        set.insert("7B1C0000-0000-4000-8000-000000000001");
+        set.insert("not-a-uuid");
+        assert!(set.contains("7b1c0000-0000-4000-8000-000000000001"));
+        assert!(set.contains("not-a-uuid"));
+        assert!(!set.contains("7b1c0000-0000-4000-8000-000000000002"));
+        assert_eq!((set.uuids.len(), set.others.len()), (1, 1));
+    }
+}
