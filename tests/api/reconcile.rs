@@ -366,3 +366,104 @@ async fn reconcile_against_the_current_line_matches_by_external_id(backend: Back
     assert!(kratos.list_calls() >= 3, "pages of 2 over 5 identities");
     assert_eq!(kratos.write_calls(), 0, "reconcile never writes to Kratos");
 }
+
+/// The binary in an empty folder with `environment`, within 60 s.
+async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        bridge_with_test_credentials(&dir, args, environment).output(),
+    )
+    .await
+    .expect("the binary ends within 60 s")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn reconcile_help_explains_the_command_and_its_exit_status() {
+    let output = bridge_output(&["reconcile", "--help"], &[]).await;
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "--dry-run",
+        "--no-progress",
+        "--format",
+        "include_credential=password",
+        "needs_recovery",
+        "migrated",
+        "Exit status",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+    let top = bridge_output(&["--help"], &[]).await;
+    assert!(String::from_utf8_lossy(&top.stdout).contains("reconcile"));
+}
+
+#[tokio::test]
+async fn reconcile_exits_2_on_usage_errors_and_1_when_kratos_is_unreachable() {
+    for args in [
+        &["reconcile", "--format", "csv"][..],
+        &["reconcile", "--unknown"][..],
+    ] {
+        let output = bridge_output(args, &[]).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    let output = bridge_output(
+        &["reconcile"],
+        &[("COGNITO_BRIDGE__KRATOS__TIMEOUT_MS", "soon")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "a configuration error");
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("bridge.db").display());
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let output = bridge_output(
+        &["reconcile", "--no-progress"],
+        &[
+            ("COGNITO_BRIDGE__DATABASE__URL", database.as_str()),
+            ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", closed.as_str()),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not be reached"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no summary after a failure");
+}
+
+#[tokio::test]
+async fn reconcile_prints_a_table_by_default_and_exits_0() {
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    kratos.insert_existing(json!({
+        "schema_id": "default",
+        "traits": {"email": "someone@example.com"},
+        "external_id": "sub-x",
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("bridge.db").display());
+    let output = bridge_output(
+        &["reconcile"],
+        &[
+            ("COGNITO_BRIDGE__DATABASE__URL", database.as_str()),
+            ("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos.url.as_str()),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("against Kratos v25.4.0+ (v26.2.0)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not ours (unknown)"), "{stdout}");
+    assert!(!stdout.contains("dry run"), "{stdout}");
+}
