@@ -28,6 +28,9 @@ use crate::store::{self, LinkedRow, Store, StoreError};
 pub const EXAMPLES: usize = 10;
 /// Our rows read per statement in the final walk.
 const ROWS_PER_WALK: i64 = 1000;
+/// Identities read one by one at once, when the list showed a password credential without
+/// its config.
+pub const FALLBACK_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct ReconcileOptions {
@@ -86,6 +89,9 @@ pub struct ReconcileCounts {
     pub gone: u64,
     /// Rows with no identity id that no identity matched.
     pub missing_in_kratos: u64,
+    /// Identities read one by one because the list showed their password credential without
+    /// its config (0 on Kratos v1.3.x and v25.4.0+).
+    pub read_one_by_one: u64,
 }
 
 /// One user in a finding's examples.
@@ -275,6 +281,9 @@ impl Run<'_> {
             .filter_map(|row| Some((row.external_id.as_deref()?, row)))
             .collect();
 
+        let unread = self
+            .read_unlisted_configs(identities, &by_id, &by_sub)
+            .await?;
         let mut to_move: Vec<(&str, &str)> = Vec::new();
         for identity in identities {
             self.counts.identities += 1;
@@ -296,7 +305,14 @@ impl Run<'_> {
                 continue;
             };
             self.counts.matched += 1;
-            match (row.state, identity.password) {
+            let password = match identity.password {
+                PasswordState::Unread => unread
+                    .get(identity.id.as_str())
+                    .copied()
+                    .unwrap_or(PasswordState::Unread),
+                read => read,
+            };
+            match (row.state, password) {
                 (UserState::Migrated, _) => self.counts.already_migrated += 1,
                 (UserState::Pending | UserState::NeedsRecovery, PasswordState::Hash) => {
                     if !to_move
@@ -340,6 +356,50 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The password state of the page's identities that the list showed without their
+    /// credential's config and that matter (their user is `pending` or `needs_recovery`),
+    /// read one by one, [`FALLBACK_CONCURRENCY`] at a time. Both supported Kratos lines list
+    /// the config with `include_credential=password`, so this normally reads nothing.
+    async fn read_unlisted_configs<'i>(
+        &mut self,
+        identities: &'i [ListedIdentityCredential],
+        by_id: &HashMap<&str, &LinkedRow>,
+        by_sub: &HashMap<&str, &LinkedRow>,
+    ) -> Result<HashMap<&'i str, PasswordState>, ReconcileError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let wanted: Vec<&str> = identities
+            .iter()
+            .filter(|identity| identity.password == PasswordState::Unread)
+            .filter(|identity| {
+                let row = by_id.get(identity.id.as_str()).or_else(|| {
+                    [&identity.external_id, &identity.cognito_sub]
+                        .into_iter()
+                        .flatten()
+                        .find_map(|sub| by_sub.get(sub.as_str()))
+                });
+                row.is_some_and(|row| {
+                    matches!(row.state, UserState::Pending | UserState::NeedsRecovery)
+                })
+            })
+            .map(|identity| identity.id.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.counts.read_one_by_one += wanted.len() as u64;
+        let kratos = self.kratos;
+        let states: Vec<(&str, Option<PasswordState>)> = futures_util::stream::iter(wanted)
+            .map(|id| async move { Ok::<_, KratosError>((id, kratos.password_state(id).await?)) })
+            .buffer_unordered(FALLBACK_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(states
+            .into_iter()
+            // Deleted since the list: nothing to move.
+            .map(|(id, state)| (id, state.unwrap_or(PasswordState::None)))
+            .collect())
     }
 
     /// Every row no listed identity matched: pointing at an identity (gone, once Kratos
@@ -451,6 +511,13 @@ impl ReconcileSummary {
         for (label, count) in rows {
             let _ = writeln!(out, "{label:<width$}  {count:>8}");
         }
+        if c.read_one_by_one > 0 {
+            let _ = writeln!(
+                out,
+                "{} identities were listed without their password config and read one by one",
+                c.read_one_by_one
+            );
+        }
         let sections = [
             (moved, &self.examples.corrected, c.corrected),
             ("gone from Kratos", &self.examples.gone, c.gone),
@@ -504,6 +571,7 @@ mod tests {
                 unknown_identities: 1,
                 gone: 1,
                 missing_in_kratos: 0,
+                read_one_by_one: 0,
             },
             examples: Examples {
                 corrected: vec![Example {

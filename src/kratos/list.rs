@@ -30,6 +30,10 @@ pub enum PasswordState {
     HashFlagged,
     /// A hash and no flag: the password is in Kratos.
     Hash,
+    /// A password credential listed without its config (`null`): a Kratos that does not
+    /// declassify credentials on the list. Read the identity itself
+    /// ([`KratosAdmin::password_state`]) to know.
+    Unread,
 }
 
 /// One listed identity, as far as `reconcile` needs it.
@@ -107,6 +111,7 @@ impl Raw {
     fn into_listed(self, read_external_id: bool) -> ListedIdentityCredential {
         let password = match self.credentials.and_then(|c| c.password) {
             None => PasswordState::None,
+            Some(RawPassword { config: None }) => PasswordState::Unread,
             Some(credential) => {
                 let config = credential.config;
                 let flagged = config
@@ -143,7 +148,45 @@ impl Raw {
     }
 }
 
+/// `GET /admin/identities/{id}?include_credential=password`'s answer, as far as needed.
+#[derive(Deserialize)]
+struct RawOne {
+    #[serde(default)]
+    credentials: Option<RawCredentials>,
+}
+
 impl KratosAdmin {
+    /// The password state of one identity, read with
+    /// `GET /admin/identities/{id}?include_credential=password` (the fallback for an identity
+    /// the list showed without its credential's config); `None` when Kratos no longer has it.
+    pub async fn password_state(&self, id: &str) -> Result<Option<PasswordState>, KratosError> {
+        let mut url = endpoint(&self.admin_url, &["admin", "identities", id]);
+        url.query_pairs_mut()
+            .append_pair("include_credential", "password");
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        match status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(unexpected("GET", &url, status, &body)),
+        }
+        let raw: RawOne = serde_json::from_slice(&body).map_err(|error| malformed(&url, &error))?;
+        drop(body);
+        let listed = Raw {
+            id: id.to_owned(),
+            external_id: None,
+            metadata_admin: None,
+            credentials: raw.credentials,
+        }
+        .into_listed(false);
+        Ok(Some(match listed.password {
+            // Read by id and still no config: nothing says a hash is there.
+            PasswordState::Unread => PasswordState::NoHash { flagged: false },
+            state => state,
+        }))
+    }
+
     /// One page of `GET /admin/identities?include_credential=password`, from `page_token`
     /// (`None`: the first page). `read_external_id` only on v25.4.0+.
     pub async fn identities_page(
@@ -295,6 +338,14 @@ mod tests {
         assert_eq!(
             listed(json!({"id": "i", "credentials": {}}), true).password,
             PasswordState::None
+        );
+        assert_eq!(
+            listed(
+                json!({"id": "i", "credentials": {"password": {"type": "password", "config": null}}}),
+                true
+            )
+            .password,
+            PasswordState::Unread
         );
         assert_eq!(
             listed(json!({"id": "i"}), true).password,

@@ -280,11 +280,43 @@ async fn reconcile_against_kratos_v1_3_1_moves_the_users_kratos_has_a_password_f
     assert_eq!(again.counts.gone, 1, "{again:?}");
 }
 
-on_both_backends!(reconcile_against_the_current_line_matches_by_external_id);
+on_both_backends!(
+    reconcile_against_the_current_line_matches_by_external_id,
+    reconcile_reads_identities_one_by_one_when_the_list_omits_their_config,
+);
 
-/// The admin double (v26.2.0): identities carry `external_id`, the list pages by `Link`.
 async fn reconcile_against_the_current_line_matches_by_external_id(backend: Backend) {
-    let kratos = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let (kratos, real) = current_line_scenario(backend, false).await;
+    assert_eq!(real.counts.read_one_by_one, 0);
+    assert_eq!(kratos.get_calls(), 0, "the list carries every config");
+}
+
+/// A Kratos whose list shows password credentials without config: the identities whose user
+/// is pending or needs recovery are read one by one, with the same result.
+async fn reconcile_reads_identities_one_by_one_when_the_list_omits_their_config(backend: Backend) {
+    let (kratos, real) = current_line_scenario(backend, true).await;
+    assert_eq!(
+        real.counts.read_one_by_one, 4,
+        "user0, 1, 3 and 4; not user2 (migrated)"
+    );
+    assert_eq!(kratos.get_calls(), 8, "4 in the dry run, 4 in the real one");
+    assert!(
+        real.render(ReconcileFormat::Table)
+            .contains("read one by one")
+    );
+}
+
+/// The admin double (v26.2.0): identities carry `external_id`, the list pages by `Link`. A dry
+/// run and a real run; the double and the real run's summary.
+async fn current_line_scenario(
+    backend: Backend,
+    list_without_credential_configs: bool,
+) -> (KratosAdminDouble, ReconcileSummary) {
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions {
+        list_without_credential_configs,
+        ..AdminDoubleOptions::default()
+    })
+    .await;
     let database = TestDatabase::new(backend).await;
     let settings = import_settings(
         &database.url,
@@ -363,8 +395,12 @@ async fn reconcile_against_the_current_line_matches_by_external_id(backend: Back
         state_of(store.as_ref(), "user3").await.0,
         UserState::Pending
     );
-    assert!(kratos.list_calls() >= 3, "pages of 2 over 5 identities");
+    assert!(
+        kratos.list_calls() >= 6,
+        "pages of 2 over 5 identities, twice"
+    );
     assert_eq!(kratos.write_calls(), 0, "reconcile never writes to Kratos");
+    (kratos, real)
 }
 
 /// The binary in an empty folder with `environment`, within 60 s.

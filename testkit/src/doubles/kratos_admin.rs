@@ -54,6 +54,10 @@ pub struct AdminDoubleOptions {
     /// What `GET /admin/version` answers as `{"version": …}` (default `v26.2.0`); `None`: the
     /// route is missing (a JSON 404, as for any unknown path).
     pub version: Option<String>,
+    /// The list shows password credentials with `"config": null` even with
+    /// `include_credential=password` (as no supported Kratos does): a Kratos that declassifies
+    /// credentials only on `GET /admin/identities/{id}`.
+    pub list_without_credential_configs: bool,
 }
 
 impl Default for AdminDoubleOptions {
@@ -64,6 +68,7 @@ impl Default for AdminDoubleOptions {
             identity_schema: None,
             schema_id: "default".to_owned(),
             version: Some("v26.2.0".to_owned()),
+            list_without_credential_configs: false,
         }
     }
 }
@@ -108,6 +113,7 @@ impl KratosAdminDouble {
             traits_validator,
             schema_id: options.schema_id,
             version: options.version,
+            list_without_credential_configs: options.list_without_credential_configs,
             schema_url,
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
@@ -243,6 +249,11 @@ impl KratosAdminDouble {
         self.shared.state().list_calls
     }
 
+    /// `GET /admin/identities/{id}` requests received.
+    pub fn get_calls(&self) -> usize {
+        self.shared.state().get_calls
+    }
+
     /// `GET /admin/version` requests answered.
     pub fn version_calls(&self) -> usize {
         self.shared.state().version_calls
@@ -337,6 +348,7 @@ struct Shared {
     traits_validator: Option<Validator>,
     schema_id: String,
     version: Option<String>,
+    list_without_credential_configs: bool,
     schema_url: String,
     state: Mutex<State>,
     /// `true` while patches are held (see `hold_patches`).
@@ -355,6 +367,7 @@ struct State {
     lookup_calls: usize,
     identifier_lookups: usize,
     list_calls: usize,
+    get_calls: usize,
     version_calls: usize,
     violations: Vec<String>,
     /// Bulk bodies checked against api.json (see `contract_checks`).
@@ -569,6 +582,14 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     if method == Method::GET && path == BATCH_PATH {
         return list(&shared, request.query_string());
     }
+    if method == Method::GET
+        && let Some(id) = path
+            .strip_prefix(BATCH_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|rest| !rest.contains('/'))
+    {
+        return get_identity(&shared, &percent_decode(id), request.query_string());
+    }
     error_response(
         404,
         Some(format!(
@@ -687,6 +708,11 @@ fn list(shared: &Shared, query: &str) -> HttpResponse {
             let mut identity = shared.identity_json(stored);
             if include_password {
                 identity["credentials"] = credentials_json(stored);
+                if shared.list_without_credential_configs
+                    && let Some(password) = identity.pointer_mut("/credentials/password")
+                {
+                    password["config"] = Value::Null;
+                }
             }
             identity
         })
@@ -695,6 +721,27 @@ fn list(shared: &Shared, query: &str) -> HttpResponse {
         .insert_header(("Link", links.join(",")))
         .content_type("application/json")
         .body(Value::Array(body).to_string())
+}
+
+/// `GET /admin/identities/{id}`: the identity, with its password credential's config when
+/// `include_credential=password`.
+fn get_identity(shared: &Shared, id: &str, query: &str) -> HttpResponse {
+    let include_password = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(key, value)| key == "include_credential" && value == "password");
+    let mut state = shared.state();
+    state.get_calls += 1;
+    let Some(stored) = state
+        .identities
+        .iter()
+        .find(|stored| stored.body["id"] == id)
+    else {
+        return error_response(404, None, NOT_FOUND);
+    };
+    let mut identity = shared.identity_json(stored);
+    if include_password {
+        identity["credentials"] = credentials_json(stored);
+    }
+    json_response(200, &identity)
 }
 
 /// The identity's credentials as an admin read with `include_credential=password` shows them:
