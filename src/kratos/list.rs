@@ -21,7 +21,8 @@ pub const LIST_PAGE_SIZE: usize = 250;
 /// What an identity's password credential says, without its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordState {
-    /// No password credential at all (e.g. a federated user).
+    /// No password credential at all (Kratos gives one, with an empty config, to every
+    /// identity with a password identifier trait, so this is rare).
     None,
     /// Flagged for the migration hook, or a credential without a hash: no password in Kratos.
     NoHash { flagged: bool },

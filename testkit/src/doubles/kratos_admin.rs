@@ -746,10 +746,14 @@ fn get_identity(shared: &Shared, id: &str, query: &str) -> HttpResponse {
 
 /// The identity's credentials as an admin read with `include_credential=password` shows them:
 /// the password credential with its config (`hashed_password` and/or the migration flag) and
-/// its identifier.
+/// its identifier. Like Kratos, an identity with a login identifier trait (`traits.email`) has
+/// a password credential even without a password: config `{}`.
 fn credentials_json(stored: &Stored) -> Value {
-    let Some(config) = stored.body.pointer("/credentials/password/config") else {
-        return json!({});
+    let email = stored.body["traits"]["email"].as_str();
+    let config = match stored.body.pointer("/credentials/password/config") {
+        Some(config) => config,
+        None if email.is_some() => &json!({}),
+        None => return json!({}),
     };
     let mut config = config.clone();
     if let Value::Object(map) = &mut config {
