@@ -503,3 +503,89 @@ async fn reconcile_prints_a_table_by_default_and_exits_0() {
     assert!(stdout.contains("not ours (unknown)"), "{stdout}");
     assert!(!stdout.contains("dry run"), "{stdout}");
 }
+
+on_both_backends!(the_reconcile_store_moves_only_pending_and_needs_recovery_rows);
+
+/// The store methods themselves: the match read, the guarded move and the walk.
+async fn the_reconcile_store_moves_only_pending_and_needs_recovery_rows(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = open_store(&database).await;
+    store.migrate().await.unwrap();
+    let at = "'2026-11-30T10:00:00Z'";
+    let rows: Vec<String> = [
+        ("a", "pending", "NULL"),
+        ("b", "needs_recovery", "NULL"),
+        ("c", "migrated", "'hook'"),
+        ("d", "inactive", "NULL"),
+        ("e", "skipped", "NULL"),
+    ]
+    .iter()
+    .map(|(name, state, via)| {
+        format!(
+            "INSERT INTO users (cognito_username, username_normalized, external_id, \
+             kratos_identity_id, state, migrated_via, created_at, updated_at) \
+             VALUES ('{name}', '{name}', 'sub-{name}', 'id-{name}', '{state}', {via}, {at}, {at})"
+        )
+    })
+    .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    execute(&database, &rows).await;
+
+    let found = store
+        .rows_for_identities(&["id-a", "id-c", "id-x"], &["sub-b", "sub-a", "sub-y"])
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = found.iter().map(|r| r.cognito_username.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a", "b", "c"], "each row once, by id or by sub");
+    assert!(
+        store
+            .rows_for_identities(&[], &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let now = chrono::Utc::now();
+    let mut moved = store
+        .mark_migrated_in_kratos(&["a", "b", "c", "d", "e", "nobody"], now)
+        .await
+        .unwrap();
+    moved.sort();
+    assert_eq!(moved, ["a", "b"]);
+    for name in ["a", "b"] {
+        let row = store.user(name).await.unwrap().unwrap();
+        assert_eq!(row.state, UserState::Migrated);
+        assert_eq!(row.migrated_via.as_deref(), Some("kratos"));
+        let moved_at = row.migrated_at.unwrap();
+        assert!((moved_at - now).num_seconds().abs() < 2, "{moved_at}");
+    }
+    let kept = store.user("c").await.unwrap().unwrap();
+    assert_eq!(kept.migrated_via.as_deref(), Some("hook"));
+    assert_eq!(
+        store.user("d").await.unwrap().unwrap().state,
+        UserState::Inactive
+    );
+    assert_eq!(
+        store.user("e").await.unwrap().unwrap().state,
+        UserState::Skipped
+    );
+    assert!(
+        store
+            .mark_migrated_in_kratos(&["a"], now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a second move is none"
+    );
+
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.rows_after(after.as_deref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.cognito_username.clone());
+        walked.extend(page.into_iter().map(|row| row.cognito_username));
+    }
+    assert_eq!(walked, ["a", "b", "c", "d", "e"]);
+}

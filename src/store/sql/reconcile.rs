@@ -112,6 +112,7 @@ macro_rules! reconcile_store_impl {
                     subs: &[&str],
                 ) -> Result<Vec<LinkedRow>, StoreError> {
                     let mut rows = Vec::new();
+                    let mut seen = std::collections::HashSet::new();
                     let half = CHUNK / 2;
                     let chunks = identity_ids
                         .len()
@@ -127,7 +128,7 @@ macro_rules! reconcile_store_impl {
                             query.build_query_as().fetch_all(&self.pool).await?;
                         for row in raw {
                             let row = LinkedRow::try_from(row)?;
-                            if !rows.contains(&row) {
+                            if seen.insert(row.cognito_username.clone()) {
                                 rows.push(row);
                             }
                         }
