@@ -402,9 +402,10 @@ impl Run<'_> {
             .collect())
     }
 
-    /// Every row no listed identity matched: pointing at an identity (gone, once Kratos
-    /// confirms it has no such id: it may have been created after the list passed it), or
-    /// without one (missing in Kratos).
+    /// Every row pointing at an identity the list did not show (gone, once Kratos confirms
+    /// it has no such id: it may have been created after the list passed it; the user may
+    /// still have another identity, found by sub, and the row's link is then stale), and every
+    /// row without an identity id that no identity's sub matched (missing in Kratos).
     async fn walk_rows(&mut self) -> Result<(), ReconcileError> {
         let mut after: Option<String> = None;
         loop {
@@ -416,19 +417,19 @@ impl Run<'_> {
             after = Some(last.cognito_username.clone());
             let unmatched: Vec<&LinkedRow> = rows
                 .iter()
-                .filter(|row| {
-                    !row.kratos_identity_id
+                .filter(|row| match row.kratos_identity_id.as_deref() {
+                    Some(id) => !self.seen_ids.contains(id),
+                    None => !row
+                        .external_id
                         .as_deref()
-                        .is_some_and(|id| self.seen_ids.contains(id))
-                        && !row
-                            .external_id
-                            .as_deref()
-                            .is_some_and(|sub| self.seen_subs.contains(sub))
+                        .is_some_and(|sub| self.seen_subs.contains(sub)),
                 })
                 .collect();
+            // Kratos refuses a malformed id in `ids` (400); such an id is no identity's.
             let pointed: Vec<String> = unmatched
                 .iter()
                 .filter_map(|row| row.kratos_identity_id.clone())
+                .filter(|id| uuid::Uuid::try_parse(id).is_ok())
                 .collect();
             let created_since = if pointed.is_empty() {
                 HashSet::new()

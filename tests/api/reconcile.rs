@@ -339,8 +339,9 @@ async fn current_line_scenario(
         }
         ids.push(kratos.insert_existing(body));
     }
-    // Our rows: user0 linked by id; user1 and user3 only by external id; user2 migrated;
-    // user4 pending without a hash; `lost` points at an identity Kratos never had.
+    // Our rows: user0 linked by id; user1 only by external id; user3 by external id, its
+    // link stale (gone); user2 migrated; user4 pending without a hash; `lost` points at an
+    // identity Kratos never had.
     open_store(&database).await.migrate().await.unwrap();
     let at = "'2026-11-30T10:00:00Z'";
     let row = |name: &str, sub: &str, id: Option<&str>, state: &str| {
@@ -355,7 +356,7 @@ async fn current_line_scenario(
         row("user0", "sub-0", Some(&ids[0]), "pending"),
         row("user1", "sub-1", None, "needs_recovery"),
         row("user2", "sub-2", Some(&ids[2]), "migrated"),
-        row("user3", "sub-3", None, "pending"),
+        row("user3", "sub-3", Some("stale-link"), "pending"),
         row("user4", "sub-4", Some(&ids[4]), "pending"),
         row(
             "lost",
@@ -380,8 +381,8 @@ async fn current_line_scenario(
         assert_eq!(c.corrected, 2, "{summary:?}");
         assert_eq!(usernames(&summary.examples.corrected), ["user0", "user1"]);
         assert_eq!((c.already_migrated, c.still_pending), (1, 2), "{summary:?}");
-        assert_eq!((c.gone, c.missing_in_kratos), (1, 0), "{summary:?}");
-        assert_eq!(usernames(&summary.examples.gone), ["lost"]);
+        assert_eq!((c.gone, c.missing_in_kratos), (2, 0), "{summary:?}");
+        assert_eq!(usernames(&summary.examples.gone), ["lost", "user3"]);
     }
     let store = open_store(&database).await;
     for name in ["user0", "user1"] {

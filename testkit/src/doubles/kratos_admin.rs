@@ -653,6 +653,10 @@ fn list(shared: &Shared, query: &str) -> HttpResponse {
         }
     }
     let ids = values("ids");
+    if let Some(bad) = ids.iter().find(|id| uuid::Uuid::try_parse(id).is_err()) {
+        let reason = format!("Invalid UUID value `{bad}` for parameter `ids`.");
+        return error_response(400, Some(reason), BAD_REQUEST);
+    }
     if ids.len() > 500 {
         let reason = "The number of ids to filter must not exceed 500.".to_owned();
         return error_response(400, Some(reason), BAD_REQUEST);
@@ -1417,9 +1421,11 @@ mod tests {
         assert_eq!(some.len(), 2);
         assert!(!link.contains("rel=\"next\""), "{link}");
         assert_eq!(double.list_calls(), 5);
-        let (status, body) = get(&double, "/admin/identities?include_credential=nope").await;
-        assert_eq!(status, 400);
-        assert_spec("errorGeneric", &body);
+        for query in ["include_credential=nope", "ids=not-a-uuid"] {
+            let (status, body) = get(&double, &format!("/admin/identities?{query}")).await;
+            assert_eq!(status, 400, "{query}");
+            assert_spec("errorGeneric", &body);
+        }
     }
 
     #[tokio::test]
