@@ -404,6 +404,38 @@ async fn current_line_scenario(
     (kratos, real)
 }
 
+#[tokio::test]
+async fn reconcile_pages_on_from_the_last_id_when_kratos_sends_no_link() {
+    let kratos = KratosAdminDouble::start(AdminDoubleOptions {
+        list_without_link: true,
+        ..AdminDoubleOptions::default()
+    })
+    .await;
+    for i in 0..5 {
+        kratos.insert_existing(json!({
+            "schema_id": "default",
+            "traits": {"email": format!("user{i}@example.com")},
+            "external_id": format!("sub-{i}"),
+        }));
+    }
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let settings = import_settings(
+        &database.url,
+        "http://127.0.0.1:9",
+        "us-east-1_x",
+        &kratos.url,
+        "",
+    );
+    let summary = reconcile_run(&settings, true, 2).await;
+    assert_eq!(summary.counts.identities, 5, "{summary:?}");
+    assert_eq!(summary.counts.unknown_identities, 5, "{summary:?}");
+    assert_eq!(
+        kratos.list_calls(),
+        3,
+        "pages of 2, 2 and 1: the short page is the last"
+    );
+}
+
 /// The binary in an empty folder with `environment`, within 60 s.
 async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();

@@ -58,6 +58,8 @@ pub struct AdminDoubleOptions {
     /// `include_credential=password` (as no supported Kratos does): a Kratos that declassifies
     /// credentials only on `GET /admin/identities/{id}`.
     pub list_without_credential_configs: bool,
+    /// The list answers without a `Link` header (as a gateway that drops it would).
+    pub list_without_link: bool,
 }
 
 impl Default for AdminDoubleOptions {
@@ -69,6 +71,7 @@ impl Default for AdminDoubleOptions {
             schema_id: "default".to_owned(),
             version: Some("v26.2.0".to_owned()),
             list_without_credential_configs: false,
+            list_without_link: false,
         }
     }
 }
@@ -114,6 +117,7 @@ impl KratosAdminDouble {
             schema_id: options.schema_id,
             version: options.version,
             list_without_credential_configs: options.list_without_credential_configs,
+            list_without_link: options.list_without_link,
             schema_url,
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
@@ -349,6 +353,7 @@ struct Shared {
     schema_id: String,
     version: Option<String>,
     list_without_credential_configs: bool,
+    list_without_link: bool,
     schema_url: String,
     state: Mutex<State>,
     /// `true` while patches are held (see `hold_patches`).
@@ -721,8 +726,11 @@ fn list(shared: &Shared, query: &str) -> HttpResponse {
             identity
         })
         .collect();
-    HttpResponse::build(StatusCode::OK)
-        .insert_header(("Link", links.join(",")))
+    let mut response = HttpResponse::build(StatusCode::OK);
+    if !shared.list_without_link {
+        response.insert_header(("Link", links.join(",")));
+    }
+    response
         .content_type("application/json")
         .body(Value::Array(body).to_string())
 }
