@@ -1,4 +1,4 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile>`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::import::{self, ImportOptions};
+use crate::reconcile::{self, ReconcileFormat, ReconcileOptions};
 use crate::report::{self, ReportFormat};
 use crate::startup::Application;
 use crate::store;
@@ -92,6 +93,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
     },
+    /// Read every Kratos identity with its password credential and correct our states: a
+    /// user `pending` or `needs_recovery` whose identity has a password hash and no migration
+    /// flag becomes `migrated` (via `kratos`). Reports what does not line up.
+    #[command(
+        long_about = "Read every Kratos identity with its password credential and correct our \
+        states.\n\n\
+        Pages through `GET /admin/identities?include_credential=password` at `kratos.admin_url` \
+        (keyset pages of 250, the next one named by the `Link` header; Kratos v1.3.x and \
+        v25.4.0+ alike, the line read from `GET /admin/version`). Each identity is matched to \
+        our row by its id (`kratos_identity_id`), else by its external_id (v25.4.0+) or its \
+        `metadata_admin.cognito.sub` (the Cognito sub the import wrote). A user we hold as \
+        `pending` or `needs_recovery` whose identity has a password hash and no migration flag \
+        becomes `migrated` via `kratos` (one database transaction per page); nothing is ever \
+        written to Kratos, and no hash is ever printed or logged.\n\n\
+        Reports, with counts and the first examples: users moved; identities our rows point at \
+        that Kratos no longer has (gone); users Kratos lacks; identities we do not know (count \
+        only); users already migrated, still pending, inactive or skipped (unchanged).\n\n\
+        Exit status: 0 when the run completed (findings included), 1 when it failed (Kratos or \
+        the database unreachable; the pages done so far stay corrected, a rerun is safe), 2 for \
+        a usage or configuration error."
+    )]
+    Reconcile {
+        /// Change nothing: print what a real run would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Draw no progress bar (it is only drawn on a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+        /// Output format of the summary.
+        #[arg(long, value_enum, default_value_t = ReconcileFormat::Table)]
+        format: ReconcileFormat,
+    },
 }
 
 /// Exit status of an import that completed with users Kratos refused.
@@ -157,6 +190,19 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             )?;
             let runs = store.import_runs(report::IMPORT_RUNS_SHOWN).await?;
             print!("{}", report::render(&progress, &runs, format));
+        }
+        Command::Reconcile {
+            dry_run,
+            no_progress,
+            format,
+        } => {
+            let options = ReconcileOptions {
+                dry_run,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                ..ReconcileOptions::default()
+            };
+            let summary = reconcile::run(&settings, options).await?;
+            print!("{}", summary.render(format));
         }
     }
     Ok(ExitCode::SUCCESS)

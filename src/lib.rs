@@ -13,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod kratos;
 pub mod metrics;
+pub mod reconcile;
 pub mod report;
 pub mod startup;
 pub mod store;

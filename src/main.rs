@@ -6,6 +6,7 @@ use clap::Parser;
 use cognito_bridge::cli::{self, Cli};
 use cognito_bridge::config::{ConfigError, Settings};
 use cognito_bridge::import::ImportError;
+use cognito_bridge::reconcile::ReconcileError;
 use cognito_bridge::telemetry;
 
 #[actix_web::main]
@@ -42,6 +43,10 @@ fn is_config_error(error: &anyhow::Error) -> bool {
             || matches!(
                 cause.downcast_ref::<ImportError>(),
                 Some(ImportError::Config(_))
+            )
+            || matches!(
+                cause.downcast_ref::<ReconcileError>(),
+                Some(ReconcileError::Config(_))
             )
     })
 }

@@ -1,11 +1,13 @@
 //! Kratos's admin API as `import` and capture use it, per Kratos line (v1.3.x or v25.4.0+): the
 //! client (batch create, lookups by external id, credential identifier and ids, the version,
 //! the identity schema from the public API), built once; the line in `line.rs`, the batch body
-//! and its per-item answers in `batch.rs`, writing a captured password in `password.rs`. Over 400 lines: half of it is the client's tests,
-//! which start Kratos fakes on loopback.
+//! and its per-item answers in `batch.rs`, writing a captured password in `password.rs`, the
+//! paged list with password credentials (`reconcile`) in `list.rs`. Over 400 lines: half of it
+//! is the client's tests, which start Kratos fakes on loopback.
 
 mod batch;
 mod line;
+mod list;
 mod password;
 
 #[cfg(test)]
@@ -21,6 +23,7 @@ use url::Url;
 
 pub use batch::{BatchBody, ItemResult};
 pub use line::{KratosLine, LineSource};
+pub use list::{IdentityPage, LIST_PAGE_SIZE, ListedIdentityCredential, PasswordState};
 pub use password::PasswordWrite;
 
 use crate::config::KratosSettings;

@@ -8,6 +8,7 @@ mod import_lease;
 mod import_runs;
 mod outbox;
 mod postgres;
+mod reconcile;
 mod sql;
 mod sqlite;
 
@@ -28,6 +29,7 @@ pub use import_runs::{
 };
 pub use outbox::{CaptureStore, NewCapture, OutboxEntry, OutboxStatus};
 pub use postgres::PostgresStore;
+pub use reconcile::{LinkedRow, ReconcileStore};
 pub use sqlite::SqliteStore;
 
 use crate::domain::{Outcome, UserState};
@@ -214,7 +216,9 @@ impl Progress {
 }
 
 #[async_trait]
-pub trait Store: ImportStore + CaptureStore + AdminStore + ConfirmStore + Send + Sync {
+pub trait Store:
+    ImportStore + CaptureStore + AdminStore + ConfirmStore + ReconcileStore + Send + Sync
+{
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip, for readiness.

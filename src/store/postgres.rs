@@ -8,7 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::attempts::{self, bind_attempt};
 use super::sql::{
-    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl, store_impl,
+    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl,
+    reconcile_store_impl, store_impl,
 };
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
@@ -83,3 +84,4 @@ admin_store_impl!(
     super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
 );
 confirm_store_impl!(PostgresStore);
+reconcile_store_impl!(PostgresStore);

@@ -4,7 +4,8 @@
 //! demand; here it and the real Kratos call the same scripted hook with the same answers, and
 //! must end every login the same way after the same number of calls. The admin double stays
 //! for Kratos's faults and as the stand-in for the current line (v25.4+), which cannot be built
-//! here; one import into it and into the real Kratos must leave the same identities behind.
+//! here; one import into it and into the real Kratos must leave the same identities behind, and
+//! the same identities must list the same (`reconcile`'s paged list with password configs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -465,4 +466,77 @@ async fn the_admin_double_answers_failing_batches_like_the_real_kratos() {
         }
     }
     assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// `reconcile`'s list: the same identities created in both, paged through by the bridge's own
+/// client with `include_credential=password`, read the same (password state per Cognito sub).
+#[tokio::test]
+async fn the_admin_double_lists_identities_with_password_configs_like_the_real_kratos() {
+    use cognito_bridge::config::KratosSettings;
+    use cognito_bridge::kratos::{KratosAdmin, PasswordState};
+
+    let real = Kratos::start(&MigrateHook::unused()).await;
+    let double = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+    let hash = bcrypt::hash("Reconcile-Passw0rd", 4).unwrap();
+    let configs = [
+        json!({"use_password_migration_hook": true}),
+        json!({"hashed_password": hash}),
+        json!({"use_password_migration_hook": true}),
+        json!({"hashed_password": hash}),
+        json!({"use_password_migration_hook": true}),
+    ];
+    for (i, config) in configs.iter().enumerate() {
+        let body = json!({
+            "schema_id": "default",
+            "traits": {"email": format!("list{i}@example.com")},
+            "metadata_admin": {"cognito": {"sub": format!("sub-{i}")}},
+            "credentials": {"password": {"config": config}},
+        });
+        let (status, answer) = real.create_identity(&body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        double.insert_existing(body);
+    }
+    // One created without credentials: Kratos still gives it a password credential (for its
+    // identifier), with an empty config.
+    let bare = json!({
+        "schema_id": "default",
+        "traits": {"email": "bare@example.com"},
+        "metadata_admin": {"cognito": {"sub": "sub-bare"}},
+    });
+    assert_eq!(real.create_identity(&bare).await.0, StatusCode::CREATED);
+    double.insert_existing(bare);
+
+    let read_all = |admin_url: String| async move {
+        let client = KratosAdmin::new(&KratosSettings {
+            admin_url: url::Url::parse(&admin_url).unwrap(),
+            ..KratosSettings::default()
+        })
+        .unwrap();
+        let mut states = std::collections::BTreeMap::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10 {
+            let page = client
+                .identities_page(token.as_deref(), 2, false)
+                .await
+                .unwrap();
+            for identity in page.identities {
+                states.insert(identity.cognito_sub.unwrap(), identity.password);
+            }
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => return states,
+            }
+        }
+        panic!("more pages than 6 identities in pages of 2 make");
+    };
+    let from_real = read_all(real.admin_url.to_string()).await;
+    let from_double = read_all(double.url.clone()).await;
+    assert_eq!(from_real.len(), 6, "{from_real:?}");
+    assert_eq!(from_real["sub-1"], PasswordState::Hash);
+    assert_eq!(from_real["sub-0"], PasswordState::NoHash { flagged: true });
+    assert_eq!(
+        from_real["sub-bare"],
+        PasswordState::NoHash { flagged: false }
+    );
+    assert_eq!(from_double, from_real);
 }

@@ -38,6 +38,7 @@ mod moto_seed;
 mod ory;
 mod ory_servers;
 mod radioactivity;
+mod reconcile;
 mod retention;
 mod server;
 

@@ -402,6 +402,43 @@ impl Kratos {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Give identity `id` a password hash outside the bridge, as an admin would on v1.3.x:
+    /// `GET` it, then `PUT` every field back with `credentials.password.config.hashed_password`
+    /// (which also drops the migration flag).
+    pub async fn set_password_hash(&self, id: &str, hash: &str) {
+        let identity = self.identity(id).await;
+        let body = json!({
+            "schema_id": identity["schema_id"],
+            "state": identity["state"],
+            "traits": identity["traits"],
+            "metadata_public": identity["metadata_public"],
+            "metadata_admin": identity["metadata_admin"],
+            "credentials": {"password": {"config": {"hashed_password": hash}}},
+        });
+        let url = self
+            .admin_url
+            .join(&format!("admin/identities/{id}"))
+            .unwrap();
+        let response = self
+            .client
+            .put(url.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "PUT {url}");
+    }
+
+    /// `DELETE /admin/identities/{id}`.
+    pub async fn delete_identity(&self, id: &str) {
+        let url = self
+            .admin_url
+            .join(&format!("admin/identities/{id}"))
+            .unwrap();
+        let response = self.client.delete(url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "DELETE {url}");
+    }
+
     /// A password login through Kratos's API flow, as a native app would do it.
     pub async fn login(&self, identifier: &str, password: &str) -> Login {
         self.login_with(identifier, password, &[]).await

@@ -18,6 +18,7 @@ pub mod guard;
 pub mod import;
 pub mod lease;
 pub mod outbox;
+pub mod reconcile;
 pub mod users;
 
 /// `impl Store` for a backend: its own methods (`migrate`, `record_attempt`, `claim`) as
@@ -96,6 +97,7 @@ macro_rules! store_impl {
 pub(crate) use admin::admin_store_impl;
 pub(crate) use confirm::confirm_store_impl;
 pub(crate) use outbox::outbox_store_impl;
+pub(crate) use reconcile::reconcile_store_impl;
 pub(crate) use store_impl;
 
 /// `impl ImportStore` for a backend, the same for both; `$clock` names the backend's

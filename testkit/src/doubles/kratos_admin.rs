@@ -1,6 +1,8 @@
 //! A loopback Kratos admin API (Kratos v26.2.0, DESIGN.md "Contract 3") for the import tests and
 //! the import benchmark: `GET /admin/version`, bulk create (`PATCH /admin/identities`), lookup by
-//! external id, and the public `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
+//! external id, the list (`GET /admin/identities`: keyset pages by `page_size`/`page_token` with a
+//! `Link` header, `ids`, `credentials_identifier`, `include_credential=password`), and the public
+//! `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
 //! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
 
@@ -52,6 +54,12 @@ pub struct AdminDoubleOptions {
     /// What `GET /admin/version` answers as `{"version": …}` (default `v26.2.0`); `None`: the
     /// route is missing (a JSON 404, as for any unknown path).
     pub version: Option<String>,
+    /// The list shows password credentials with `"config": null` even with
+    /// `include_credential=password` (as no supported Kratos does): a Kratos that declassifies
+    /// credentials only on `GET /admin/identities/{id}`.
+    pub list_without_credential_configs: bool,
+    /// The list answers without a `Link` header (as a gateway that drops it would).
+    pub list_without_link: bool,
 }
 
 impl Default for AdminDoubleOptions {
@@ -62,6 +70,8 @@ impl Default for AdminDoubleOptions {
             identity_schema: None,
             schema_id: "default".to_owned(),
             version: Some("v26.2.0".to_owned()),
+            list_without_credential_configs: false,
+            list_without_link: false,
         }
     }
 }
@@ -106,6 +116,8 @@ impl KratosAdminDouble {
             traits_validator,
             schema_id: options.schema_id,
             version: options.version,
+            list_without_credential_configs: options.list_without_credential_configs,
+            list_without_link: options.list_without_link,
             schema_url,
             state: Mutex::new(State::default()),
             hold: tokio::sync::watch::Sender::new(false),
@@ -235,6 +247,17 @@ impl KratosAdminDouble {
         self.shared.state().lookup_calls
     }
 
+    /// `GET /admin/identities` requests without `credentials_identifier` (pages of the list,
+    /// `ids` lookups included).
+    pub fn list_calls(&self) -> usize {
+        self.shared.state().list_calls
+    }
+
+    /// `GET /admin/identities/{id}` requests received.
+    pub fn get_calls(&self) -> usize {
+        self.shared.state().get_calls
+    }
+
     /// `GET /admin/version` requests answered.
     pub fn version_calls(&self) -> usize {
         self.shared.state().version_calls
@@ -329,6 +352,8 @@ struct Shared {
     traits_validator: Option<Validator>,
     schema_id: String,
     version: Option<String>,
+    list_without_credential_configs: bool,
+    list_without_link: bool,
     schema_url: String,
     state: Mutex<State>,
     /// `true` while patches are held (see `hold_patches`).
@@ -346,6 +371,8 @@ struct State {
     write_calls: usize,
     lookup_calls: usize,
     identifier_lookups: usize,
+    list_calls: usize,
+    get_calls: usize,
     version_calls: usize,
     violations: Vec<String>,
     /// Bulk bodies checked against api.json (see `contract_checks`).
@@ -557,6 +584,17 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     {
         return list_by_identifier(&shared, &identifier);
     }
+    if method == Method::GET && path == BATCH_PATH {
+        return list(&shared, request.query_string());
+    }
+    if method == Method::GET
+        && let Some(id) = path
+            .strip_prefix(BATCH_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|rest| !rest.contains('/'))
+    {
+        return get_identity(&shared, &percent_decode(id), request.query_string());
+    }
     error_response(
         404,
         Some(format!(
@@ -588,6 +626,170 @@ fn list_by_identifier(shared: &Shared, identifier: &str) -> HttpResponse {
         .map(|stored| shared.identity_json(stored))
         .collect();
     json_response(200, &Value::Array(found))
+}
+
+/// The nil UUID: Kratos's first page token for identities.
+const FIRST_PAGE_TOKEN: &str = "00000000-0000-0000-0000-000000000000";
+
+/// `GET /admin/identities` (v26.2.0 `list`): identities in id order after `page_token`,
+/// `page_size` of them (default 250, at most 500), optionally only `ids` (at most 500), with
+/// the password credential's config when `include_credential=password`; the `Link` header
+/// names the first page and, unless this is the last, the next.
+fn list(shared: &Shared, query: &str) -> HttpResponse {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    let values = |name: &str| -> Vec<&str> {
+        pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    };
+    let mut include_password = false;
+    for credential in values("include_credential") {
+        match credential {
+            "password" => include_password = true,
+            "oidc" | "totp" | "webauthn" | "lookup_secret" | "code" | "passkey" | "saml" => {}
+            other => {
+                let reason = format!("Invalid value `{other}` for parameter `include_credential`.");
+                return error_response(400, Some(reason), BAD_REQUEST);
+            }
+        }
+    }
+    let ids = values("ids");
+    if let Some(bad) = ids.iter().find(|id| uuid::Uuid::try_parse(id).is_err()) {
+        let reason = format!("Invalid UUID value `{bad}` for parameter `ids`.");
+        return error_response(400, Some(reason), BAD_REQUEST);
+    }
+    if ids.len() > 500 {
+        let reason = "The number of ids to filter must not exceed 500.".to_owned();
+        return error_response(400, Some(reason), BAD_REQUEST);
+    }
+    let size = match values("page_size").first() {
+        None => 250,
+        Some(size) => match size.parse::<usize>() {
+            Ok(size) if size > 0 => size.min(500),
+            Ok(_) => 250,
+            Err(error) => return error_response(400, Some(error.to_string()), BAD_REQUEST),
+        },
+    };
+    let token = values("page_token")
+        .first()
+        .map_or(FIRST_PAGE_TOKEN.to_owned(), |token| (*token).to_owned());
+    if uuid::Uuid::try_parse(&token).is_err() {
+        let reason = "The page token is invalid, do not craft your own page tokens".to_owned();
+        return error_response(400, Some(reason), BAD_REQUEST);
+    }
+    let mut state = shared.state();
+    state.list_calls += 1;
+    let mut listed: Vec<&Stored> = state
+        .identities
+        .iter()
+        .filter(|stored| {
+            let id = stored.body["id"].as_str().unwrap_or_default();
+            id > token.as_str() && (ids.is_empty() || ids.contains(&id))
+        })
+        .collect();
+    listed.sort_by(|a, b| a.body["id"].as_str().cmp(&b.body["id"].as_str()));
+    let is_last = listed.len() <= size;
+    listed.truncate(size);
+    let link = |rel: &str, token: &str| {
+        let mut query: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(key, _)| key != "page_token" && key != "page_size")
+            .cloned()
+            .collect();
+        query.push(("page_size".into(), size.to_string()));
+        query.push(("page_token".into(), token.to_owned()));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        format!("<{BATCH_PATH}?{query}>; rel=\"{rel}\"")
+    };
+    let mut links = vec![link("first", FIRST_PAGE_TOKEN)];
+    if !is_last && let Some(last) = listed.last() {
+        links.push(link("next", last.body["id"].as_str().unwrap_or_default()));
+    }
+    let body: Vec<Value> = listed
+        .iter()
+        .map(|stored| {
+            let mut identity = shared.identity_json(stored);
+            if include_password {
+                identity["credentials"] = credentials_json(stored);
+                if shared.list_without_credential_configs
+                    && let Some(password) = identity.pointer_mut("/credentials/password")
+                {
+                    password["config"] = Value::Null;
+                }
+            }
+            identity
+        })
+        .collect();
+    let mut response = HttpResponse::build(StatusCode::OK);
+    if !shared.list_without_link {
+        response.insert_header(("Link", links.join(",")));
+    }
+    response
+        .content_type("application/json")
+        .body(Value::Array(body).to_string())
+}
+
+/// `GET /admin/identities/{id}`: the identity, with its password credential's config when
+/// `include_credential=password`.
+fn get_identity(shared: &Shared, id: &str, query: &str) -> HttpResponse {
+    let include_password = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(key, value)| key == "include_credential" && value == "password");
+    let mut state = shared.state();
+    state.get_calls += 1;
+    let Some(stored) = state
+        .identities
+        .iter()
+        .find(|stored| stored.body["id"] == id)
+    else {
+        return error_response(404, None, NOT_FOUND);
+    };
+    let mut identity = shared.identity_json(stored);
+    if include_password {
+        identity["credentials"] = credentials_json(stored);
+    }
+    json_response(200, &identity)
+}
+
+/// The identity's credentials as an admin read with `include_credential=password` shows them:
+/// the password credential with its config (`hashed_password` and/or the migration flag) and
+/// its identifier. Like Kratos, an identity with a login identifier trait (`traits.email`) has
+/// a password credential even without a password: config `{}`.
+fn credentials_json(stored: &Stored) -> Value {
+    let email = stored.body["traits"]["email"].as_str();
+    let config = match stored.body.pointer("/credentials/password/config") {
+        Some(config) => config,
+        None if email.is_some() => &json!({}),
+        None => return json!({}),
+    };
+    let mut config = config.clone();
+    if let Value::Object(map) = &mut config {
+        // Kratos hashes a plaintext password; the double keeps only that one was given.
+        if map.remove("password").is_some() {
+            map.insert(
+                "hashed_password".into(),
+                "$2a$12$double.hashed.plaintext".into(),
+            );
+        }
+    }
+    let identifiers: Vec<Value> = stored.body["traits"]["email"]
+        .as_str()
+        .map(|email| email.trim().to_lowercase().into())
+        .into_iter()
+        .collect();
+    json!({"password": {
+        "type": "password",
+        "identifiers": identifiers,
+        "config": config,
+        "version": 0,
+        "created_at": stored.created_at,
+        "updated_at": stored.created_at,
+    }})
 }
 
 fn lookup(shared: &Shared, external_id: &str) -> HttpResponse {
@@ -1167,6 +1369,71 @@ mod tests {
             && text
                 .chars()
                 .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+    }
+
+    /// One list page: the identities and the `Link` header.
+    async fn list_page(double: &KratosAdminDouble, query: &str) -> (Vec<Value>, String) {
+        let response = reqwest::get(format!("{}{BATCH_PATH}?{query}", double.url))
+            .await
+            .expect("the double answers");
+        assert_eq!(response.status().as_u16(), 200, "{query}");
+        let link = response.headers()["link"].to_str().unwrap().to_owned();
+        (response.json().await.unwrap(), link)
+    }
+
+    #[tokio::test]
+    async fn the_list_pages_in_id_order_by_link_with_password_configs_when_asked() {
+        let double = KratosAdminDouble::start(AdminDoubleOptions::default()).await;
+        let mut ids: Vec<String> = (0..5)
+            .map(|i| double.insert_existing(create(&format!("sub-{i}"))))
+            .collect();
+        let mut hashed = create("sub-hashed");
+        hashed["credentials"]["password"]["config"] = json!({"hashed_password": "$2a$04$x"});
+        ids.push(double.insert_existing(hashed));
+        ids.sort();
+
+        let mut seen = Vec::new();
+        let mut query = "include_credential=password&page_size=2".to_owned();
+        let mut pages = 0;
+        loop {
+            let (items, link) = list_page(&double, &query).await;
+            pages += 1;
+            assert!(link.contains("rel=\"first\""), "{link}");
+            for item in &items {
+                assert_spec("identity", item);
+                assert_eq!(item["credentials"]["password"]["type"], "password");
+                let config = &item["credentials"]["password"]["config"];
+                if item["external_id"] == "sub-hashed" {
+                    assert_eq!(config, &json!({"hashed_password": "$2a$04$x"}));
+                } else {
+                    assert_eq!(config, &json!({"use_password_migration_hook": true}));
+                }
+                seen.push(item["id"].as_str().unwrap().to_owned());
+            }
+            let Some(next) = link.split(',').find(|part| part.contains("rel=\"next\"")) else {
+                break;
+            };
+            let target = next.split(';').next().unwrap().trim();
+            let target = target.trim_start_matches('<').trim_end_matches('>');
+            assert!(target.contains("include_credential=password"), "{target}");
+            query = target.split_once('?').unwrap().1.to_owned();
+            assert!(pages < 10, "the list pages forever");
+        }
+        assert_eq!(seen, ids, "every identity once, in id order");
+        assert_eq!(pages, 3);
+
+        let (plain, _) = list_page(&double, "page_size=500").await;
+        assert_eq!(plain.len(), 6);
+        assert!(plain.iter().all(|item| item.get("credentials").is_none()));
+        let (some, link) = list_page(&double, &format!("ids={}&ids={}", ids[0], ids[3])).await;
+        assert_eq!(some.len(), 2);
+        assert!(!link.contains("rel=\"next\""), "{link}");
+        assert_eq!(double.list_calls(), 5);
+        for query in ["include_credential=nope", "ids=not-a-uuid"] {
+            let (status, body) = get(&double, &format!("/admin/identities?{query}")).await;
+            assert_eq!(status, 400, "{query}");
+            assert_spec("errorGeneric", &body);
+        }
     }
 
     #[tokio::test]
