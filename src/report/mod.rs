@@ -173,7 +173,12 @@ fn table(progress: &Progress) -> String {
             let _ = writeln!(out, "\ncapture outbox: empty");
         }
     }
-    let _ = writeln!(out, "\nhook attempts: {}", progress.attempts.total);
+    let _ = writeln!(
+        out,
+        "\nhook attempts in the last {} hours: {}",
+        crate::store::ATTEMPTS_WINDOW_HOURS,
+        progress.attempts.total
+    );
     for (outcome, count) in &progress.attempts.by_outcome {
         let _ = writeln!(out, "  {outcome:<28} {count:>10}");
     }
@@ -222,6 +227,7 @@ mod tests {
             .collect(),
             mfa_dropped: 1,
             attempts: AttemptCounts {
+                since: chrono::Utc::now() - chrono::Duration::hours(24),
                 total: 5,
                 by_outcome: [("verified".to_owned(), 3), ("not_authorized".to_owned(), 2)]
                     .into_iter()

@@ -2,7 +2,7 @@
 //! time bucket and `via`, and counts of migrations in a time range.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::StoreError;
@@ -55,6 +55,55 @@ impl Bucket {
     }
 }
 
+/// How a count of migrations in `[from, to)` is read: the whole UTC hours from the
+/// `user_counts` rollup (as hour labels, `first <= hour < end`; `""` from the start), the
+/// parts shorter than an hour at either end from `users` through its `migrated_at` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourSplit {
+    pub hours: Option<(String, String)>,
+    pub parts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl HourSplit {
+    pub fn new(from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Self {
+        let hour = TimeDelta::hours(1);
+        let floor = |at: DateTime<Utc>| at.duration_trunc(hour).unwrap_or(at);
+        let to_floor = floor(to);
+        let from_ceil = from.map(|from| {
+            let start = floor(from);
+            if start < from { start + hour } else { start }
+        });
+        match (from, from_ceil) {
+            (Some(from), Some(from_ceil)) if from_ceil >= to_floor => Self {
+                hours: None,
+                parts: if from < to {
+                    vec![(from, to)]
+                } else {
+                    Vec::new()
+                },
+            },
+            _ => {
+                let mut parts = Vec::new();
+                if let (Some(from), Some(from_ceil)) = (from, from_ceil)
+                    && from < from_ceil
+                {
+                    parts.push((from, from_ceil));
+                }
+                if to_floor < to {
+                    parts.push((to_floor, to));
+                }
+                let first = from_ceil
+                    .map(|at| Bucket::Hour.label(at))
+                    .unwrap_or_default();
+                Self {
+                    hours: Some((first, Bucket::Hour.label(to_floor))),
+                    parts,
+                }
+            }
+        }
+    }
+}
+
 /// Migrations of one bucket by one `via`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BucketCount {
@@ -87,4 +136,65 @@ pub trait AdminStore: Send + Sync {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, day, hour, minute, 0)
+            .unwrap()
+    }
+
+    fn hours(first: &str, end: &str) -> Option<(String, String)> {
+        Some((first.to_owned(), end.to_owned()))
+    }
+
+    #[test]
+    fn a_range_splits_into_whole_hours_and_the_parts_at_its_ends() {
+        let cases = [
+            // (from, to, whole hours, parts)
+            (
+                Some(at(1, 9, 30)),
+                at(3, 14, 15),
+                hours("2026-12-01T10", "2026-12-03T14"),
+                vec![(at(1, 9, 30), at(1, 10, 0)), (at(3, 14, 0), at(3, 14, 15))],
+            ),
+            (
+                Some(at(1, 9, 0)),
+                at(1, 12, 0),
+                hours("2026-12-01T09", "2026-12-01T12"),
+                vec![],
+            ),
+            (None, at(2, 0, 0), hours("", "2026-12-02T00"), vec![]),
+            (
+                None,
+                at(2, 0, 1),
+                hours("", "2026-12-02T00"),
+                vec![(at(2, 0, 0), at(2, 0, 1))],
+            ),
+            // Inside one hour, or across one hour boundary with no whole hour between.
+            (
+                Some(at(1, 9, 10)),
+                at(1, 9, 50),
+                None,
+                vec![(at(1, 9, 10), at(1, 9, 50))],
+            ),
+            (
+                Some(at(1, 9, 10)),
+                at(1, 10, 50),
+                None,
+                vec![(at(1, 9, 10), at(1, 10, 50))],
+            ),
+            (Some(at(1, 9, 10)), at(1, 9, 10), None, vec![]),
+        ];
+        for (from, to, whole, parts) in cases {
+            let split = HourSplit::new(from, to);
+            assert_eq!(split.hours, whole, "{from:?}..{to}");
+            assert_eq!(split.parts, parts, "{from:?}..{to}");
+        }
+    }
 }

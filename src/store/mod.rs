@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-pub use admin::{AdminStore, Bucket, BucketCount, UserListing};
+pub use admin::{AdminStore, Bucket, BucketCount, HourSplit, UserListing};
 pub use binding::{Candidate, Resolution, UserLookup};
 pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
 pub use import_lease::{LeaseClaim, LeaseHolder};
@@ -181,8 +181,15 @@ pub struct Progress {
     pub capture_outbox: OutboxStatus,
 }
 
+/// Hook attempts are counted over this many hours before now (the recent end of the attempts
+/// table, read through its time index), so `report` and `/admin/progress` stay fast however
+/// many attempts the store holds.
+pub const ATTEMPTS_WINDOW_HOURS: i64 = 24;
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
 pub struct AttemptCounts {
+    /// The window's start: now minus [`ATTEMPTS_WINDOW_HOURS`].
+    pub since: DateTime<Utc>,
     pub total: i64,
     pub by_outcome: BTreeMap<String, i64>,
 }
@@ -191,6 +198,7 @@ impl Progress {
     fn from_counts(
         states: Vec<(String, i64)>,
         mfa_dropped: i64,
+        since: DateTime<Utc>,
         outcomes: Vec<(String, i64)>,
         capture_outbox: OutboxStatus,
     ) -> Result<Self, StoreError> {
@@ -207,6 +215,7 @@ impl Progress {
             states: by_state,
             mfa_dropped,
             attempts: AttemptCounts {
+                since,
                 total: outcomes.iter().map(|(_, count)| count).sum(),
                 by_outcome: outcomes.into_iter().collect(),
             },

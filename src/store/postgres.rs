@@ -37,6 +37,15 @@ impl PostgresStore {
             pool,
         })
     }
+
+    /// Folds the changes the triggers logged into `user_counts` (migration
+    /// `..._user_counts`); the admin reads call it first.
+    pub(crate) async fn fold_user_counts(&self) -> Result<(), StoreError> {
+        sqlx::query(super::sql::users::PG_FOLD_USER_COUNTS)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 }
 
 store_impl!(PostgresStore, {
@@ -78,10 +87,6 @@ store_impl!(PostgresStore, {
 
 import_store_impl!(PostgresStore, Postgres);
 outbox_store_impl!(PostgresStore);
-admin_store_impl!(
-    PostgresStore,
-    super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
-    super::sql::admin::timeline!("to_char(migrated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
-);
+admin_store_impl!(PostgresStore);
 confirm_store_impl!(PostgresStore);
 reconcile_store_impl!(PostgresStore);

@@ -54,6 +54,24 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool, writer })
     }
+
+    /// Folds the changes the triggers logged into `user_counts` (migration
+    /// `..._user_counts`) on the writer, so nothing is logged between the two statements; the
+    /// admin reads call it first.
+    pub(crate) async fn fold_user_counts(&self) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(super::sql::users::SQLITE_FOLD_USER_COUNTS)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM user_count_deltas")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM user_counts WHERE n = 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 store_impl!(SqliteStore, {
@@ -116,10 +134,6 @@ store_impl!(SqliteStore, {
 
 import_store_impl!(SqliteStore, Sqlite);
 outbox_store_impl!(SqliteStore);
-admin_store_impl!(
-    SqliteStore,
-    super::sql::admin::timeline!("substr(migrated_at, 1, 10)"),
-    super::sql::admin::timeline!("replace(substr(migrated_at, 1, 13), ' ', 'T')")
-);
+admin_store_impl!(SqliteStore);
 confirm_store_impl!(SqliteStore);
 reconcile_store_impl!(SqliteStore);

@@ -45,6 +45,7 @@ mod server;
 mod faults;
 mod fuzz;
 mod store_outage;
+mod user_counts;
 
 mod cognito_errors;
 mod doubles_vs_real;

@@ -102,6 +102,22 @@ async fn an_upgrade_keeps_every_user_row(backend: Backend) {
     assert_eq!(progress.total, 3);
     assert_eq!(progress.states["pending"], 1);
     assert_eq!(progress.states["needs_recovery"], 1);
+    // The admin API's rollup starts with the rows already there.
+    assert_eq!(progress.mfa_dropped, 1);
+    assert_eq!(store.migrated_between(None, Utc::now()).await.unwrap(), 1);
+    let day = store
+        .migrations_by_bucket(
+            cognito_bridge::store::Bucket::Day,
+            at - chrono::Duration::hours(12),
+            at + chrono::Duration::hours(12),
+        )
+        .await
+        .unwrap();
+    assert_eq!(day.len(), 1);
+    assert_eq!(
+        (day[0].bucket.as_str(), day[0].via.as_deref(), day[0].count),
+        ("2026-11-30", Some("capture"), 1)
+    );
     // The e-mail lookup still finds ann (the binding rule reads email_normalized).
     let lookup = cognito_bridge::store::UserLookup {
         identity_id: None,

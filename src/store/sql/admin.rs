@@ -1,6 +1,8 @@
 //! SQL of the admin API's reads ([`crate::store::AdminStore`]). The users list pages through
 //! `users_state_username` (or the primary key) and counts each listed user's attempts through
-//! `attempts_cognito_username`; the timeline reads `users_migrated_at`. No full scan on a page.
+//! `attempts_cognito_username`; the counts read the `user_counts` rollup (a row per state,
+//! hour of migration and `via`), the parts of a range shorter than an hour
+//! `users_migrated_at`. No full scan on a page.
 
 macro_rules! users_page_select {
     () => {
@@ -29,35 +31,41 @@ pub const USERS_PAGE_ALL: &str = concat!(
     "WHERE u.cognito_username > $1 ORDER BY u.cognito_username LIMIT $2"
 );
 
-/// `$1` from (inclusive), `$2` to (exclusive).
+/// Migrations with `$1 <= migrated_at < $2`, from `users` (`users_migrated_at`): only for
+/// the parts of a range shorter than an hour ([`crate::store::HourSplit`]).
 pub const MIGRATED_BETWEEN: &str =
     "SELECT COUNT(*) FROM users WHERE migrated_at >= $1 AND migrated_at < $2";
-/// `$1` to (exclusive).
-pub const MIGRATED_BEFORE: &str = "SELECT COUNT(*) FROM users WHERE migrated_at < $1";
+/// Migrations in the whole hours `$1 <= hour < $2` (labels `2026-12-01T19`), from the rollup.
+pub const MIGRATED_HOURS: &str = "
+SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM user_counts
+WHERE migrated_hour >= $1 AND migrated_hour < $2 AND migrated_hour <> ''";
 
-/// The timeline's statement for a backend: `$label` turns `migrated_at` into the bucket's
-/// label ([`crate::store::Bucket::label`]). `$1` from, `$2` to.
+/// The timeline's statement: `$label` turns the rollup's hour into the bucket's label
+/// ([`crate::store::Bucket::label`]). `$1` from, `$2` to, as hour labels.
 macro_rules! timeline {
     ($label:expr) => {
         concat!(
             "SELECT ",
             $label,
-            " AS bucket, migrated_via AS via, COUNT(*) AS count FROM users
-WHERE migrated_at >= $1 AND migrated_at < $2 GROUP BY 1, 2 ORDER BY 1, 2"
+            " AS bucket, NULLIF(migrated_via, '') AS via, CAST(SUM(n) AS BIGINT) AS count
+FROM user_counts WHERE migrated_hour >= $1 AND migrated_hour < $2 AND migrated_hour <> ''
+GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2"
         )
     };
 }
-pub(crate) use timeline;
+pub const TIMELINE_BY_DAY: &str = timeline!("substr(migrated_hour, 1, 10)");
+pub const TIMELINE_BY_HOUR: &str = timeline!("migrated_hour");
 
-/// `impl AdminStore` for a backend: `$day` and `$hour` are its timeline statements.
+/// `impl AdminStore` for a backend (the same for both; the counts come from the rollup,
+/// folded first by the backend's `fold_user_counts`).
 macro_rules! admin_store_impl {
-    ($store:ty, $day:expr, $hour:expr) => {
+    ($store:ty) => {
         const _: () = {
             use chrono::{DateTime, Utc};
 
             use $crate::domain::UserState;
             use $crate::store::sql::admin;
-            use $crate::store::{Bucket, BucketCount, StoreError, UserListing};
+            use $crate::store::{Bucket, BucketCount, HourSplit, StoreError, UserListing};
 
             #[async_trait::async_trait]
             impl $crate::store::AdminStore for $store {
@@ -83,12 +91,13 @@ macro_rules! admin_store_impl {
                     to: DateTime<Utc>,
                 ) -> Result<Vec<BucketCount>, StoreError> {
                     let statement = match bucket {
-                        Bucket::Day => $day,
-                        Bucket::Hour => $hour,
+                        Bucket::Day => admin::TIMELINE_BY_DAY,
+                        Bucket::Hour => admin::TIMELINE_BY_HOUR,
                     };
+                    self.fold_user_counts().await?;
                     Ok(sqlx::query_as(statement)
-                        .bind(from)
-                        .bind(to)
+                        .bind(Bucket::Hour.label(from))
+                        .bind(Bucket::Hour.label(to))
                         .fetch_all(&self.pool)
                         .await?)
                 }
@@ -98,11 +107,26 @@ macro_rules! admin_store_impl {
                     from: Option<DateTime<Utc>>,
                     to: DateTime<Utc>,
                 ) -> Result<i64, StoreError> {
-                    let query = match from {
-                        Some(from) => sqlx::query_scalar(admin::MIGRATED_BETWEEN).bind(from),
-                        None => sqlx::query_scalar(admin::MIGRATED_BEFORE),
-                    };
-                    Ok(query.bind(to).fetch_one(&self.pool).await?)
+                    let split = HourSplit::new(from, to);
+                    let mut count = 0;
+                    if let Some((first, end)) = split.hours {
+                        self.fold_user_counts().await?;
+                        let hours: i64 = sqlx::query_scalar(admin::MIGRATED_HOURS)
+                            .bind(first)
+                            .bind(end)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        count += hours;
+                    }
+                    for (start, end) in split.parts {
+                        let part: i64 = sqlx::query_scalar(admin::MIGRATED_BETWEEN)
+                            .bind(start)
+                            .bind(end)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        count += part;
+                    }
+                    Ok(count)
                 }
             }
         };

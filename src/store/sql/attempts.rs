@@ -79,7 +79,9 @@ pub const RECENT_ATTEMPTS: &str = "
 SELECT at, cognito_username, outcome, cognito_latency_ms, cognito_calls, request_id
 FROM attempts ORDER BY id DESC LIMIT $1";
 
-pub const OUTCOME_COUNTS: &str = "SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome";
+/// Attempts since `$1` by outcome (through `attempts_at`: the recent end of the table only).
+pub const OUTCOME_COUNTS: &str =
+    "SELECT outcome, COUNT(*) FROM attempts WHERE at >= $1 GROUP BY outcome";
 
 /// Bind `$1..$12` (the attempt) and, for an upsert, `$13..$16` (the user row).
 macro_rules! bind_attempt {

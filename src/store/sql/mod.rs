@@ -77,6 +77,9 @@ macro_rules! store_impl {
                 }
 
                 async fn progress(&self) -> Result<Progress, StoreError> {
+                    self.fold_user_counts().await?;
+                    let since = Utc::now()
+                        - chrono::Duration::hours($crate::store::ATTEMPTS_WINDOW_HOURS);
                     let states = sqlx::query_as(sql::users::STATE_COUNTS)
                         .fetch_all(&self.pool)
                         .await?;
@@ -84,10 +87,11 @@ macro_rules! store_impl {
                         .fetch_one(&self.pool)
                         .await?;
                     let outcomes = sqlx::query_as(sql::attempts::OUTCOME_COUNTS)
+                        .bind(since)
                         .fetch_all(&self.pool)
                         .await?;
                     let outbox = $crate::store::CaptureStore::outbox_status(self).await?;
-                    Progress::from_counts(states, mfa_dropped, outcomes, outbox)
+                    Progress::from_counts(states, mfa_dropped, since, outcomes, outbox)
                 }
             }
         };

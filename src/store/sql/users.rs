@@ -73,5 +73,17 @@ impl TryFrom<UserRow> for UserRecord {
     }
 }
 
-pub const STATE_COUNTS: &str = "SELECT state, COUNT(*) FROM users GROUP BY state";
-pub const MFA_DROPPED_COUNT: &str = "SELECT COUNT(*) FROM users WHERE mfa_dropped";
+/// Users by state, from the rollup (migration `..._user_counts`; fold it first).
+pub const STATE_COUNTS: &str = "
+SELECT state, CAST(SUM(n) AS BIGINT) FROM user_counts GROUP BY state HAVING SUM(n) <> 0";
+/// Postgres: one fold at a time (the function takes an advisory lock).
+pub const PG_FOLD_USER_COUNTS: &str = "SELECT fold_user_counts()";
+/// SQLite: the deltas summed into the rollup (then deleted, in the same transaction).
+pub const SQLITE_FOLD_USER_COUNTS: &str = "
+INSERT INTO user_counts (state, mfa_dropped, migrated_hour, migrated_via, n)
+SELECT state, mfa_dropped, migrated_hour, migrated_via, SUM(delta) FROM user_count_deltas
+WHERE true GROUP BY state, mfa_dropped, migrated_hour, migrated_via
+ON CONFLICT (state, mfa_dropped, migrated_hour, migrated_via) DO UPDATE SET n = n + excluded.n";
+/// Users whose MFA was dropped, from the rollup.
+pub const MFA_DROPPED_COUNT: &str =
+    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM user_counts WHERE mfa_dropped";
