@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::hooks::{authorize, header_token, read_body};
+use super::hooks::{authorized_body, header_token};
 use crate::confirm::{ConfirmHook, ConfirmRequest};
 use crate::store::ConfirmOutcome;
 
@@ -44,13 +44,7 @@ async fn confirm(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(request.headers(), &state.api_keys)?;
-    let body = tokio::time::timeout(
-        state.body_timeout,
-        read_body(request.headers(), payload, state.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout)??;
+    let body = authorized_body(&request, payload, &state).await?;
     let confirmation = ConfirmRequest::from_json(&body)?;
     drop(body);
     let request_id = header_token(request.headers(), "ory-webhook-request-id");

@@ -28,13 +28,7 @@ pub async fn password_migration(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(request.headers(), &state.api_keys)?;
-    let body = tokio::time::timeout(
-        state.body_timeout,
-        read_body(request.headers(), payload, state.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout)??;
+    let body = authorized_body(&request, payload, &state).await?;
     let hook_request = HookRequest::from_json(&body)?;
     drop(body);
     let meta = RequestMeta {
@@ -80,6 +74,22 @@ pub(super) fn authorize(headers: &HeaderMap, keys: &[SecretString]) -> Result<()
     } else {
         Err(ApiError::Unauthorized)
     }
+}
+
+/// What every Kratos web hook of ours does first: the hook key checked, then the body read
+/// within the request timeout and `hooks.max_body_bytes`.
+pub(super) async fn authorized_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    authorize(request.headers(), &state.api_keys)?;
+    tokio::time::timeout(
+        state.body_timeout,
+        read_body(request.headers(), payload, state.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)?
 }
 
 /// Read at most `limit` bytes into a buffer that is wiped when dropped. (actix's own

@@ -113,14 +113,7 @@ pub async fn run(
     let pool = CognitoPool::from_settings(&settings.cognito)?;
     let mapping = Mapping::new(&settings.import, &settings.kratos.schema_id)?;
     let kratos = KratosAdmin::new(&settings.kratos)?;
-    // One task reads and writes, one statement at a time: two connections are plenty (and
-    // every SQLite connection has its own page cache).
-    let store = store::connect(
-        &settings.database.url,
-        settings.database.max_connections.min(2),
-    )
-    .await?;
-    store.migrate().await?;
+    let store = store::open_for_command(&settings.database).await?;
     // A dry run writes nothing to Kratos: it neither waits for a real import nor blocks one.
     let lease = if options.dry_run {
         None

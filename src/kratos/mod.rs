@@ -257,6 +257,26 @@ impl KratosAdmin {
         parse(&body, url)
     }
 
+    /// `GET /admin/identities/{id}?include_credential=password`: the URL (for messages) and
+    /// the answer's body, which holds the password hash when there is one (parse it, drop it,
+    /// never log it); `None` when Kratos has no such identity.
+    async fn identity_with_password(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Url, bytes::Bytes)>, KratosError> {
+        let mut url = endpoint(&self.admin_url, &["admin", "identities", id]);
+        url.query_pairs_mut()
+            .append_pair("include_credential", "password");
+        let (status, body) = self
+            .send(self.authorized(self.client.get(url.clone())), &url)
+            .await?;
+        match status {
+            200 => Ok(Some((url, body))),
+            404 => Ok(None),
+            _ => Err(unexpected("GET", &url, status, &body)),
+        }
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token.expose_secret()),

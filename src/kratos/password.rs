@@ -83,17 +83,9 @@ impl KratosAdmin {
         id: &str,
         hash: &PasswordHash,
     ) -> Result<PasswordWrite, KratosError> {
-        let mut url = endpoint(&self.admin_url, &["admin", "identities", id]);
-        url.query_pairs_mut()
-            .append_pair("include_credential", "password");
-        let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
-            .await?;
-        match status {
-            200 => {}
-            404 => return Ok(PasswordWrite::NoIdentity),
-            _ => return Err(unexpected("GET", &url, status, &body)),
-        }
+        let Some((url, body)) = self.identity_with_password(id).await? else {
+            return Ok(PasswordWrite::NoIdentity);
+        };
         // The answer may hold a hash (when the identity has a password): parsed, looked at,
         // and dropped without ever being logged.
         let identity: Value = parse(&body, &url)?;

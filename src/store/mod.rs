@@ -317,6 +317,17 @@ pub struct RunUpdate<'a> {
 }
 
 /// Open the database named by `database.url` (SQLite files are created when missing).
+/// The store a command (`import`, `reconcile`) works on: two connections at most (one task
+/// reads and writes, a statement at a time, and every SQLite connection has its own page
+/// cache), migrations applied.
+pub async fn open_for_command(
+    database: &crate::config::DatabaseSettings,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let store = connect(&database.url, database.max_connections.min(2)).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
 pub async fn connect(
     url: &SecretString,
     max_connections: u32,

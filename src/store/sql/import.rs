@@ -20,6 +20,20 @@ pub trait Bind<'a, DB: Database>: Encode<'a, DB> + Type<DB> + 'a {}
 
 impl<'a, DB: Database, T: Encode<'a, DB> + Type<DB> + 'a> Bind<'a, DB> for T {}
 
+/// Appends `(v1, v2, …)`, each value bound, to an `… IN ` the caller wrote.
+pub fn push_list<'a, DB>(query: &mut QueryBuilder<'a, DB>, values: &[&'a str])
+where
+    DB: Database,
+    &'a str: Bind<'a, DB>,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(*value);
+    }
+    query.push(")");
+}
+
 /// Which of these external ids already have a row, and the run that imported each. Rows are
 /// `(external_id, import_run_id)`.
 pub fn imported_external_ids<'a, DB>(external_ids: &[&'a str]) -> QueryBuilder<'a, DB>
@@ -28,12 +42,8 @@ where
     &'a str: Bind<'a, DB>,
 {
     let mut query =
-        QueryBuilder::new("SELECT external_id, import_run_id FROM users WHERE external_id IN (");
-    let mut list = query.separated(", ");
-    for id in external_ids {
-        list.push_bind(*id);
-    }
-    query.push(")");
+        QueryBuilder::new("SELECT external_id, import_run_id FROM users WHERE external_id IN ");
+    push_list(&mut query, external_ids);
     query
 }
 

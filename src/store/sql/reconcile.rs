@@ -3,7 +3,7 @@
 
 use sqlx::{Database, QueryBuilder};
 
-use super::import::Bind;
+use super::import::{Bind, push_list};
 use crate::store::{LinkedRow, StoreError, state_from_db};
 
 /// Values per statement (ids and subs together): far below both backends' bind limits.
@@ -31,12 +31,8 @@ where
             query.push(" OR ");
         }
         first = false;
-        query.push(column).push(" IN (");
-        let mut list = query.separated(", ");
-        for value in values {
-            list.push_bind(*value);
-        }
-        query.push(")");
+        query.push(column).push(" IN ");
+        push_list(&mut query, values);
     }
     query
 }
@@ -56,12 +52,9 @@ where
         "UPDATE users SET state = 'migrated', migrated_via = 'kratos', migrated_at = ",
     );
     query.push_bind(at).push(", updated_at = ").push_bind(at);
-    query.push(" WHERE state IN ('pending', 'needs_recovery') AND cognito_username IN (");
-    let mut list = query.separated(", ");
-    for username in usernames {
-        list.push_bind(*username);
-    }
-    query.push(") RETURNING cognito_username");
+    query.push(" WHERE state IN ('pending', 'needs_recovery') AND cognito_username IN ");
+    push_list(&mut query, usernames);
+    query.push(" RETURNING cognito_username");
     query
 }
 
