@@ -69,9 +69,13 @@ pub enum Command {
         --dry-run is never refused and never blocks an import.\n\n\
         Exit status: 0 when every user is imported, 3 when the run completed but some users \
         failed (listed; a rerun retries them), 1 when the run was interrupted, 2 for a \
-        configuration error, 4 when another import is running."
+        configuration error, 4 when another import is running.\n\n\
+        `cognito-bridge import undo --run ID` deletes what one run created (see its --help).",
+        args_conflicts_with_subcommands = true
     )]
     Import {
+        #[command(subcommand)]
+        action: Option<ImportAction>,
         /// Map every user and check it against the identity schema (from `kratos.public_url`
         /// or `import.schema_file`); write nothing to Kratos.
         #[arg(long, conflicts_with = "resume")]
@@ -127,6 +131,44 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImportAction {
+    /// Delete the Kratos identities one import run created that never migrated, and their
+    /// rows (`report` lists the runs).
+    #[command(
+        long_about = "Delete the Kratos identities one import run created that never \
+        migrated, and their rows, for an import that went wrong (wrong pool, wrong schema, \
+        wrong Kratos).\n\n\
+        Only identities the run created are touched: one it linked (same Cognito sub, there \
+        before the run) is never deleted. Of those it created, a user whose row is `migrated` \
+        is kept, and so is one whose identity holds a password in Kratos (checked with \
+        `GET /admin/identities/{id}?include_credential=password` just before the delete; \
+        `reconcile` records such users). Each identity is deleted with \
+        `DELETE /admin/identities/{id}`, then its row; an interrupted undo is finished by \
+        running it again. The import lease is held throughout: no import runs beside it, \
+        and it waits for none (exit 4 while one runs). A user logging in through the hook \
+        while their identity is being deleted is the one race left: undo before the hook \
+        sees traffic for these users, or expect a few to be reported as migrated during the \
+        undo.\n\n\
+        Runs from before cognito-bridge recorded which identities a run created are refused \
+        (nothing of theirs is marked).\n\n\
+        Exit status: 0 when the undo completed (users kept included), 1 when it failed \
+        (Kratos or the database unreachable; a rerun finishes it), 2 for a usage or \
+        configuration error or a run that cannot be undone, 4 when an import is running."
+    )]
+    Undo {
+        /// The import run (its id in `report`).
+        #[arg(long, value_name = "ID")]
+        run: i64,
+        /// Change nothing: count what a real undo would delete and keep.
+        #[arg(long)]
+        dry_run: bool,
+        /// Draw no progress bar (it is only drawn on a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+    },
+}
+
 /// Exit status of an import that completed with users Kratos refused.
 pub const EXIT_IMPORT_FAILURES: u8 = 3;
 /// Exit status of an import refused because another one is running.
@@ -155,6 +197,24 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             println!("database migrations applied");
         }
         Command::Import {
+            action:
+                Some(ImportAction::Undo {
+                    run,
+                    dry_run,
+                    no_progress,
+                }),
+            ..
+        } => {
+            let options = import::undo::UndoOptions {
+                dry_run,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+                ..import::undo::UndoOptions::new(run)
+            };
+            let summary = import::undo::run(&settings, options).await?;
+            print!("{}", summary.render());
+        }
+        Command::Import {
+            action: None,
             dry_run,
             resume,
             limit,

@@ -42,7 +42,7 @@ fn is_config_error(error: &anyhow::Error) -> bool {
         cause.is::<ConfigError>()
             || matches!(
                 cause.downcast_ref::<ImportError>(),
-                Some(ImportError::Config(_))
+                Some(ImportError::Config(_) | ImportError::NoSuchRun(_))
             )
             || matches!(
                 cause.downcast_ref::<ReconcileError>(),

@@ -77,7 +77,7 @@ pub(super) async fn send(
         match result {
             ItemResult::Created { identity_id } => {
                 sent.created += 1;
-                sent.rows.push(imported(user, identity_id));
+                sent.rows.push(imported(user, identity_id, true));
             }
             ItemResult::Conflict => conflicts.push(user),
             ItemResult::Failed { status, message } => {
@@ -99,7 +99,7 @@ pub(super) async fn send(
         match found? {
             Some(identity_id) => {
                 sent.linked += 1;
-                sent.rows.push(imported(user, identity_id));
+                sent.rows.push(imported(user, identity_id, false));
             }
             None => {
                 let which = if line.accepts_external_id() {
@@ -155,24 +155,36 @@ pub(super) async fn commit(
 /// A user listed twice in one batch (pages shifting while users sign up) is created once and
 /// linked once; one row each, the last, or Postgres refuses to upsert a row twice in one
 /// statement.
+/// The row keeps `created` when any of the user's rows has it (created once, then linked to
+/// that same identity).
 fn last_row_per_user(rows: Vec<ImportedUser>) -> Vec<ImportedUser> {
+    let created: HashSet<String> = rows
+        .iter()
+        .filter(|row| row.created)
+        .map(|row| row.cognito_username.clone())
+        .collect();
     let mut seen = HashSet::new();
     let mut unique: Vec<ImportedUser> = rows
         .into_iter()
         .rev()
         .filter(|row| seen.insert(row.cognito_username.clone()))
+        .map(|mut row| {
+            row.created = created.contains(&row.cognito_username);
+            row
+        })
         .collect();
     unique.reverse();
     unique
 }
 
-fn imported(user: &MappedUser, identity_id: String) -> ImportedUser {
+fn imported(user: &MappedUser, identity_id: String, created: bool) -> ImportedUser {
     ImportedUser {
         cognito_username: user.username.clone(),
         email_normalized: user.email_normalized.clone(),
         external_id: user.external_id.clone(),
         kratos_identity_id: identity_id,
         state: user.state,
+        created,
     }
 }
 
@@ -197,27 +209,35 @@ mod tests {
             external_id: format!("sub-{username}"),
             kratos_identity_id: identity.to_owned(),
             state: UserState::Pending,
+            created: true,
         }
     }
 
     #[test]
     fn a_user_listed_twice_keeps_one_row_the_last() {
+        let linked = |username, identity| ImportedUser {
+            created: false,
+            ..row(username, identity)
+        };
         let rows = vec![
             row("a", "1"),
             row("b", "2"),
-            row("a", "1-linked"),
+            linked("a", "1-linked"),
             row("c", "3"),
+            linked("d", "4"),
         ];
-        let unique: Vec<(String, String)> = last_row_per_user(rows)
+        let unique: Vec<(String, String, bool)> = last_row_per_user(rows)
             .into_iter()
-            .map(|row| (row.cognito_username, row.kratos_identity_id))
+            .map(|row| (row.cognito_username, row.kratos_identity_id, row.created))
             .collect();
+        // a was created by this batch, then linked: it stays created (undo may delete it).
         assert_eq!(
             unique,
             [
-                ("b".to_owned(), "2".to_owned()),
-                ("a".to_owned(), "1-linked".to_owned()),
-                ("c".to_owned(), "3".to_owned())
+                ("b".to_owned(), "2".to_owned(), true),
+                ("a".to_owned(), "1-linked".to_owned(), true),
+                ("c".to_owned(), "3".to_owned(), true),
+                ("d".to_owned(), "4".to_owned(), false)
             ]
         );
     }

@@ -13,6 +13,7 @@ mod pipeline;
 mod schema;
 mod send;
 mod summary;
+pub mod undo;
 
 use std::sync::Arc;
 
@@ -59,6 +60,9 @@ pub enum ImportError {
     Kratos(#[from] KratosError),
     #[error("nothing to resume: {0}")]
     NothingToResume(String),
+    /// `import undo` named a run it cannot undo.
+    #[error("{0}")]
+    NoSuchRun(String),
     #[error("identity schema for the dry run: {0}")]
     Schema(SchemaError),
     /// Another real import holds the lease; this one did nothing.

@@ -277,6 +277,20 @@ impl KratosAdmin {
         }
     }
 
+    /// `DELETE /admin/identities/{id}`: whether Kratos had the identity (`false`: gone
+    /// already).
+    pub async fn delete_identity(&self, id: &str) -> Result<bool, KratosError> {
+        let url = endpoint(&self.admin_url, &["admin", "identities", id]);
+        let (status, body) = self
+            .send(self.authorized(self.client.delete(url.clone())), &url)
+            .await?;
+        match status {
+            200 | 204 => Ok(true),
+            404 => Ok(false),
+            _ => Err(unexpected("DELETE", &url, status, &body)),
+        }
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token.expose_secret()),

@@ -88,6 +88,17 @@ pub struct ImportedUser {
     pub external_id: String,
     pub kratos_identity_id: String,
     pub state: UserState,
+    /// This run created the identity (it did not link one that was there): `import undo`
+    /// may delete it.
+    pub created: bool,
+}
+
+/// A user whose Kratos identity an import run created, as `import undo` weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedByRun {
+    pub cognito_username: String,
+    pub kratos_identity_id: Option<String>,
+    pub state: UserState,
 }
 
 /// A user the run could not import.

@@ -25,7 +25,7 @@ pub use binding::{Candidate, Resolution, UserLookup};
 pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
-    ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
+    CreatedByRun, ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
 };
 pub use outbox::{CaptureStore, NewCapture, OutboxEntry, OutboxStatus};
 pub use postgres::PostgresStore;
@@ -302,6 +302,19 @@ pub trait ImportStore: Send + Sync {
     async fn release_import_lease(&self, token: &str) -> Result<(), StoreError>;
     /// Who holds the lease, if anyone (expired or not).
     async fn import_lease(&self) -> Result<Option<LeaseHolder>, StoreError>;
+    /// The run with this id, if there is one.
+    async fn import_run(&self, run_id: i64) -> Result<Option<ImportRun>, StoreError>;
+    /// Up to `limit` users whose identity run `run_id` created, after `after` in username
+    /// order (`""` first).
+    async fn created_by_run(
+        &self,
+        run_id: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<CreatedByRun>, StoreError>;
+    /// Delete the row of a user run `run_id` created, unless it migrated meanwhile; whether
+    /// it was deleted.
+    async fn delete_unmigrated(&self, run_id: i64, username: &str) -> Result<bool, StoreError>;
 }
 
 /// A run's new status and totals; `next_token` is kept as the last commit left it.
@@ -344,6 +357,6 @@ pub async fn connect(
     }
 }
 
-fn state_from_db(raw: String) -> Result<UserState, StoreError> {
+pub(crate) fn state_from_db(raw: String) -> Result<UserState, StoreError> {
     UserState::parse(&raw).ok_or(StoreError::Corrupt(raw))
 }

@@ -481,6 +481,7 @@ pub async fn import_users(store: &dyn Store, users: &[(&str, Option<&str>, &str,
             external_id: (*sub).to_owned(),
             kratos_identity_id: (*identity_id).to_owned(),
             state: cognito_bridge::domain::UserState::Pending,
+            created: true,
         })
         .collect();
     store

@@ -32,6 +32,7 @@ mod helpers;
 mod hook_moto;
 mod import;
 mod import_cli;
+mod import_undo;
 mod load;
 mod migrations;
 mod moto_seed;

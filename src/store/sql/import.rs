@@ -61,12 +61,14 @@ where
     Option<&'a str>: Bind<'a, DB>,
     String: Bind<'a, DB>,
     i64: Bind<'a, DB>,
+    Option<i64>: Bind<'a, DB>,
     DateTime<Utc>: Bind<'a, DB>,
 {
     let mut query = QueryBuilder::new(
         "
 INSERT INTO users (cognito_username, username_normalized, email_normalized, external_id,
-                   kratos_identity_id, state, import_run_id, created_at, updated_at)
+                   kratos_identity_id, state, import_run_id, created_by_run, created_at,
+                   updated_at)
 ",
     );
     query.push_values(users, |mut row, user| {
@@ -77,6 +79,7 @@ INSERT INTO users (cognito_username, username_normalized, email_normalized, exte
             .push_bind(user.kratos_identity_id.as_str())
             .push_bind(user.state.as_str())
             .push_bind(run_id)
+            .push_bind(user.created.then_some(run_id))
             .push_bind(at)
             .push_bind(at);
     });
@@ -87,6 +90,7 @@ ON CONFLICT (cognito_username) DO UPDATE SET
     external_id = excluded.external_id,
     kratos_identity_id = excluded.kratos_identity_id,
     import_run_id = excluded.import_run_id,
+    created_by_run = COALESCE(excluded.created_by_run, users.created_by_run),
     state = CASE WHEN users.state IN ('migrated', 'needs_recovery') THEN users.state
                  ELSE excluded.state END,
     updated_at = excluded.updated_at",
@@ -223,6 +227,41 @@ SELECT id, dry_run, status, started_at, finished_at, next_token, pages, seen, cr
        skipped, failed, invalid, estimated_users, duration_ms, error
 FROM import_runs WHERE $1 OR NOT dry_run ORDER BY id DESC LIMIT $2";
 
+/// One run by id (`$1`). Rows are [`ImportRunRow`]s.
+pub const IMPORT_RUN: &str = "
+SELECT id, dry_run, status, started_at, finished_at, next_token, pages, seen, created, linked,
+       skipped, failed, invalid, estimated_users, duration_ms, error
+FROM import_runs WHERE id = $1";
+
+/// The users whose identity run `$1` created, after `$2` in username order, `$3` of them.
+pub const CREATED_BY_RUN: &str = "
+SELECT cognito_username, kratos_identity_id, state FROM users
+WHERE created_by_run = $1 AND cognito_username > $2 ORDER BY cognito_username LIMIT $3";
+
+/// `$1` run, `$2` username: the row goes unless it migrated (or another run took it over).
+pub const DELETE_UNMIGRATED: &str = "
+DELETE FROM users WHERE cognito_username = $2 AND created_by_run = $1 AND state <> 'migrated'";
+
+/// A `CREATED_BY_RUN` row, its state not parsed yet.
+#[derive(sqlx::FromRow)]
+pub struct CreatedByRunRow {
+    cognito_username: String,
+    kratos_identity_id: Option<String>,
+    state: String,
+}
+
+impl TryFrom<CreatedByRunRow> for crate::store::CreatedByRun {
+    type Error = StoreError;
+
+    fn try_from(row: CreatedByRunRow) -> Result<Self, StoreError> {
+        Ok(crate::store::CreatedByRun {
+            cognito_username: row.cognito_username,
+            kratos_identity_id: row.kratos_identity_id,
+            state: crate::store::state_from_db(row.state)?,
+        })
+    }
+}
+
 /// Rows are [`ImportFailure`]s.
 pub const IMPORT_FAILURES: &str = "
 SELECT cognito_username, external_id, status, reason FROM import_failures
@@ -299,6 +338,7 @@ mod tests {
             external_id: format!("sub-{name}"),
             kratos_identity_id: format!("id-{name}"),
             state: crate::domain::UserState::Pending,
+            created: true,
         }
     }
 

@@ -298,6 +298,42 @@ macro_rules! import_store_impl {
                     let query = sqlx::query_as(&statement);
                     Ok(query.fetch_optional(&self.writer).await?)
                 }
+
+                async fn import_run(&self, run_id: i64) -> Result<Option<ImportRun>, StoreError> {
+                    let row: Option<import::ImportRunRow> = sqlx::query_as(import::IMPORT_RUN)
+                        .bind(run_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(ImportRun::try_from).transpose()
+                }
+
+                async fn created_by_run(
+                    &self,
+                    run_id: i64,
+                    after: &str,
+                    limit: i64,
+                ) -> Result<Vec<$crate::store::CreatedByRun>, StoreError> {
+                    let rows: Vec<import::CreatedByRunRow> = sqlx::query_as(import::CREATED_BY_RUN)
+                        .bind(run_id)
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.into_iter().map(TryFrom::try_from).collect()
+                }
+
+                async fn delete_unmigrated(
+                    &self,
+                    run_id: i64,
+                    username: &str,
+                ) -> Result<bool, StoreError> {
+                    let result = sqlx::query(import::DELETE_UNMIGRATED)
+                        .bind(run_id)
+                        .bind(username)
+                        .execute(&self.writer)
+                        .await?;
+                    Ok(result.rows_affected() == 1)
+                }
             }
         };
     };
