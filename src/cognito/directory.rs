@@ -26,7 +26,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Every item of a listing paged by `NextToken`: `page(token)` fetches one page and gives its
 /// items and the next token (none, or empty, on the last page).
-async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, DirectoryError>
+pub(super) async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, DirectoryError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), DirectoryError>>,
@@ -146,8 +146,8 @@ pub struct Page {
 }
 
 pub struct Directory {
-    client: Client,
-    user_pool_id: String,
+    pub(super) client: Client,
+    pub(super) user_pool_id: String,
     limiter: DefaultDirectRateLimiter,
     /// Extra spacing added after throttling: doubled per throttled answer, shrunk by a
     /// tenth per success, so the import settles below what Cognito lets through.
@@ -284,7 +284,7 @@ impl Directory {
     }
 
     /// Send under the rate limit; wait and retry when throttled or unavailable.
-    async fn call<T, E, R, F, Fut>(
+    pub(super) async fn call<T, E, R, F, Fut>(
         &self,
         operation: &'static str,
         send: F,
