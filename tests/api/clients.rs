@@ -200,6 +200,20 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
     let (spa, spa_secret) = SPA.create(&pool).await;
     let (machine, machine_secret) = MACHINE.create(&pool).await;
     assert!(web_secret.is_some() && machine_secret.is_some() && spa_secret.is_none());
+    // Hydra already has a client under this app client's id, made by someone else.
+    let (foreign, _) = AppSpec {
+        name: "foreign",
+        ..MACHINE
+    }
+    .create(&pool)
+    .await;
+    let created = reqwest::Client::new()
+        .post(hydra.admin_url.join("admin/clients").unwrap())
+        .json(&serde_json::json!({"client_id": foreign, "client_name": "made by hand"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
     let settings = settings(&pool.id, &hydra).await;
 
     // A dry run plans every client and writes nothing.
@@ -209,9 +223,10 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
         (
             plan.counts.created,
             plan.counts.skipped,
+            plan.counts.refused,
             plan.counts.app_clients
         ),
-        (3, 1, 4),
+        (3, 1, 1, 5),
         "{plan:?}"
     );
     assert_eq!(outcome_of(&plan, &pool.client_id).0, Outcome::Skipped);
@@ -223,7 +238,14 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
     }
 
     let first = run(&settings, false).await;
-    assert!(first.all_done(), "{first:?}");
+    assert!(!first.all_done(), "one client is refused: exit status 1");
+    let (outcome, _) = outcome_of(&first, &foreign);
+    assert_eq!(outcome, Outcome::Refused);
+    let read = hydra_client(&hydra, &foreign).await.unwrap();
+    assert_eq!(
+        read["client_name"], "made by hand",
+        "a client not ours is left alone"
+    );
     for id in [&web, &spa, &machine] {
         assert_eq!(outcome_of(&first, id).0, Outcome::Created);
     }
@@ -313,12 +335,15 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
     assert_eq!(status, StatusCode::OK, "{token}");
     let claims = verified_claims(&hydra, token["access_token"].as_str().unwrap()).await;
     assert_eq!(claims["client_id"], machine.as_str(), "{claims}");
+    // Hydra v2.3.0 fixes `exp` when the request starts and `iat` when it signs: on a loaded
+    // machine `exp - iat` came out 3 s short of the lifespan once.
     let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
-    assert_eq!(
-        lifetime,
-        30 * 60,
-        "the access token lives as long as in Cognito"
+    assert!(
+        (30 * 60 - 30..=30 * 60).contains(&lifetime),
+        "the access token lives as long as in Cognito: {lifetime} s"
     );
+    let expires_in = token["expires_in"].as_i64().unwrap();
+    assert!((30 * 60 - 30..=30 * 60).contains(&expires_in), "{token}");
 
     // A rerun changes nothing.
     let again = run(&settings, false).await;
@@ -365,6 +390,31 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
         .send()
         .await
         .expect("update app client");
+    // The machine client gets a second scope (moto keeps its secret through the update).
+    pool.client
+        .update_user_pool_client()
+        .user_pool_id(&pool.id)
+        .client_id(&machine)
+        .client_name("machine")
+        .allowed_o_auth_flows_user_pool_client(true)
+        .allowed_o_auth_flows(OAuthFlowType::ClientCredentials)
+        .set_allowed_o_auth_scopes(Some(vec![
+            "https://api.example.com/read".into(),
+            "https://api.example.com/write".into(),
+        ]))
+        .access_token_validity(30)
+        .id_token_validity(2)
+        .refresh_token_validity(10)
+        .token_validity_units(
+            TokenValidityUnitsType::builder()
+                .access_token(TimeUnitsType::Minutes)
+                .id_token(TimeUnitsType::Hours)
+                .refresh_token(TimeUnitsType::Days)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("update app client");
     let plan = run(&settings, true).await;
     assert_eq!(
         outcome_of(&plan, &web),
@@ -382,7 +432,14 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
         ),
         "{updated:?}"
     );
-    assert_eq!(outcome_of(&updated, &machine).0, Outcome::Unchanged);
+    assert_eq!(
+        outcome_of(&updated, &machine),
+        (Outcome::Updated, vec!["scope".into()])
+    );
+    // A replacement without a secret keeps the one Hydra holds: the copied secret still works.
+    let (status, token) =
+        client_credentials_token(&hydra, &machine, machine_secret.as_deref().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
     let read = hydra_client(&hydra, &web).await.unwrap();
     assert_eq!(
         strings(&read["redirect_uris"]),
