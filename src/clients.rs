@@ -1,6 +1,6 @@
 //! `cognito-bridge clients`: one Hydra OAuth2 client per Cognito app client, with the same
 //! `client_id`. Reads the pool's app clients (`cognito::Directory::app_clients`), maps each
-//! (`clients/mapping.rs`), reads the Hydra client of that id and creates it, replaces it when
+//! (`clients/mapping.rs`, compared in `clients/compare.rs`), reads the Hydra client of that id and creates it, replaces it when
 //! a managed field differs, or leaves it. A rerun changes only what changed in Cognito.
 //!
 //! Secrets: Cognito's secret is copied into Hydra when the client is created (apps keep
@@ -8,6 +8,7 @@
 //! `--new-secrets`, clients created (or turned confidential) get a new random secret instead,
 //! written only to the `--secrets-out` file (mode 0600). No secret is logged or printed.
 
+mod compare;
 mod mapping;
 mod summary;
 
@@ -174,7 +175,7 @@ async fn handle(
             let secret = secret_for(&secrets);
             (body, Outcome::Created, secret)
         }
-        Some(actual) if !mapping::is_ours(&actual) => {
+        Some(actual) if !compare::is_ours(&actual) => {
             report.outcome = Outcome::Refused;
             report.reason = Some(format!(
                 "Hydra already has a client with this id that cognito-bridge did not create \
@@ -183,7 +184,7 @@ async fn handle(
             return Ok(report);
         }
         Some(actual) => {
-            report.fields = mapping::changed_fields(&mapped.fields, &actual);
+            report.fields = compare::changed_fields(&mapped.fields, &actual);
             if report.fields.is_empty() {
                 report.outcome = Outcome::Unchanged;
                 return Ok(report);

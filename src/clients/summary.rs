@@ -169,7 +169,11 @@ impl ClientsSummary {
                 let _ = write!(line, ": {reason}");
             }
             if client.new_secret {
-                line.push_str(" (new secret in the secrets file)");
+                line.push_str(if self.dry_run {
+                    " (would get a new secret)"
+                } else {
+                    " (new secret in the secrets file)"
+                });
             }
             let _ = writeln!(out, "{line}");
             for dropped in &client.dropped {
