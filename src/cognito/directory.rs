@@ -1,6 +1,6 @@
 //! Cognito as a user directory: `ListUsers` pages, group memberships and the pool's size,
 //! all under one token bucket (`import.list_rate`) that slows down further when Cognito
-//! throttles.
+//! throttles. The pool's app clients (`app_clients.rs`) use the same bucket and retries.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -86,7 +86,7 @@ pub enum DirectoryError {
         message: String,
     },
     #[error(
-        "Cognito kept throttling {operation} ({attempts} answers in a row); try a lower `import.list_rate` or a quieter hour"
+        "Cognito kept throttling {operation} ({attempts} answers in a row); try a quieter hour (or, for `import`, a lower `import.list_rate`)"
     )]
     Throttled {
         operation: &'static str,
@@ -333,7 +333,7 @@ impl Directory {
                         operation,
                         code,
                         throttled,
-                        "Cognito throttled the import; slowing down"
+                        "Cognito throttled a listing; slowing down"
                     );
                     tokio::time::sleep(self.backoff.wait(throttled)).await;
                 }
