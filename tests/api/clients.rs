@@ -586,7 +586,7 @@ async fn clients_help_explains_the_command_and_usage_errors_exit_2() {
 }
 
 #[tokio::test]
-async fn clients_exits_1_when_hydra_is_unreachable() {
+async fn clients_exits_1_when_hydra_is_unreachable_and_a_dry_run_writes_no_secrets_file() {
     let pool = Pool::create(false).await;
     WEB.create(&pool).await;
     let moto = moto::endpoint().await;
@@ -594,8 +594,16 @@ async fn clients_exits_1_when_hydra_is_unreachable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.jsonl");
     let output = bridge_output(
-        &["clients", "--dry-run"],
+        &[
+            "clients",
+            "--dry-run",
+            "--new-secrets",
+            "--secrets-out",
+            secrets.to_str().unwrap(),
+        ],
         &[
             ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", pool.id.as_str()),
             ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", moto.as_str()),
@@ -608,4 +616,8 @@ async fn clients_exits_1_when_hydra_is_unreachable() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("could not be reached"), "{stderr}");
     assert!(output.stdout.is_empty(), "no summary after a failure");
+    assert!(
+        !secrets.exists(),
+        "a dry run does not touch the secrets file"
+    );
 }
