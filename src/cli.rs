@@ -1,4 +1,4 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|clients>`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::clients::{self, ClientsFormat, ClientsOptions};
 use crate::config::Settings;
 use crate::import::{self, ImportOptions};
 use crate::reconcile::{self, ReconcileFormat, ReconcileOptions};
@@ -129,6 +130,43 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReconcileFormat::Table)]
         format: ReconcileFormat,
     },
+    /// Create or update one Hydra OAuth2 client per Cognito app client (same client_id,
+    /// redirect and logout URIs, grant types, scopes, token lifetimes, secret).
+    #[command(
+        long_about = "Create or update one Hydra OAuth2 client per Cognito app client, with \
+        the same client_id.\n\n\
+        Reads the pool's app clients (ListUserPoolClients, then DescribeUserPoolClient per \
+        client, at most 4 requests/s) and the Hydra client of each id at `hydra.admin_url` \
+        (GET /admin/clients/{id}). A missing client is created (POST /admin/clients); one whose \
+        managed fields differ is replaced (PUT /admin/clients/{id}, other fields kept); the \
+        rest is left unchanged. Mapped: name, CallbackURLs → redirect_uris, LogoutURLs → \
+        post_logout_redirect_uris, AllowedOAuthFlows → grant and response types, \
+        AllowedOAuthScopes → scope, token validities (in TokenValidityUnits) → per-grant \
+        lifespans, a secret → client_secret_basic (none without). URIs Hydra would refuse (a \
+        logout URL whose scheme, host and port match no callback URL; a '#' in a callback URL) \
+        are left out and reported; the rest of the client is written. App clients without OAuth \
+        flows (SDK sign-in only) are skipped.\n\n\
+        Cognito's secret is copied, so apps keep working. With --new-secrets, clients created \
+        by this run get a new random secret instead, written only to --secrets-out (mode 0600, \
+        one JSON object per line), never to the terminal or the log.\n\n\
+        Exit status: 0 when every app client is created, updated, unchanged or skipped, 1 when \
+        some were refused or failed (or Cognito or Hydra was unreachable), 2 for a usage or \
+        configuration error."
+    )]
+    Clients {
+        /// Change nothing: print what a real run would create and update.
+        #[arg(long)]
+        dry_run: bool,
+        /// Give clients created by this run new random secrets instead of Cognito's.
+        #[arg(long, requires = "secrets_out")]
+        new_secrets: bool,
+        /// Where new secrets go (mode 0600); only with --new-secrets.
+        #[arg(long, value_name = "FILE", requires = "new_secrets")]
+        secrets_out: Option<PathBuf>,
+        /// Output format of the summary.
+        #[arg(long, value_enum, default_value_t = ClientsFormat::Table)]
+        format: ClientsFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +214,10 @@ pub const EXIT_IMPORT_ALREADY_RUNNING: u8 = 4;
 
 /// Run one command with loaded settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
-    if matches!(command, Command::Serve | Command::Import { .. }) {
+    if matches!(
+        command,
+        Command::Serve | Command::Import { .. } | Command::Clients { .. }
+    ) {
         crate::config::check_aws_environment(std::env::vars_os().map(|(name, _)| name))?;
     }
     match command {
@@ -263,6 +304,23 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             };
             let summary = reconcile::run(&settings, options).await?;
             print!("{}", summary.render(format));
+        }
+        Command::Clients {
+            dry_run,
+            new_secrets,
+            secrets_out,
+            format,
+        } => {
+            let options = ClientsOptions {
+                dry_run,
+                new_secrets,
+                secrets_out,
+            };
+            let summary = clients::run(&settings, options, None).await?;
+            print!("{}", summary.render(format));
+            if !summary.all_done() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,12 +4,14 @@
 
 pub mod capture;
 pub mod cli;
+pub mod clients;
 pub mod cognito;
 pub mod config;
 pub mod confirm;
 pub mod domain;
 pub mod hook;
 pub mod http;
+pub mod hydra;
 pub mod import;
 pub mod kratos;
 pub mod metrics;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cognito_bridge::cli::{self, Cli};
+use cognito_bridge::clients::ClientsError;
 use cognito_bridge::config::{ConfigError, Settings};
 use cognito_bridge::import::ImportError;
 use cognito_bridge::reconcile::ReconcileError;
@@ -47,6 +48,10 @@ fn is_config_error(error: &anyhow::Error) -> bool {
             || matches!(
                 cause.downcast_ref::<ReconcileError>(),
                 Some(ReconcileError::Config(_))
+            )
+            || matches!(
+                cause.downcast_ref::<ClientsError>(),
+                Some(ClientsError::Config(_) | ClientsError::Usage(_))
             )
     })
 }

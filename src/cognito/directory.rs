@@ -1,6 +1,6 @@
 //! Cognito as a user directory: `ListUsers` pages, group memberships and the pool's size,
 //! all under one token bucket (`import.list_rate`) that slows down further when Cognito
-//! throttles.
+//! throttles. The pool's app clients (`app_clients.rs`) use the same bucket and retries.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +26,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Every item of a listing paged by `NextToken`: `page(token)` fetches one page and gives its
 /// items and the next token (none, or empty, on the last page).
-async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, DirectoryError>
+pub(super) async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, DirectoryError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), DirectoryError>>,
@@ -86,7 +86,7 @@ pub enum DirectoryError {
         message: String,
     },
     #[error(
-        "Cognito kept throttling {operation} ({attempts} answers in a row); try a lower `import.list_rate` or a quieter hour"
+        "Cognito kept throttling {operation} ({attempts} answers in a row); try a quieter hour (or, for `import`, a lower `import.list_rate`)"
     )]
     Throttled {
         operation: &'static str,
@@ -146,8 +146,8 @@ pub struct Page {
 }
 
 pub struct Directory {
-    client: Client,
-    user_pool_id: String,
+    pub(super) client: Client,
+    pub(super) user_pool_id: String,
     limiter: DefaultDirectRateLimiter,
     /// Extra spacing added after throttling: doubled per throttled answer, shrunk by a
     /// tenth per success, so the import settles below what Cognito lets through.
@@ -284,7 +284,7 @@ impl Directory {
     }
 
     /// Send under the rate limit; wait and retry when throttled or unavailable.
-    async fn call<T, E, R, F, Fut>(
+    pub(super) async fn call<T, E, R, F, Fut>(
         &self,
         operation: &'static str,
         send: F,
@@ -333,7 +333,7 @@ impl Directory {
                         operation,
                         code,
                         throttled,
-                        "Cognito throttled the import; slowing down"
+                        "Cognito throttled a listing; slowing down"
                     );
                     tokio::time::sleep(self.backoff.wait(throttled)).await;
                 }

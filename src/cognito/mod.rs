@@ -1,8 +1,9 @@
 //! Cognito: every call to it (`AdminInitiateAuth` in `auth`, the user directory in
-//! `directory`, the pool's token signing keys in `jwks`, SDK errors read in `sdk_error` only),
-//! the verifier boundary, and the one table that turns an `AdminInitiateAuth` answer into a
-//! verdict.
+//! `directory` and its app clients in `app_clients`, the pool's token signing keys in `jwks`,
+//! SDK errors read in `sdk_error` only), the verifier boundary, and the one table that turns
+//! an `AdminInitiateAuth` answer into a verdict.
 
+mod app_clients;
 mod auth;
 pub mod directory;
 mod health;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use app_clients::{AppClient, ValidityUnit};
 pub use auth::{AwsCognito, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 pub use jwks::{Jwks, JwksError};

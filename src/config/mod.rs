@@ -7,6 +7,7 @@ mod capture;
 mod cognito;
 mod guard;
 mod hooks;
+mod hydra;
 mod import;
 mod kratos;
 mod serve;
@@ -29,6 +30,7 @@ pub use hooks::{
     EXAMPLE_API_KEY, HookSettings, MAX_BODY_BYTES_LIMIT, MAX_DEADLINE_MS, MIN_API_KEY_CHARS,
     Policies, Policy,
 };
+pub use hydra::HydraSettings;
 pub use import::{ImportSettings, LIST_USERS_QUOTA, MAX_BATCH_SIZE};
 pub use kratos::KratosSettings;
 pub use serve::{HookConfig, ServeConfig};
@@ -133,6 +135,7 @@ pub struct Settings {
     pub hooks: HookSettings,
     pub guard: GuardSettings,
     pub kratos: KratosSettings,
+    pub hydra: HydraSettings,
     pub import: ImportSettings,
     pub capture: CaptureSettings,
     pub admin: AdminSettings,
@@ -185,6 +188,7 @@ impl Settings {
         }
         settings.import.check()?;
         settings.kratos.check()?;
+        settings.hydra.check()?;
         settings.capture.check()?;
         settings.database.check()?;
         Ok(settings)

@@ -22,6 +22,7 @@ mod admin;
 mod binding;
 mod capture;
 mod cli;
+mod clients;
 mod confirm;
 mod confirm_kratos;
 mod dashboard;
