@@ -8,6 +8,7 @@ pub mod cognito;
 pub mod config;
 pub mod confirm;
 pub mod domain;
+pub mod finalize;
 pub mod hook;
 pub mod http;
 pub mod import;

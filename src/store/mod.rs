@@ -23,8 +23,8 @@ use serde::Serialize;
 
 pub use admin::{AdminStore, Bucket, BucketCount, HourSplit, UserListing};
 pub use binding::{Candidate, Resolution, UserLookup};
-pub use finalize::{FinalizeRow, FinalizeStore};
 pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
+pub use finalize::{FinalizeRow, FinalizeStore};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,

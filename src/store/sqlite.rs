@@ -8,8 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::attempts::{self, bind_attempt};
 use super::sql::{
-    admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl, outbox_store_impl,
-    reconcile_store_impl, store_impl,
+    admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
+    outbox_store_impl, reconcile_store_impl, store_impl,
 };
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
