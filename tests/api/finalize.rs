@@ -1,0 +1,446 @@
+//! `finalize` (the cutover) against the real Kratos v1.3.1, with the bridge serving the hook:
+//! stragglers lose the migration flag (and the hook is never called for them again), migrated
+//! users are untouched, admin recovery codes go to a 0600 file and work in Kratos's recovery
+//! flow, a dry run changes nothing, recent hook calls make it refuse (unless --yes), and a run
+//! that dies midway is finished by a rerun without doing anything twice. The binary: `--help`,
+//! usage errors, exit 4, and no code in any output or log line at TRACE.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use cognito_bridge::config::Settings;
+use cognito_bridge::domain::UserState;
+use cognito_bridge::finalize::{self, FinalizeError, FinalizeOptions, RecoveryChoice};
+use cognito_bridge::import::ImportOptions;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::import::{import_settings_with_public_url, run_import};
+use crate::helpers::{
+    API_KEY, AppOptions, Backend, TestApp, bridge, bridge_with_test_credentials, spawn_app,
+};
+use crate::kratos_real_import::CrashingProxy;
+use crate::moto::{self, Pool};
+use crate::ory::{ConfirmHooks, Kratos, Login, MigrateHook};
+
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+const TEMPORARY: &str = "Temp-Pass-4321";
+/// Kratos's "The provided credentials are invalid" (text/message_validation.go).
+const INVALID_CREDENTIALS: u64 = 4000006;
+const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
+/// Prefix of the locked hash `finalize` writes in place of the flag.
+const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
+
+/// A moto pool of `usernames` (`<name>@example.com`, one password; carol's is temporary), the
+/// bridge serving the hook, a real Kratos with recovery on calling it, the pool imported.
+struct World {
+    app: TestApp,
+    kratos: Kratos,
+    settings: Settings,
+}
+
+async fn world(backend: Backend, usernames: &[&str]) -> World {
+    let pool = Pool::create(false).await;
+    for name in usernames {
+        let email = format!("{name}@example.com");
+        if *name == "carol" {
+            pool.add_user_with_temporary_password(name, &email, TEMPORARY)
+                .await;
+        } else {
+            pool.add_user(name, &email, PASSWORD).await;
+        }
+    }
+    let moto = moto::endpoint().await;
+    let app = spawn_app(AppOptions::new(backend, &moto, &pool.id, &pool.client_id)).await;
+    let kratos = Kratos::start_with_recovery(
+        &MigrateHook {
+            url: app.hook_url(),
+            api_key: API_KEY.to_owned(),
+        },
+        &ConfirmHooks::to_bridge(&app.address, API_KEY),
+    )
+    .await;
+    let settings = import_settings_with_public_url(
+        &app.database.url,
+        &moto,
+        &pool.id,
+        kratos.admin_url.as_str(),
+        kratos.public_url.as_str(),
+        TRAITS,
+    );
+    let summary = run_import(&settings, ImportOptions::default())
+        .await
+        .expect("the import into the real Kratos");
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    World {
+        app,
+        kratos,
+        settings,
+    }
+}
+
+/// Hook calls answered so far (the bridge's `/metrics`).
+async fn hook_calls(app: &TestApp) -> u64 {
+    let (status, text) = app.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix("cognito_bridge_hook_answers_total")
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn identity_id(app: &TestApp, username: &str) -> String {
+    app.store
+        .user(username)
+        .await
+        .unwrap()
+        .unwrap()
+        .kratos_identity_id
+        .unwrap()
+}
+
+async fn row(app: &TestApp, username: &str) -> (UserState, bool) {
+    let row = app.store.user(username).await.unwrap().unwrap();
+    (row.state, row.finalized_at.is_some())
+}
+
+fn password_config(identity: &Value) -> &Value {
+    &identity["credentials"]["password"]["config"]
+}
+
+fn flagged(identity: &Value) -> bool {
+    password_config(identity)["use_password_migration_hook"] == true
+}
+
+/// Everything of an identity `finalize` must keep: all but the password config and the
+/// update time.
+fn kept_fields(identity: &Value) -> Value {
+    let mut kept = identity.clone();
+    let object = kept.as_object_mut().unwrap();
+    object.remove("updated_at");
+    object.remove("credentials");
+    kept
+}
+
+fn assert_invalid_credentials(login: &Login) {
+    assert_eq!(login.status, StatusCode::BAD_REQUEST, "{:#}", login.body);
+    assert!(login.session_token().is_none());
+    assert!(
+        login.message_ids().contains(&INVALID_CREDENTIALS),
+        "{:#}",
+        login.body
+    );
+}
+
+/// The recovery file's lines, by username: (email, identity id, code, link, expires).
+fn recovery_lines(path: &Path) -> Vec<[String; 6]> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "cognito_username",
+            "email",
+            "identity_id",
+            "recovery_code",
+            "recovery_link",
+            "expires_at"
+        ]
+    );
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            std::array::from_fn(|i| record[i].to_owned())
+        })
+        .collect()
+}
+
+fn options(yes: bool, dry_run: bool) -> FinalizeOptions {
+    FinalizeOptions {
+        yes,
+        dry_run,
+        ..FinalizeOptions::default()
+    }
+}
+
+on_both_backends!(
+    finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migrated_users_alone,
+    finalize_resumes_after_kratos_fails_midway_without_doing_anything_twice,
+);
+
+async fn finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migrated_users_alone(
+    backend: Backend,
+) {
+    let World {
+        app,
+        kratos,
+        settings,
+    } = world(backend, &["alice", "bob", "carol", "dave"]).await;
+    // alice migrates through the hook; carol's temporary password sends her to recovery.
+    let login = kratos.login("alice@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{:#}", login.body);
+    assert_invalid_credentials(&kratos.login("carol@example.com", TEMPORARY).await);
+    assert_eq!(hook_calls(&app).await, 2);
+    assert_eq!(row(&app, "alice").await.0, UserState::Migrated);
+    assert_eq!(row(&app, "carol").await.0, UserState::NeedsRecovery);
+    let alice = identity_id(&app, "alice").await;
+    let alice_before = kratos.identity(&alice).await;
+    let mut before = Vec::new();
+    for name in ["bob", "carol", "dave"] {
+        let identity = kratos.identity(&identity_id(&app, name).await).await;
+        assert!(flagged(&identity), "{identity:#}");
+        before.push(identity);
+    }
+
+    // Hook calls just arrived: a real run is refused and changes nothing.
+    let refused = finalize::run(&settings, options(false, false)).await;
+    assert!(
+        matches!(refused, Err(FinalizeError::HookActive { attempts, minutes: 10 }) if attempts >= 2),
+        "{refused:?}"
+    );
+    // A dry run is not refused, reads Kratos, and changes nothing either.
+    let dry = finalize::run(&settings, options(false, true))
+        .await
+        .unwrap();
+    assert!(dry.dry_run);
+    assert!(dry.recent_attempts >= 2, "{dry:?}");
+    assert_eq!((dry.counts.rows, dry.counts.finalized), (3, 3), "{dry:?}");
+    assert_eq!(dry.counts.flag_removed, 3, "{dry:?}");
+    assert_eq!(dry.counts.recovery_issued, 0);
+    for (name, identity) in ["bob", "carol", "dave"].iter().zip(&before) {
+        let now = kratos.identity(identity["id"].as_str().unwrap()).await;
+        assert_eq!(&now, identity, "{name}: a dry run writes nothing to Kratos");
+        assert!(!row(&app, name).await.1, "{name}");
+    }
+    assert_eq!(row(&app, "bob").await, (UserState::Pending, false));
+
+    // The binary, logging at TRACE: refused without --yes (exit 4), then --yes with codes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("codes.csv");
+    let environment = [
+        ("COGNITO_BRIDGE__DATABASE__URL", app.database.url.as_str()),
+        (
+            "COGNITO_BRIDGE__KRATOS__ADMIN_URL",
+            kratos.admin_url.as_str(),
+        ),
+        ("RUST_LOG", "trace"),
+    ];
+    let out_arg = out.to_str().unwrap();
+    let run_binary = |args: &'static [&'static str]| {
+        let mut all: Vec<&str> = vec!["finalize", "--recovery", "code", "--recovery-out", out_arg];
+        all.extend_from_slice(args);
+        let command = bridge_with_test_credentials(&dir, &all, &environment);
+        async move {
+            let mut command = command;
+            tokio::time::timeout(Duration::from_secs(120), command.output())
+                .await
+                .expect("finalize ends within 120 s")
+                .unwrap()
+        }
+    };
+    let output = run_binary(&[]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(!out.exists(), "a refused run writes no file");
+
+    let output = run_binary(&["--yes", "--format", "json"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("finalize"),
+        "TRACE logging was on: {stderr}"
+    );
+    let printed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(printed["finalized"], 3, "{printed}");
+    assert_eq!(printed["flag_removed"], 3, "{printed}");
+    assert_eq!(printed["recovery_issued"], 3, "{printed}");
+    assert_eq!(printed["recovery"], "code", "{printed}");
+
+    // The file: 0600, one line per straggler; no code or link in any output.
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let lines = recovery_lines(&out);
+    let mut names: Vec<&str> = lines.iter().map(|line| line[0].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["bob", "carol", "dave"]);
+    for line in &lines {
+        let [name, email, id, code, link, expires] = line;
+        assert_eq!(email, &format!("{name}@example.com"));
+        assert_eq!(id, &identity_id(&app, name).await);
+        assert!(!code.is_empty() && link.contains("flow="), "{name}");
+        assert!(!expires.is_empty(), "{name}");
+        for secret in [code, link] {
+            assert!(
+                !stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()),
+                "{name}'s recovery reached the output or the log"
+            );
+        }
+    }
+    assert!(!stderr.contains(LOCKED) && !stdout.contains(LOCKED));
+
+    // Kratos: the stragglers lost the flag and nothing else; alice is byte for byte the same.
+    for (name, identity) in ["bob", "carol", "dave"].iter().zip(&before) {
+        let now = kratos.identity(identity["id"].as_str().unwrap()).await;
+        assert!(!flagged(&now), "{name}: {now:#}");
+        assert!(
+            password_config(&now)["hashed_password"]
+                .as_str()
+                .is_some_and(|hash| hash.starts_with(LOCKED)),
+            "{name}: a locked hash in place of the flag"
+        );
+        assert_eq!(kept_fields(&now), kept_fields(identity), "{name}");
+        assert_eq!(
+            row(&app, name).await,
+            (UserState::NeedsRecovery, true),
+            "{name}"
+        );
+    }
+    assert_eq!(kratos.identity(&alice).await, alice_before);
+    assert_eq!(row(&app, "alice").await, (UserState::Migrated, false));
+
+    // bob's Cognito password no longer reaches the hook: Kratos answers alone.
+    assert_invalid_credentials(&kratos.login("bob@example.com", PASSWORD).await);
+    assert_invalid_credentials(&kratos.login("bob@example.com", LOCKED).await);
+    assert_eq!(hook_calls(&app).await, 2, "no hook call after finalize");
+    let again = kratos.login("alice@example.com", PASSWORD).await;
+    assert_eq!(again.status, StatusCode::OK, "{:#}", again.body);
+
+    // bob's code works in Kratos's recovery flow (once); a wrong one does not.
+    let bob = lines.iter().find(|line| line[0] == "bob").unwrap();
+    let (status, wrong) = kratos.submit_recovery_code(&bob[4], "00000000").await;
+    println!("wrong code: {status} {wrong:#}");
+    assert!(
+        wrong.to_string().contains("4060006"),
+        "an invalid code is refused: {status} {wrong:#}"
+    );
+    let (status, accepted) = kratos.submit_recovery_code(&bob[4], &bob[3]).await;
+    println!("right code: {status} {accepted:#}");
+    assert!(
+        !accepted.to_string().contains("4060006")
+            && (accepted.to_string().contains("settings") || status == StatusCode::OK),
+        "the code recovers bob: {status} {accepted:#}"
+    );
+
+    // A rerun has nothing left: every straggler is finalized.
+    let rerun = finalize::run(&settings, options(true, false))
+        .await
+        .unwrap();
+    assert_eq!(rerun.counts.rows, 0, "{rerun:?}");
+}
+
+async fn finalize_resumes_after_kratos_fails_midway_without_doing_anything_twice(backend: Backend) {
+    let users = ["ann", "ben", "cat", "dan"];
+    let World {
+        app,
+        kratos,
+        mut settings,
+    } = world(backend, &users).await;
+    let proxy = CrashingProxy::start(kratos.admin_url.as_str()).await;
+    settings.kratos.admin_url = proxy.url.parse().unwrap();
+    // The second flag removal reaches Kratos, then Kratos "fails": the run stops there.
+    proxy.crash_from(actix_web::http::Method::PUT, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("codes.csv");
+    let with_codes = || FinalizeOptions {
+        recovery: RecoveryChoice::Code,
+        recovery_out: Some(out.clone()),
+        expires_in: Some("72h".to_owned()),
+        ..FinalizeOptions::default()
+    };
+    let crashed = finalize::run(&settings, with_codes()).await;
+    assert!(
+        matches!(crashed, Err(FinalizeError::Kratos(_))),
+        "{crashed:?}"
+    );
+    assert_eq!(row(&app, "ann").await, (UserState::NeedsRecovery, true));
+    assert_eq!(
+        row(&app, "ben").await,
+        (UserState::Pending, false),
+        "not marked"
+    );
+    let ben = kratos.identity(&identity_id(&app, "ben").await).await;
+    assert!(!flagged(&ben), "the crashed write reached Kratos: {ben:#}");
+    assert_eq!(recovery_lines(&out).len(), 1, "ann's code only");
+    assert_eq!(proxy.forwarded("PUT"), 2);
+
+    proxy.heal();
+    let rerun = finalize::run(&settings, with_codes()).await.unwrap();
+    assert_eq!(rerun.counts.rows, 3, "ann is not walked again: {rerun:?}");
+    assert_eq!(rerun.counts.finalized, 3, "{rerun:?}");
+    assert_eq!(rerun.counts.already_unflagged, 1, "ben: {rerun:?}");
+    assert_eq!(rerun.counts.flag_removed, 2, "cat and dan: {rerun:?}");
+    assert_eq!(proxy.forwarded("PUT"), 4, "no identity written twice");
+    assert_eq!(proxy.forwarded("POST"), 4, "one recovery code per user");
+    let lines = recovery_lines(&out);
+    let mut names: Vec<&str> = lines.iter().map(|line| line[0].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, users, "each user once in the file");
+    for name in users {
+        assert_eq!(
+            row(&app, name).await,
+            (UserState::NeedsRecovery, true),
+            "{name}"
+        );
+        let identity = kratos.identity(&identity_id(&app, name).await).await;
+        assert!(!flagged(&identity), "{name}");
+    }
+    assert_eq!(hook_calls(&app).await, 0);
+}
+
+#[test]
+fn finalize_help_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bridge(&dir, &["finalize", "--help"], &[]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0));
+    for words in [
+        "--dry-run",
+        "--yes",
+        "--quiet-minutes",
+        "--recovery <RECOVERY>",
+        "--recovery-out",
+        "--expires-in",
+        "--format",
+        "0600",
+        "Exit status",
+    ] {
+        assert!(help.contains(words), "{words}: {help}");
+    }
+    for args in [
+        &["finalize", "--recovery", "code"][..],
+        &["finalize", "--recovery", "link"],
+        &["finalize", "--recovery", "email"],
+        &["finalize", "--quiet-minutes", "soon"],
+        &["finalize", "--format", "xml"],
+        &["finalize", "--no-such-flag"],
+    ] {
+        let output = bridge(&dir, args, &[]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    // A malformed duration is refused before anything is read or written.
+    let output = bridge(
+        &dir,
+        &[
+            "finalize",
+            "--recovery",
+            "code",
+            "--recovery-out",
+            "x.csv",
+            "--expires-in",
+            "3 days",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--expires-in"), "{stderr}");
+    assert!(!dir.path().join("x.csv").exists());
+}
