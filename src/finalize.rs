@@ -415,3 +415,18 @@ fn push(examples: &mut Vec<Example>, row: &FinalizeRow, error: Option<String>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_kratos_s_digits_and_one_unit() {
+        for good in ["72h", "90m", "3600s", "15m"] {
+            assert!(is_kratos_duration(good), "{good}");
+        }
+        for bad in ["", "h", "3 days", "1d", "1h30m", "-5m", "72"] {
+            assert!(!is_kratos_duration(bad), "{bad}");
+        }
+    }
+}
