@@ -171,8 +171,8 @@ pub enum Command {
         /// --recovery code|link).
         #[arg(long, value_name = "FILE", required_if_eq_any = [("recovery", "code"), ("recovery", "link")])]
         recovery_out: Option<PathBuf>,
-        /// How long codes and links stay valid, in Kratos's syntax (e.g. 72h) [default:
-        /// Kratos's configured lifespan, 15m for codes unless changed].
+        /// How long codes and links stay valid, in Kratos's syntax (digits and one unit:
+        /// 72h, 90m) [default: Kratos's configured lifespan].
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
         /// Draw no progress bar (it is only drawn on a terminal anyway).
