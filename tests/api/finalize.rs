@@ -170,6 +170,7 @@ fn options(yes: bool, dry_run: bool) -> FinalizeOptions {
 on_both_backends!(
     finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migrated_users_alone,
     finalize_resumes_after_kratos_fails_midway_without_doing_anything_twice,
+    finalize_with_links_leaves_passwords_and_rows_without_identity_and_reconcile_agrees,
 );
 
 async fn finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migrated_users_alone(
@@ -392,6 +393,135 @@ async fn finalize_resumes_after_kratos_fails_midway_without_doing_anything_twice
         assert!(!flagged(&identity), "{name}");
     }
     assert_eq!(hook_calls(&app).await, 0);
+}
+
+/// `--recovery link`; a user whose identity got a real password outside the bridge and a row
+/// without identity are reported and left alone; `reconcile` afterwards moves the former and
+/// does not take the locked hash for a password; the rollup counts agree.
+async fn finalize_with_links_leaves_passwords_and_rows_without_identity_and_reconcile_agrees(
+    backend: Backend,
+) {
+    let World {
+        app,
+        kratos,
+        settings,
+    } = world(backend, &["eve", "fay", "gus"]).await;
+    let fay = identity_id(&app, "fay").await;
+    kratos.set_password(&fay, "Set-By-An-Operator-1").await;
+    crate::reconcile::execute(
+        &app.database,
+        &[
+            "INSERT INTO users (cognito_username, username_normalized, state, created_at, \
+           updated_at) VALUES ('hook-only', 'hook-only', 'pending', \
+           '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')",
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("links.csv");
+    let summary = finalize::run(
+        &settings,
+        FinalizeOptions {
+            recovery: RecoveryChoice::Link,
+            recovery_out: Some(out.clone()),
+            expires_in: Some("48h".to_owned()),
+            ..FinalizeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c = &summary.counts;
+    assert_eq!(
+        (c.rows, c.finalized, c.flag_removed),
+        (4, 2, 2),
+        "{summary:?}"
+    );
+    assert_eq!(
+        (c.has_password, c.no_identity, c.recovery_issued),
+        (1, 1, 2),
+        "{summary:?}"
+    );
+    assert_eq!(summary.examples.has_password[0].cognito_username, "fay");
+    assert_eq!(
+        summary.examples.no_identity[0].cognito_username,
+        "hook-only"
+    );
+    assert_eq!(row(&app, "fay").await, (UserState::Pending, false));
+    assert_eq!(row(&app, "hook-only").await, (UserState::Pending, false));
+    let fay_identity = kratos.identity(&fay).await;
+    assert!(
+        !password_config(&fay_identity)["hashed_password"]
+            .as_str()
+            .unwrap()
+            .starts_with(LOCKED)
+    );
+
+    // Links: no code, a link with its own token that opens a session (a 303 onwards).
+    let lines = recovery_lines(&out);
+    assert_eq!(lines.len(), 2);
+    let eve = lines.iter().find(|line| line[0] == "eve").unwrap();
+    assert!(eve[3].is_empty(), "no code with a link");
+    let expires = chrono::DateTime::parse_from_rfc3339(&eve[5]).unwrap();
+    assert!(
+        expires > chrono::Utc::now() + chrono::Duration::hours(47),
+        "{expires}"
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects.get(&eve[4]).send().await.unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let session_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|cookie| cookie.to_str().unwrap_or_default().contains("session"));
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert!(location.contains("settings"), "{location}");
+    assert!(
+        session_cookie,
+        "the link signs eve in for the settings flow"
+    );
+
+    // reconcile: fay (a real password) becomes migrated; eve and gus stay finalized stragglers.
+    let reconciled = cognito_bridge::reconcile::run(
+        &settings,
+        cognito_bridge::reconcile::ReconcileOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reconciled.counts.corrected, 1, "{reconciled:?}");
+    assert_eq!(row(&app, "fay").await.0, UserState::Migrated);
+    for name in ["eve", "gus"] {
+        assert_eq!(
+            row(&app, name).await,
+            (UserState::NeedsRecovery, true),
+            "{name}"
+        );
+    }
+    let progress = app.store.progress().await.unwrap();
+    assert_eq!(
+        progress.states.get("needs_recovery").copied(),
+        Some(2),
+        "{progress:?}"
+    );
+    assert_eq!(
+        progress.states.get("pending").copied(),
+        Some(1),
+        "{progress:?}"
+    );
+    assert_eq!(
+        progress.states.get("migrated").copied(),
+        Some(1),
+        "{progress:?}"
+    );
 }
 
 #[test]

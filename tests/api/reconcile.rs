@@ -28,7 +28,7 @@ fn bcrypt_hash() -> String {
 }
 
 /// Run SQL on the test database, as an operator or another version would have left it.
-async fn execute(database: &TestDatabase, statements: &[&str]) {
+pub(crate) async fn execute(database: &TestDatabase, statements: &[&str]) {
     match database.backend {
         Backend::Sqlite => {
             let mut connection = sqlx::SqliteConnection::connect(&database.url)
