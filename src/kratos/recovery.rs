@@ -110,3 +110,56 @@ impl KratosAdmin {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::kratos::fake::{FakeKratos, FakeOptions};
+    use crate::kratos::tests::client;
+
+    #[tokio::test]
+    async fn codes_come_back_as_secrets_and_a_missing_identity_or_route_is_told_apart() {
+        let fake = FakeKratos::start(FakeOptions::legacy()).await;
+        let id = fake.insert(serde_json::json!({"traits": {"email": "a@example.com"}}));
+        let kratos = client(&fake.url);
+
+        let grant = kratos
+            .create_recovery(RecoveryKind::Code, &id, Some("72h"))
+            .await
+            .unwrap()
+            .expect("a code for a stored identity");
+        assert_eq!(grant.code.unwrap().expose_secret(), "123456");
+        assert!(
+            grant
+                .link
+                .expose_secret()
+                .ends_with(&format!("flow=f-{id}"))
+        );
+        assert_eq!(grant.expires_at.as_deref(), Some("2026-12-04T00:00:00Z"));
+
+        let missing = uuid::Uuid::new_v4().to_string();
+        assert!(
+            kratos
+                .create_recovery(RecoveryKind::Code, &missing, None)
+                .await
+                .unwrap()
+                .is_none(),
+            "Kratos's JSON 404: no such identity"
+        );
+        let no_route = kratos.create_recovery(RecoveryKind::Link, &id, None).await;
+        assert!(
+            matches!(no_route, Err(KratosError::Status { status: 404, .. })),
+            "a text 404 is no such route, not a missing identity"
+        );
+        let garbled = kratos
+            .create_recovery(RecoveryKind::Code, "garbled", None)
+            .await
+            .err()
+            .expect("a malformed answer is an error");
+        let message = garbled.to_string();
+        assert!(!message.contains("secret-123456"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+    }
+}
