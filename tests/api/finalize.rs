@@ -524,6 +524,106 @@ async fn finalize_with_links_leaves_passwords_and_rows_without_identity_and_reco
     );
 }
 
+on_both_backends!(the_finalize_store_walks_and_marks_only_unfinalized_stragglers);
+
+/// The store methods themselves: the keyset walk, the attempt count, the guarded mark (and
+/// the rollup's counts after it).
+async fn the_finalize_store_walks_and_marks_only_unfinalized_stragglers(backend: Backend) {
+    let database = crate::helpers::TestDatabase::new(backend).await;
+    let store = crate::helpers::import::open_store(&database).await;
+    store.migrate().await.unwrap();
+    let at = "'2026-11-30T10:00:00Z'";
+    let mut statements: Vec<String> = [
+        ("a", "pending", "'id-a'", "NULL"),
+        ("b", "needs_recovery", "'id-b'", "NULL"),
+        ("c", "migrated", "'id-c'", "NULL"),
+        ("d", "inactive", "'id-d'", "NULL"),
+        ("e", "skipped", "NULL", "NULL"),
+        ("f", "needs_recovery", "'id-f'", at),
+        ("g", "pending", "NULL", "NULL"),
+    ]
+    .iter()
+    .map(|(name, state, id, finalized)| {
+        format!(
+            "INSERT INTO users (cognito_username, username_normalized, email_normalized, \
+             kratos_identity_id, state, finalized_at, created_at, updated_at) \
+             VALUES ('{name}', '{name}', '{name}@example.com', {id}, '{state}', {finalized}, \
+             {at}, {at})"
+        )
+    })
+    .collect();
+    statements.push(format!(
+        "INSERT INTO attempts (at, cognito_username, outcome, cognito_calls) \
+         VALUES ({at}, 'a', 'no_match', 1)"
+    ));
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    crate::reconcile::execute(&database, &statements).await;
+
+    let first = store.rows_to_finalize(None, 2).await.unwrap();
+    let names = |rows: &[cognito_bridge::store::FinalizeRow]| {
+        rows.iter()
+            .map(|row| row.cognito_username.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first[0].email.as_deref(), Some("a@example.com"));
+    assert_eq!(first[0].kratos_identity_id.as_deref(), Some("id-a"));
+    assert_eq!(first[1].state, UserState::NeedsRecovery);
+    let second = store.rows_to_finalize(Some("b"), 2).await.unwrap();
+    assert_eq!(
+        names(&second),
+        ["g"],
+        "f is finalized; c, d, e are not stragglers"
+    );
+    assert!(
+        store
+            .rows_to_finalize(Some("g"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_to_finalize().await.unwrap(), 3);
+
+    let ten = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(
+        store
+            .attempts_since(ten - chrono::Duration::minutes(10))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .attempts_since(ten + chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let now = chrono::Utc::now();
+    assert!(store.mark_finalized("a", now).await.unwrap());
+    assert!(!store.mark_finalized("a", now).await.unwrap(), "once");
+    assert!(
+        !store.mark_finalized("c", now).await.unwrap(),
+        "a migrated row stays"
+    );
+    assert!(
+        !store.mark_finalized("f", now).await.unwrap(),
+        "finalized before"
+    );
+    assert!(!store.mark_finalized("nobody", now).await.unwrap());
+    let a = store.user("a").await.unwrap().unwrap();
+    assert_eq!(a.state, UserState::NeedsRecovery);
+    assert!((a.finalized_at.unwrap() - now).num_seconds().abs() < 2);
+    assert_eq!(store.user("c").await.unwrap().unwrap().finalized_at, None);
+    assert_eq!(store.count_to_finalize().await.unwrap(), 2);
+    let progress = store.progress().await.unwrap();
+    assert_eq!(progress.states["pending"], 1, "{progress:?}");
+    assert_eq!(progress.states["needs_recovery"], 3, "{progress:?}");
+}
+
 #[test]
 fn finalize_help_and_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
