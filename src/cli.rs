@@ -1,4 +1,4 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|clients>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|clients|finalize>`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clients::{self, ClientsFormat, ClientsOptions};
 use crate::config::Settings;
+use crate::finalize::{self, FinalizeFormat, FinalizeOptions, RecoveryChoice};
 use crate::import::{self, ImportOptions};
 use crate::reconcile::{self, ReconcileFormat, ReconcileOptions};
 use crate::report::{self, ReportFormat};
@@ -167,6 +168,62 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ClientsFormat::Table)]
         format: ClientsFormat,
     },
+    /// The cutover, before the hook is switched off: remove the password migration flag of
+    /// every user still `pending` or `needs_recovery` (their way in becomes Kratos's account
+    /// recovery), optionally with an admin recovery code or link for a mailer, and mark them
+    /// `needs_recovery` (finalized).
+    #[command(
+        long_about = "The cutover, before the hook is switched off: remove the password \
+        migration flag of every user still `pending` or `needs_recovery`, so that Kratos never \
+        calls the hook for them again, and move them to `needs_recovery` (finalized).\n\n\
+        For each user (in username order, one at a time): `GET /admin/identities/{id}?\
+        include_credential=password`, then `PUT /admin/identities/{id}` echoing every field \
+        (traits, metadata, state, and external_id on v25.4.0+) with a locked password hash in \
+        place of the flag: a bcrypt-shaped value that is the hash of no password, so no \
+        password logs in; the user's way in is Kratos's account recovery. An identity that \
+        already has a real password is left alone (run `reconcile`). With --recovery code or \
+        link, Kratos's admin API issues a recovery code (with the link of the flow to type it \
+        into) or a link for each user, appended to --recovery-out as CSV (cognito_username, \
+        email, identity_id, recovery_code, recovery_link, expires_at), a file created with mode \
+        0600; codes and links are never printed or logged. Kratos sends no e-mail for them: \
+        that is the mailer's job.\n\n\
+        Refused while hook calls are still arriving (an attempt in the last --quiet-minutes, \
+        default 10) unless --yes. Resumable: a rerun skips finalized users and recognises a \
+        flag an interrupted run removed; a crash loses nothing (at worst a user gets a second \
+        valid code). --dry-run reads Kratos and changes nothing.\n\n\
+        Exit status: 0 when every user was handled, 3 when the run completed but Kratos refused \
+        some users (listed; a rerun retries them), 4 when refused because hook calls are still \
+        arriving, 1 when it failed (Kratos or the database unavailable; a rerun resumes), 2 \
+        for a usage or configuration error."
+    )]
+    Finalize {
+        /// Change nothing: read Kratos and print what a real run would do.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run even though hook calls arrived in the last --quiet-minutes.
+        #[arg(long)]
+        yes: bool,
+        /// Minutes without any hook call before a run goes ahead without --yes.
+        #[arg(long, value_name = "N", default_value_t = finalize::DEFAULT_QUIET_MINUTES)]
+        quiet_minutes: u32,
+        /// A recovery for each finalized user, issued by Kratos's admin API.
+        #[arg(long, value_enum, default_value_t = RecoveryChoice::None)]
+        recovery: RecoveryChoice,
+        /// The CSV file the codes or links are appended to (mode 0600; required with
+        /// --recovery code|link).
+        #[arg(long, value_name = "FILE", required_if_eq_any = [("recovery", "code"), ("recovery", "link")])]
+        recovery_out: Option<PathBuf>,
+        /// How long codes and links stay valid, in Kratos's syntax (digits and one unit:
+        /// 72h, 90m) [default: Kratos's configured lifespan].
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// Draw no progress bar (it is only drawn on a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+        /// Output format of the summary.
+        #[arg(long, value_enum, default_value_t = FinalizeFormat::Table)]
+        format: FinalizeFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +263,11 @@ pub enum ImportAction {
         no_progress: bool,
     },
 }
+
+/// Exit status of a finalize that completed with users Kratos refused.
+pub const EXIT_FINALIZE_FAILURES: u8 = 3;
+/// Exit status of a finalize refused because hook calls are still arriving.
+pub const EXIT_FINALIZE_HOOK_ACTIVE: u8 = 4;
 
 /// Exit status of an import that completed with users Kratos refused.
 pub const EXIT_IMPORT_FAILURES: u8 = 3;
@@ -320,6 +382,31 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             print!("{}", summary.render(format));
             if !summary.all_done() {
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Finalize {
+            dry_run,
+            yes,
+            quiet_minutes,
+            recovery,
+            recovery_out,
+            expires_in,
+            no_progress,
+            format,
+        } => {
+            let options = FinalizeOptions {
+                dry_run,
+                yes,
+                quiet_minutes,
+                recovery,
+                recovery_out,
+                expires_in,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+            };
+            let summary = finalize::run(&settings, options).await?;
+            print!("{}", summary.render(format));
+            if summary.counts.failed > 0 {
+                return Ok(ExitCode::from(EXIT_FINALIZE_FAILURES));
             }
         }
     }

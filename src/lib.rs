@@ -9,6 +9,7 @@ pub mod cognito;
 pub mod config;
 pub mod confirm;
 pub mod domain;
+pub mod finalize;
 pub mod hook;
 pub mod http;
 pub mod hydra;

@@ -6,6 +6,7 @@ use clap::Parser;
 use cognito_bridge::cli::{self, Cli};
 use cognito_bridge::clients::ClientsError;
 use cognito_bridge::config::{ConfigError, Settings};
+use cognito_bridge::finalize::FinalizeError;
 use cognito_bridge::import::ImportError;
 use cognito_bridge::reconcile::ReconcileError;
 use cognito_bridge::telemetry;
@@ -29,6 +30,8 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             } else if is_already_running(&error) {
                 ExitCode::from(cli::EXIT_IMPORT_ALREADY_RUNNING)
+            } else if is_hook_active(&error) {
+                ExitCode::from(cli::EXIT_FINALIZE_HOOK_ACTIVE)
             } else {
                 ExitCode::FAILURE
             }
@@ -53,6 +56,10 @@ fn is_config_error(error: &anyhow::Error) -> bool {
                 cause.downcast_ref::<ClientsError>(),
                 Some(ClientsError::Config(_) | ClientsError::Usage(_))
             )
+            || matches!(
+                cause.downcast_ref::<FinalizeError>(),
+                Some(FinalizeError::Config(_) | FinalizeError::Usage(_))
+            )
     })
 }
 
@@ -62,6 +69,16 @@ fn is_already_running(error: &anyhow::Error) -> bool {
         matches!(
             cause.downcast_ref::<ImportError>(),
             Some(ImportError::AlreadyRunning(_))
+        )
+    })
+}
+
+/// `finalize` refused: hook calls are still arriving. It did nothing.
+fn is_hook_active(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<FinalizeError>(),
+            Some(FinalizeError::HookActive { .. })
         )
     })
 }

@@ -3,7 +3,9 @@
 //! `GET /admin/identities?ids=…&credentials_identifier=…` and `PATCH /admin/identities`, which
 //! on the legacy line rolls the whole batch back after a conflict yet answers `create` for the
 //! other items, as Kratos v1.3.1 does. Uniqueness is by `traits.email` (lower-cased, trimmed)
-//! and, on the current line, by `external_id`.
+//! and, on the current line, by `external_id`. `POST /admin/recovery/code` issues a fixed code
+//! for a stored identity (a JSON 404 otherwise, and a malformed answer for the identity id
+//! `garbled`); `/admin/recovery/link` is not a route here (a text 404).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -216,6 +218,26 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
                 .map(listed)
                 .collect();
             HttpResponse::Ok().json(found)
+        }
+        (Method::POST, "/admin/recovery/code") => {
+            let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let id = asked["identity_id"].as_str().unwrap_or_default();
+            if id == "garbled" {
+                return HttpResponse::Created()
+                    .content_type("application/json")
+                    .body(r#"{"recovery_code": "secret-123456", "recovery_link": 7"#);
+            }
+            if !lock(&shared.identities)
+                .iter()
+                .any(|stored| stored.id == id)
+            {
+                return json_error(404, "Unable to locate the resource");
+            }
+            HttpResponse::Created().json(json!({
+                "recovery_code": "123456",
+                "recovery_link": format!("http://kratos/self-service/recovery?flow=f-{id}"),
+                "expires_at": "2026-12-04T00:00:00Z",
+            }))
         }
         (Method::PATCH, "/admin/identities") => {
             lock(&shared.counts).patches += 1;

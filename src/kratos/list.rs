@@ -90,7 +90,8 @@ struct RawPasswordConfig {
     use_password_migration_hook: Option<bool>,
 }
 
-/// `true` for a non-empty string, without keeping it.
+/// `true` for a non-empty string that is not `finalize`'s locked hash (no password logs in
+/// with that one), without keeping it.
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     struct NonEmpty;
     impl serde::de::Visitor<'_> for NonEmpty {
@@ -99,7 +100,7 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
             f.write_str("a string or null")
         }
         fn visit_str<E>(self, value: &str) -> Result<bool, E> {
-            Ok(!value.is_empty())
+            Ok(!value.is_empty() && !super::password::is_locked_hash(value))
         }
         fn visit_unit<E>(self) -> Result<bool, E> {
             Ok(false)

@@ -1,7 +1,8 @@
 //! Kratos's admin API as `import` and capture use it, per Kratos line (v1.3.x or v25.4.0+): the
 //! client (batch create, lookups by external id, credential identifier and ids, the version,
 //! the identity schema from the public API), built once; the line in `line.rs`, the batch body
-//! and its per-item answers in `batch.rs`, writing a captured password in `password.rs`, the
+//! and its per-item answers in `batch.rs`, writing a captured password (and `finalize`'s
+//! removal of the flag) in `password.rs`, admin recovery codes and links in `recovery.rs`, the
 //! paged list with password credentials (`reconcile`) in `list.rs`. Over 400 lines: half of it
 //! is the client's tests, which start Kratos fakes on loopback.
 
@@ -9,6 +10,7 @@ mod batch;
 mod line;
 mod list;
 mod password;
+mod recovery;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -24,7 +26,8 @@ use url::Url;
 pub use batch::{BatchBody, ItemResult};
 pub use line::{KratosLine, LineSource};
 pub use list::{IdentityPage, LIST_PAGE_SIZE, ListedIdentityCredential, PasswordState};
-pub use password::PasswordWrite;
+pub use password::{FlagRemoval, PasswordWrite};
+pub use recovery::{RecoveryGrant, RecoveryKind};
 
 use crate::config::KratosSettings;
 use batch::uuid_v4;

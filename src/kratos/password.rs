@@ -4,6 +4,12 @@
 //! metadata and, from v25.4.0, `external_id` are wiped when left out) with
 //! `credentials.password.config.hashed_password`, which also clears the migration flag.
 //! (v1.3.x cannot reach credentials with JSON Patch, so the PUT is the one path for both.)
+//!
+//! `finalize` (the cutover) uses the same GET and PUT to remove the flag of a straggler: Kratos
+//! refuses a password credential without a valid hash, so the PUT writes a *locked* hash, a
+//! bcrypt-shaped string that is the hash of no password (random digest, fixed salt that marks
+//! it as ours). No password logs in with it; the user's way in is recovery. The fixed salt
+//! lets a rerun (and `reconcile`) tell it from a real password.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +26,48 @@ pub enum PasswordWrite {
     AlreadySet,
     /// No such identity.
     NoIdentity,
+}
+
+/// What became of a straggler's identity in `finalize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagRemoval {
+    /// The flag was there and is gone (a locked hash written); in a dry run, would be.
+    Removed,
+    /// A locked hash is there already: an earlier run removed the flag.
+    AlreadyLocked,
+    /// Neither flag nor hash: nothing to remove (no password logs in either).
+    NoFlag,
+    /// The identity has a real password (set in Kratos some way we did not see): left alone.
+    HasPassword,
+    /// No such identity.
+    NoIdentity,
+}
+
+/// `$2b$`, cost 12 (what a real hash costs Kratos to compare: a locked account answers as fast
+/// as any other), then the marking salt (22 characters of bcrypt's alphabet).
+const LOCKED_PREFIX: &str = "$2b$12$CognitoBridge.Finalize";
+/// bcrypt's base64 alphabet.
+const BCRYPT_ALPHABET: &[u8] = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A fresh locked hash: the marking prefix and 31 random digest characters (60 in all, as
+/// Go's bcrypt wants). The digest is random, not computed from anything, so no password
+/// matches it.
+fn locked_hash() -> PasswordHash {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let mut hash = String::with_capacity(60);
+    hash.push_str(LOCKED_PREFIX);
+    for _ in 0..31 {
+        hash.push(char::from(
+            BCRYPT_ALPHABET[rng.random_range(0..BCRYPT_ALPHABET.len())],
+        ));
+    }
+    PasswordHash::new(hash)
+}
+
+/// Whether `hash` is one `finalize` wrote (see [`locked_hash`]).
+pub(crate) fn is_locked_hash(hash: &str) -> bool {
+    hash.starts_with(LOCKED_PREFIX)
 }
 
 #[derive(Serialize)]
@@ -97,8 +145,63 @@ impl KratosAdmin {
         if has_password {
             return Ok(PasswordWrite::AlreadySet);
         }
-        let payload = put_body(line, &identity, hash).map_err(|error| KratosError::Malformed {
-            path: url.path().to_owned(),
+        match self.put_with_hash(line, id, &identity, hash, &url).await? {
+            true => Ok(PasswordWrite::Written),
+            false => Ok(PasswordWrite::NoIdentity),
+        }
+    }
+
+    /// Remove the migration flag of identity `id` (`finalize`): a locked hash in place of the
+    /// flag, every other field echoed. With `dry_run`, only read and say what would happen.
+    pub async fn remove_migration_flag(
+        &self,
+        line: KratosLine,
+        id: &str,
+        dry_run: bool,
+    ) -> Result<FlagRemoval, KratosError> {
+        let Some((url, body)) = self.identity_with_password(id).await? else {
+            return Ok(FlagRemoval::NoIdentity);
+        };
+        // As above: a real hash in the answer is looked at and dropped, never logged.
+        let identity: Value = parse(&body, &url)?;
+        drop(body);
+        let config = identity.pointer("/credentials/password/config");
+        let hash = config
+            .and_then(|config| config.get("hashed_password"))
+            .and_then(Value::as_str)
+            .filter(|hash| !hash.is_empty());
+        let flagged = config
+            .and_then(|config| config.get("use_password_migration_hook"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        match (hash, flagged) {
+            (Some(hash), _) if is_locked_hash(hash) => return Ok(FlagRemoval::AlreadyLocked),
+            (Some(_), _) => return Ok(FlagRemoval::HasPassword),
+            (None, false) => return Ok(FlagRemoval::NoFlag),
+            (None, true) if dry_run => return Ok(FlagRemoval::Removed),
+            (None, true) => {}
+        }
+        match self
+            .put_with_hash(line, id, &identity, &locked_hash(), &url)
+            .await?
+        {
+            true => Ok(FlagRemoval::Removed),
+            false => Ok(FlagRemoval::NoIdentity),
+        }
+    }
+
+    /// `PUT /admin/identities/{id}`: `identity` (the GET's answer from `read`) echoed with
+    /// `hash`; `false` when Kratos has no such identity (any more).
+    async fn put_with_hash(
+        &self,
+        line: KratosLine,
+        id: &str,
+        identity: &Value,
+        hash: &PasswordHash,
+        read: &url::Url,
+    ) -> Result<bool, KratosError> {
+        let payload = put_body(line, identity, hash).map_err(|error| KratosError::Malformed {
+            path: read.path().to_owned(),
             reason: error.to_string(),
         })?;
         let url = endpoint(&self.admin_url, &["admin", "identities", id]);
@@ -108,8 +211,8 @@ impl KratosAdmin {
             .body(payload);
         let (status, body) = self.send(request, &url).await?;
         match status {
-            200 => Ok(PasswordWrite::Written),
-            404 => Ok(PasswordWrite::NoIdentity),
+            200 => Ok(true),
+            404 => Ok(false),
             _ => Err(unexpected("PUT", &url, status, &body)),
         }
     }
@@ -189,6 +292,21 @@ mod tests {
                 KratosLine::Legacy => assert!(body.get("external_id").is_none()),
             }
         }
+    }
+
+    #[test]
+    fn locked_hashes_look_like_bcrypt_to_kratos_and_are_known_as_ours() {
+        let first = locked_hash();
+        let second = locked_hash();
+        for hash in [&first, &second] {
+            let text = hash.expose();
+            assert_eq!(text.len(), 60, "Go's bcrypt wants 60 bytes");
+            assert!(text.starts_with("$2b$12$"));
+            assert!(text[7..].bytes().all(|b| BCRYPT_ALPHABET.contains(&b)));
+            assert!(is_locked_hash(text));
+        }
+        assert_ne!(first.expose(), second.expose(), "the digest is random");
+        assert!(!is_locked_hash(&bcrypt::hash("x", 4).unwrap()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod admin;
 mod binding;
 mod confirm;
+mod finalize;
 mod import_lease;
 mod import_runs;
 mod outbox;
@@ -23,6 +24,7 @@ use serde::Serialize;
 pub use admin::{AdminStore, Bucket, BucketCount, HourSplit, UserListing};
 pub use binding::{Candidate, Resolution, UserLookup};
 pub use confirm::{ConfirmOutcome, ConfirmStore, KratosIdentityRef};
+pub use finalize::{FinalizeRow, FinalizeStore};
 pub use import_lease::{LeaseClaim, LeaseHolder};
 pub use import_runs::{
     CreatedByRun, ImportCommit, ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus,
@@ -156,6 +158,8 @@ pub struct UserRecord {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// The latest login or password change seen in Kratos (the confirmation hooks).
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// When `finalize` removed the migration flag (the cutover).
+    pub finalized_at: Option<DateTime<Utc>>,
 }
 
 /// An attempt as stored.
@@ -226,7 +230,14 @@ impl Progress {
 
 #[async_trait]
 pub trait Store:
-    ImportStore + CaptureStore + AdminStore + ConfirmStore + ReconcileStore + Send + Sync
+    ImportStore
+    + CaptureStore
+    + AdminStore
+    + ConfirmStore
+    + ReconcileStore
+    + FinalizeStore
+    + Send
+    + Sync
 {
     /// Apply pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -330,7 +341,7 @@ pub struct RunUpdate<'a> {
 }
 
 /// Open the database named by `database.url` (SQLite files are created when missing).
-/// The store a command (`import`, `reconcile`) works on: two connections at most (one task
+/// The store a command (`import`, `reconcile`, `finalize`) works on: two connections at most (one task
 /// reads and writes, a statement at a time, and every SQLite connection has its own page
 /// cache), migrations applied.
 pub async fn open_for_command(

@@ -8,8 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::sql::attempts::{self, bind_attempt};
 use super::sql::{
-    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl,
-    reconcile_store_impl, store_impl,
+    admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
+    outbox_store_impl, reconcile_store_impl, store_impl,
 };
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
@@ -90,3 +90,4 @@ outbox_store_impl!(PostgresStore);
 admin_store_impl!(PostgresStore);
 confirm_store_impl!(PostgresStore);
 reconcile_store_impl!(PostgresStore);
+finalize_store_impl!(PostgresStore);

@@ -8,8 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::sql::attempts::{self, bind_attempt};
 use super::sql::{
-    admin_store_impl, confirm_store_impl, guard, import_store_impl, outbox_store_impl,
-    reconcile_store_impl, store_impl,
+    admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
+    outbox_store_impl, reconcile_store_impl, store_impl,
 };
 use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
 
@@ -137,3 +137,4 @@ outbox_store_impl!(SqliteStore);
 admin_store_impl!(SqliteStore);
 confirm_store_impl!(SqliteStore);
 reconcile_store_impl!(SqliteStore);
+finalize_store_impl!(SqliteStore);

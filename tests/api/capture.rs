@@ -44,6 +44,11 @@ fn capture_options(options: AppOptions, pool: &Pool, jwks_url: &str, kratos: &st
         .with("COGNITO_BRIDGE__CAPTURE__JWKS_URL", jwks_url)
         .with("COGNITO_BRIDGE__CAPTURE__BCRYPT_COST", 10)
         .with("COGNITO_BRIDGE__KRATOS__ADMIN_URL", kratos)
+        // The write-back's lookup, GET and PUT against the real Kratos took over the default
+        // 3 s once on this 2-core machine under a doubly loaded suite, and the capture was
+        // queued instead of captured. The tests of the timeout itself set their own (later
+        // settings win).
+        .with("COGNITO_BRIDGE__CAPTURE__KRATOS_TIMEOUT_MS", 15_000)
 }
 
 /// `POST /capture/password`: the status, `Retry-After`, and the JSON body.

@@ -355,17 +355,21 @@ async fn a_crashed_import_into_kratos_v1_3_1_resumes_without_losses_or_duplicate
 }
 
 /// A loopback proxy in front of Kratos's admin API that can "crash": from the `nth`
-/// `PATCH /admin/identities` on, it answers 502; the `nth` itself still reaches Kratos.
-struct CrashingProxy {
-    url: String,
+/// `PATCH /admin/identities` (or another method's request) on, it answers 502; the `nth` itself
+/// still reaches Kratos. It counts the requests it forwarded, by method.
+pub(crate) struct CrashingProxy {
+    pub(crate) url: String,
     state: Arc<Mutex<ProxyState>>,
     server: actix_web::dev::ServerHandle,
 }
 
 #[derive(Default)]
 struct ProxyState {
+    /// Requests of `method` seen (forwarded or not).
     patches: usize,
     crash_from: Option<usize>,
+    method: Option<actix_web::http::Method>,
+    forwarded: std::collections::HashMap<String, usize>,
 }
 
 impl Drop for CrashingProxy {
@@ -375,7 +379,7 @@ impl Drop for CrashingProxy {
 }
 
 impl CrashingProxy {
-    async fn start(upstream: &str) -> Self {
+    pub(crate) async fn start(upstream: &str) -> Self {
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client = reqwest::Client::builder()
@@ -391,10 +395,23 @@ impl CrashingProxy {
     }
 
     fn crash_from_patch(&self, nth: usize) {
-        self.state.lock().unwrap().crash_from = Some(nth);
+        self.crash_from(actix_web::http::Method::PATCH, nth);
     }
 
-    fn heal(&self) {
+    /// Crash from the `nth` request with `method` (counted from the proxy's start).
+    pub(crate) fn crash_from(&self, method: actix_web::http::Method, nth: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.method = Some(method);
+        state.crash_from = Some(nth);
+    }
+
+    /// Requests with `method` that reached Kratos so far.
+    pub(crate) fn forwarded(&self, method: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state.forwarded.get(method).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn heal(&self) {
         self.state.lock().unwrap().crash_from = None;
     }
 }
@@ -406,9 +423,13 @@ async fn forward(
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let is_patch = request.method() == actix_web::http::Method::PATCH;
     let (forward, crash) = {
         let mut state = state.lock().unwrap();
+        let is_patch = state
+            .method
+            .as_ref()
+            .unwrap_or(&actix_web::http::Method::PATCH)
+            == request.method();
         if is_patch {
             state.patches += 1;
         }
@@ -426,6 +447,12 @@ async fn forward(
     if !forward {
         return gateway_error();
     }
+    *state
+        .lock()
+        .unwrap()
+        .forwarded
+        .entry(request.method().to_string())
+        .or_default() += 1;
     let target = format!("{upstream}{}", request.uri());
     let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
     let mut outgoing = client.request(method, target).body(body.to_vec());

@@ -28,6 +28,7 @@ mod confirm_kratos;
 mod dashboard;
 mod demo;
 mod doubles;
+mod finalize;
 mod guard;
 mod helpers;
 mod hook_moto;

@@ -276,7 +276,19 @@ impl Kratos {
 
     /// The same, with the confirmation hooks sent to `confirm`.
     pub async fn start_with_confirmations(hook: &MigrateHook, confirm: &ConfirmHooks) -> Self {
-        Self::start_with(hook, confirm, "kratos.yml")
+        Self::start_with(hook, confirm, "kratos.yml", json!({}))
+            .await
+            .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
+    }
+
+    /// The same, with account recovery on (the `code` method, and `link` too) for `finalize`'s
+    /// admin recovery codes and links.
+    pub async fn start_with_recovery(hook: &MigrateHook, confirm: &ConfirmHooks) -> Self {
+        let recovery = json!({"selfservice": {
+            "flows": {"recovery": {"enabled": true, "use": "code"}},
+            "methods": {"code": {"enabled": true}, "link": {"enabled": true}},
+        }});
+        Self::start_with(hook, confirm, "kratos.yml", recovery)
             .await
             .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
     }
@@ -284,13 +296,14 @@ impl Kratos {
     /// Start Kratos with another shipped fragment (confirmation hooks going nowhere); `Err`
     /// with Kratos's output when it refuses to start.
     pub async fn start_with_fragment(hook: &MigrateHook, fragment: &str) -> Result<Self, String> {
-        Self::start_with(hook, &ConfirmHooks::nowhere(), fragment).await
+        Self::start_with(hook, &ConfirmHooks::nowhere(), fragment, json!({})).await
     }
 
     async fn start_with(
         hook: &MigrateHook,
         confirm: &ConfirmHooks,
         fragment: &str,
+        overlay: Value,
     ) -> Result<Self, String> {
         let program = binary(KRATOS);
         let database = OwnDatabase::create(KRATOS).await;
@@ -300,7 +313,8 @@ impl Kratos {
         let mut last_error = String::new();
         for _ in 0..3 {
             let [public, admin] = free_ports::<2>();
-            let document = kratos_config(fragment, &database.url, public, admin, hook, confirm);
+            let mut document = kratos_config(fragment, &database.url, public, admin, hook, confirm);
+            merge(&mut document, overlay.clone());
             std::fs::write(&config, serde_yaml::to_string(&document).unwrap()).unwrap();
             let config = config.to_str().unwrap();
             run_to_end(
@@ -531,6 +545,31 @@ impl Kratos {
             )
             .header("X-Session-Token", session_token)
             .json(&json!({"method": "password", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submit a recovery `code` to the recovery flow its admin `link` names
+    /// (`…/self-service/recovery?flow=<id>`), as JSON: the status and the answer.
+    pub async fn submit_recovery_code(&self, link: &str, code: &str) -> (StatusCode, Value) {
+        let link = Url::parse(link).expect("the recovery link is a URL");
+        let flow = link
+            .query_pairs()
+            .find(|(key, _)| key == "flow")
+            .map(|(_, value)| value.into_owned())
+            .expect("the recovery link names its flow");
+        let response = self
+            .client
+            .post(
+                self.public_url
+                    .join(&format!("self-service/recovery?flow={flow}"))
+                    .unwrap(),
+            )
+            .header("Accept", "application/json")
+            .json(&json!({"method": "code", "code": code}))
             .send()
             .await
             .unwrap();

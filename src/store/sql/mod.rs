@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod attempts;
 pub mod confirm;
+pub mod finalize;
 pub mod guard;
 pub mod import;
 pub mod lease;
@@ -100,6 +101,7 @@ macro_rules! store_impl {
 
 pub(crate) use admin::admin_store_impl;
 pub(crate) use confirm::confirm_store_impl;
+pub(crate) use finalize::finalize_store_impl;
 pub(crate) use outbox::outbox_store_impl;
 pub(crate) use reconcile::reconcile_store_impl;
 pub(crate) use store_impl;

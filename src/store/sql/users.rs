@@ -36,7 +36,7 @@ pub(crate) use bind_lookup;
 /// `$1` Cognito username. Rows are [`UserRow`]s.
 pub const SELECT_USER: &str = "
 SELECT cognito_username, state, migrated_via, mfa_dropped, external_id, kratos_identity_id,
-       migrated_at, last_attempt_at, confirmed_at, last_seen_at
+       migrated_at, last_attempt_at, confirmed_at, last_seen_at, finalized_at
 FROM users WHERE cognito_username = $1";
 
 /// A `SELECT_USER` row: a [`UserRecord`] whose state is not parsed yet.
@@ -52,6 +52,7 @@ pub struct UserRow {
     last_attempt_at: Option<DateTime<Utc>>,
     confirmed_at: Option<DateTime<Utc>>,
     last_seen_at: Option<DateTime<Utc>>,
+    finalized_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -69,6 +70,7 @@ impl TryFrom<UserRow> for UserRecord {
             last_attempt_at: row.last_attempt_at,
             confirmed_at: row.confirmed_at,
             last_seen_at: row.last_seen_at,
+            finalized_at: row.finalized_at,
         })
     }
 }
