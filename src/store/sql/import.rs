@@ -11,7 +11,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use crate::domain::normalize_identifier;
 use crate::store::{ImportCounters, ImportFailure, ImportRun, ImportedUser, RunStatus, StoreError};
 
-/// Rows per statement when import writes users: 500 rows × 9 values stays far below
+/// Rows per statement when import writes users: 500 rows × 10 values stays far below
 /// SQLite's and Postgres's bind limits.
 pub const IMPORT_ROWS_PER_STATEMENT: usize = 500;
 
@@ -353,7 +353,7 @@ mod tests {
         assert!(
             upsert_imported_users::<sqlx::Postgres>(1, Utc::now(), &users)
                 .sql()
-                .contains("$18)")
+                .contains("$20)")
         );
         assert_eq!(
             forget_import_failures::<sqlx::Postgres>(7, &users).sql(),
@@ -367,7 +367,7 @@ mod tests {
         assert!(
             upsert_imported_users::<sqlx::Sqlite>(1, Utc::now(), &users)
                 .sql()
-                .contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         );
     }
 
