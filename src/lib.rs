@@ -16,6 +16,7 @@ pub mod hydra;
 pub mod import;
 pub mod kratos;
 pub mod metrics;
+mod outbound;
 pub mod reconcile;
 pub mod report;
 pub mod startup;
