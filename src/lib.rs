@@ -16,6 +16,7 @@ pub mod hydra;
 pub mod import;
 pub mod kratos;
 pub mod metrics;
+pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod startup;
