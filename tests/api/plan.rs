@@ -22,7 +22,7 @@ use crate::ory::{Kratos, MigrateHook};
 
 const USERS: usize = 8;
 
-const TRIGGERS: [(&str, &str); 5] = [
+const TRIGGERS: [(&str, &str); 6] = [
     (
         "PreSignUp",
         "arn:aws:lambda:us-east-1:123456789012:function:pre-sign-up",
@@ -42,6 +42,10 @@ const TRIGGERS: [(&str, &str); 5] = [
     (
         "CustomMessage",
         "arn:aws:lambda:us-east-1:123456789012:function:message",
+    ),
+    (
+        "PostConfirmation",
+        "arn:aws:lambda:us-east-1:123456789012:function:post-confirmation",
     ),
 ];
 
@@ -81,6 +85,7 @@ async fn pool_with_everything() -> (Pool, Vec<String>) {
             "PreAuthentication" => lambda.pre_authentication(arn),
             "PostAuthentication" => lambda.post_authentication(arn),
             "DefineAuthChallenge" => lambda.define_auth_challenge(arn),
+            "PostConfirmation" => lambda.post_confirmation(arn),
             _ => lambda.custom_message(arn),
         };
     }
@@ -268,9 +273,13 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     assert_eq!(dry.counters.invalid, 0, "{dry:?}");
     assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
 
-    // The real Kratos v1.3.1 loads the schema and takes every user through it.
+    // The real Kratos v1.3.1 loads the schema and the hook skeletons, and takes every user
+    // through the schema.
     let schema_file = out.join("identity.schema.json");
-    let kratos = Kratos::start_with_schema(&MigrateHook::unused(), &schema_file).await;
+    let skeletons: serde_json::Value = serde_yaml::from_str(&hooks).unwrap();
+    let kratos = Kratos::start_with_schema_and(&MigrateHook::unused(), &schema_file, skeletons)
+        .await
+        .unwrap_or_else(|error| panic!("Kratos refused the plan: {error}"));
     let database = TestDatabase::new(Backend::Sqlite).await;
     let settings = import_settings_with_public_url(
         &database.url,
