@@ -1,8 +1,10 @@
 //! `plan` against moto: a pool with aliases, custom attributes of each type, Lambda triggers,
 //! threat protection, a federated provider and several app clients. The generated schema
-//! passes `import --dry-run` for every seeded user and loads in the real Kratos v1.3.1 (a
-//! real import into it creates every user); PLAN.md names each trigger and warning; files are
-//! never overwritten without `--force`; the command line's help and exit statuses.
+//! passes `import --dry-run` for every seeded user, and the real Kratos v1.3.1 loads it with
+//! the generated hook skeletons (a real import into it creates every user); PLAN.md names
+//! each trigger and warning; files are never overwritten without `--force`; an
+//! e-mail-as-username pool's plan passes the dry run with e-mail as the identifier; the
+//! command line's help and exit statuses (1 when Cognito cannot be read).
 
 use std::path::Path;
 use std::time::Duration;
@@ -395,4 +397,83 @@ async fn plan_help_explains_the_command_and_usage_errors_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_email_as_username_pool_plans_email_as_the_identifier_and_passes_the_dry_run() {
+    let pool = Pool::create_with_custom_attributes(true).await;
+    for i in 0..4 {
+        let mut user = SeedUser::numbered(i);
+        user.username = user.email.clone();
+        pool.add_seed_user(&user).await;
+    }
+    let moto = moto::endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan");
+    plan::run(
+        &plan_settings(&pool, &moto),
+        PlanOptions {
+            out: out.clone(),
+            force: false,
+        },
+        Some(moto::test_credentials()),
+    )
+    .await
+    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("identity.schema.json")).unwrap())
+            .unwrap();
+    let traits = &schema["properties"]["traits"]["properties"];
+    assert_eq!(
+        traits["email"]["ory.sh/kratos"]["credentials"]["password"]["identifier"],
+        true
+    );
+    assert!(traits["phone_number"].get("ory.sh/kratos").is_none());
+    let plan_md = std::fs::read_to_string(out.join("PLAN.md")).unwrap();
+    assert!(plan_md.contains("UsernameAttributes email"), "{plan_md}");
+    assert!(plan_md.contains("## Lambda triggers\n\nNone."), "{plan_md}");
+
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let unused = crate::doubles::cognito_auth_fake::unused_endpoint().await;
+    let settings = import_settings(
+        &database.url,
+        &moto,
+        &pool.id,
+        &unused,
+        &generated_config(&out),
+    );
+    let dry = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.counters.invalid, 0, "{dry:?}");
+    assert_eq!(dry.counters.created, 4, "{dry:?}");
+}
+
+#[tokio::test]
+async fn plan_exits_1_when_cognito_is_unreachable_and_writes_nothing() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan");
+    let output = bridge_output(
+        &["plan", "--out", out.to_str().unwrap()],
+        &[
+            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", "us-east-1_abc"),
+            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", closed.as_str()),
+            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("DescribeUserPool"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
 }
