@@ -1,4 +1,4 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|clients|finalize>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|plan|clients|finalize>`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use crate::clients::{self, ClientsFormat, ClientsOptions};
 use crate::config::Settings;
 use crate::finalize::{self, FinalizeFormat, FinalizeOptions, RecoveryChoice};
 use crate::import::{self, ImportOptions};
+use crate::plan::{self, PlanOptions};
 use crate::reconcile::{self, ReconcileFormat, ReconcileOptions};
 use crate::report::{self, ReportFormat};
 use crate::startup::Application;
@@ -130,6 +131,35 @@ pub enum Command {
         /// Output format of the summary.
         #[arg(long, value_enum, default_value_t = ReconcileFormat::Table)]
         format: ReconcileFormat,
+    },
+    /// Read the live pool and write a migration plan into --out: a Kratos identity schema,
+    /// the `[import.traits]` and `[capture]` settings, Kratos hook skeletons for the Lambda
+    /// triggers, and PLAN.md with what does not map.
+    #[command(
+        long_about = "Read the live pool and write a migration plan into --out (default \
+        ./plan, created when missing).\n\n\
+        Reads DescribeUserPool, ListIdentityProviders, ListUserPoolClients and \
+        DescribeUserPoolClient per app client (at most 4 requests/s) and writes: \
+        identity.schema.json (a Kratos identity schema with one trait per attribute, standard \
+        and custom; the login identifiers from UsernameAttributes and AliasAttributes; e-mail \
+        verification and recovery), cognito-bridge.toml (`[import.traits]` for every attribute \
+        and `[capture] app_client_ids`), kratos-hooks.yml (a web_hook skeleton at the nearest \
+        Kratos hook of each Lambda trigger, or a comment saying there is none) and PLAN.md (user \
+        estimate, attributes and their traits, app clients, triggers, MFA, and what does not \
+        map). Number and Boolean attributes become string traits, as the import copies them. \
+        Writes nothing to Cognito.\n\n\
+        Refuses to overwrite any of these files unless --force.\n\n\
+        Exit status: 0 when the plan was written, 1 when Cognito could not be read or a file \
+        could not be written, 2 for a usage or configuration error (files already there \
+        included)."
+    )]
+    Plan {
+        /// The directory the plan's files go to.
+        #[arg(long, value_name = "DIR", default_value = plan::DEFAULT_OUT)]
+        out: PathBuf,
+        /// Replace the files of an earlier plan.
+        #[arg(long)]
+        force: bool,
     },
     /// Create or update one Hydra OAuth2 client per Cognito app client (same client_id,
     /// redirect and logout URIs, grant types, scopes, token lifetimes, secret).
@@ -278,7 +308,7 @@ pub const EXIT_IMPORT_ALREADY_RUNNING: u8 = 4;
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     if matches!(
         command,
-        Command::Serve | Command::Import { .. } | Command::Clients { .. }
+        Command::Serve | Command::Import { .. } | Command::Plan { .. } | Command::Clients { .. }
     ) {
         crate::config::check_aws_environment(std::env::vars_os().map(|(name, _)| name))?;
     }
@@ -366,6 +396,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             };
             let summary = reconcile::run(&settings, options).await?;
             print!("{}", summary.render(format));
+        }
+        Command::Plan { out, force } => {
+            let summary = plan::run(&settings, PlanOptions { out, force }, None).await?;
+            print!("{}", summary.render());
         }
         Command::Clients {
             dry_run,

@@ -17,6 +17,7 @@ pub mod import;
 pub mod kratos;
 pub mod metrics;
 mod outbound;
+pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod startup;

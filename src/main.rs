@@ -8,6 +8,7 @@ use cognito_bridge::clients::ClientsError;
 use cognito_bridge::config::{ConfigError, Settings};
 use cognito_bridge::finalize::FinalizeError;
 use cognito_bridge::import::ImportError;
+use cognito_bridge::plan::PlanError;
 use cognito_bridge::reconcile::ReconcileError;
 use cognito_bridge::telemetry;
 
@@ -55,6 +56,10 @@ fn is_config_error(error: &anyhow::Error) -> bool {
             || matches!(
                 cause.downcast_ref::<ClientsError>(),
                 Some(ClientsError::Config(_) | ClientsError::Usage(_))
+            )
+            || matches!(
+                cause.downcast_ref::<PlanError>(),
+                Some(PlanError::Config(_) | PlanError::Usage(_))
             )
             || matches!(
                 cause.downcast_ref::<FinalizeError>(),

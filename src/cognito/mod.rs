@@ -1,5 +1,5 @@
 //! Cognito: every call to it (`AdminInitiateAuth` in `auth`, the user directory in
-//! `directory` and its app clients in `app_clients`, the pool's token signing keys in `jwks`,
+//! `directory` and its app clients in `app_clients`, the pool's description in `pool`, the pool's token signing keys in `jwks`,
 //! SDK errors read in `sdk_error` only), the verifier boundary, and the one table that turns
 //! an `AdminInitiateAuth` answer into a verdict.
 
@@ -8,6 +8,7 @@ mod auth;
 pub mod directory;
 mod health;
 mod jwks;
+mod pool;
 mod sdk_config;
 mod sdk_error;
 
@@ -20,6 +21,7 @@ pub use app_clients::{AppClient, ValidityUnit};
 pub use auth::{AwsCognito, secret_hash};
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 pub use jwks::{Jwks, JwksError};
+pub use pool::{AttributeKind, PoolAttribute, PoolDescription};
 pub use sdk_config::{sdk_config, sdk_http_client};
 
 use sdk_error::is_unavailable_code;

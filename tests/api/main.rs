@@ -40,6 +40,7 @@ mod migrations;
 mod moto_seed;
 mod ory;
 mod ory_servers;
+mod plan;
 mod radioactivity;
 mod reconcile;
 mod retention;

@@ -293,6 +293,23 @@ impl Kratos {
             .unwrap_or_else(|error| panic!("Kratos did not start: {error}"))
     }
 
+    /// The same, with the identity schema at `schema` (a file) as the default schema instead
+    /// of the shipped example, and `overlay` merged into the configuration (`plan`'s generated
+    /// schema and hook skeletons); `Err` with Kratos's output when it refuses to start.
+    pub async fn start_with_schema_and(
+        hook: &MigrateHook,
+        schema: &Path,
+        mut overlay: Value,
+    ) -> Result<Self, String> {
+        merge(
+            &mut overlay,
+            json!({"identity": {"schemas": [
+                {"id": "default", "url": format!("file://{}", schema.display())}
+            ]}}),
+        );
+        Self::start_with(hook, &ConfirmHooks::nowhere(), "kratos.yml", overlay).await
+    }
+
     /// Start Kratos with another shipped fragment (confirmation hooks going nowhere); `Err`
     /// with Kratos's output when it refuses to start.
     pub async fn start_with_fragment(hook: &MigrateHook, fragment: &str) -> Result<Self, String> {

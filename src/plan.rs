@@ -1,0 +1,188 @@
+//! `cognito-bridge plan`: reads the live pool (`DescribeUserPool`, `ListIdentityProviders`,
+//! the app clients) and writes a migration plan into a directory: the Kratos identity schema
+//! (`plan/schema.rs`), the `cognito-bridge.toml` fragment, the Kratos hook skeletons and
+//! `PLAN.md` (`plan/render.rs`). Reads only; never overwrites a file unless told to.
+
+mod render;
+mod schema;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::clients::CLIENT_READ_RATE;
+use crate::cognito::directory::{Backoff, Directory, DirectoryError};
+use crate::cognito::{AppClient, PoolDescription};
+use crate::config::{CognitoPool, ConfigError, Settings};
+
+pub use render::{Nearest, config_fragment, hooks_yaml, nearest, plan_markdown, warnings};
+pub use schema::{AttributePlan, NUMBER_PATTERN, SignIn, Target, attribute_plans, identity_schema};
+
+/// The files a plan consists of, in the order they are written.
+pub const PLAN_FILES: [&str; 4] = [
+    "identity.schema.json",
+    "cognito-bridge.toml",
+    "kratos-hooks.yml",
+    "PLAN.md",
+];
+
+/// The default `--out`.
+pub const DEFAULT_OUT: &str = "plan";
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// The directory the files go to (created when missing).
+    pub out: PathBuf,
+    /// Replace files a previous plan left there.
+    pub force: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from(DEFAULT_OUT),
+            force: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Cognito(#[from] DirectoryError),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a plan run wrote.
+#[derive(Debug, Clone)]
+pub struct PlanSummary {
+    pub user_pool_id: String,
+    pub files: Vec<PathBuf>,
+    pub estimated_users: i64,
+    pub attributes: usize,
+    pub app_clients: usize,
+    pub triggers: usize,
+    pub warnings: Vec<String>,
+}
+
+impl PlanSummary {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "plan for user pool {}: about {} users, {} attributes, {} app clients, {} Lambda \
+             triggers, {} warnings\n",
+            self.user_pool_id,
+            self.estimated_users,
+            self.attributes,
+            self.app_clients,
+            self.triggers,
+            self.warnings.len()
+        );
+        for file in &self.files {
+            out.push_str(&format!("  wrote {}\n", file.display()));
+        }
+        out
+    }
+}
+
+/// The four files' contents for `pool` and its app clients; `schema_path` is where the
+/// schema will be, for the configuration fragment's comment.
+pub fn generate(pool: &PoolDescription, apps: &[AppClient], schema_path: &str) -> [String; 4] {
+    let plans = attribute_plans(pool);
+    let sign_in = SignIn::of(pool);
+    let schema = identity_schema(pool, &plans, &sign_in);
+    [
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&schema).expect("a JSON value serialises")
+        ),
+        config_fragment(pool, &plans, apps, schema_path),
+        hooks_yaml(pool),
+        plan_markdown(pool, &plans, &sign_in, apps),
+    ]
+}
+
+fn existing(out: &Path) -> Vec<String> {
+    PLAN_FILES
+        .iter()
+        .map(|name| out.join(name))
+        .filter(|path| path.exists())
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
+/// Run `plan` with `settings`; `credentials` overrides the AWS chain (tests, emulators).
+pub async fn run(
+    settings: &Settings,
+    options: PlanOptions,
+    credentials: Option<SharedCredentialsProvider>,
+) -> Result<PlanSummary, PlanError> {
+    let pool = CognitoPool::from_settings(&settings.cognito)?;
+    if !options.force {
+        let found = existing(&options.out);
+        if !found.is_empty() {
+            return Err(PlanError::Usage(format!(
+                "refusing to overwrite {} (use --force, or another --out)",
+                found.join(", ")
+            )));
+        }
+    }
+    let directory = Directory::new(&pool, CLIENT_READ_RATE, Backoff::default(), credentials).await;
+    let description = directory.describe_pool().await?;
+    let apps = directory.app_clients().await?;
+    tracing::info!(
+        user_pool_id = %pool.user_pool_id,
+        attributes = description.attributes.len(),
+        app_clients = apps.len(),
+        triggers = description.triggers.len(),
+        "pool read for the plan"
+    );
+    std::fs::create_dir_all(&options.out).map_err(|source| PlanError::Write {
+        path: options.out.display().to_string(),
+        source,
+    })?;
+    let schema_path = options.out.join(PLAN_FILES[0]);
+    let contents = generate(&description, &apps, &schema_path.display().to_string());
+    let mut files = Vec::new();
+    for (name, text) in PLAN_FILES.iter().zip(contents) {
+        let path = options.out.join(name);
+        write(&path, &text, options.force).map_err(|source| PlanError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        files.push(path);
+    }
+    let plans = attribute_plans(&description);
+    Ok(PlanSummary {
+        user_pool_id: pool.user_pool_id,
+        files,
+        estimated_users: description.estimated_users,
+        attributes: description.attributes.len(),
+        app_clients: apps.len(),
+        triggers: description.triggers.len(),
+        warnings: warnings(&description, &plans, &SignIn::of(&description)),
+    })
+}
+
+/// Writes `text` to `path`; without `force`, only as a new file (a file that appeared since
+/// the check is not overwritten either).
+fn write(path: &Path, text: &str, force: bool) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())
+}
