@@ -5,6 +5,7 @@
 
 mod app_clients;
 mod auth;
+pub mod describe;
 pub mod directory;
 mod health;
 mod jwks;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 
 pub use app_clients::{AppClient, ValidityUnit};
 pub use auth::{AwsCognito, secret_hash};
+pub use describe::PoolDescription;
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 pub use jwks::{Jwks, JwksError};
 pub use sdk_config::{sdk_config, sdk_http_client};

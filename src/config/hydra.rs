@@ -16,6 +16,9 @@ pub struct HydraSettings {
     pub admin_url: Url,
     /// Sent as `Authorization: Bearer <token>` when set (`hydra.admin_token`).
     pub admin_token: Option<SecretString>,
+    /// Hydra's public API, where apps fetch discovery, keys and tokens (`hydra.public_url`,
+    /// default port 4444; read by `check`).
+    pub public_url: Url,
     /// Time budget of one admin API request (`hydra.timeout_ms`).
     pub timeout_ms: u64,
 }
@@ -25,6 +28,7 @@ impl Default for HydraSettings {
         Self {
             admin_url: Url::parse("http://127.0.0.1:4445").expect("a valid URL"),
             admin_token: None,
+            public_url: Url::parse("http://127.0.0.1:4444").expect("a valid URL"),
             timeout_ms: 30_000,
         }
     }
@@ -47,6 +51,12 @@ impl HydraSettings {
         if !matches!(self.admin_url.scheme(), "http" | "https") {
             return Err(invalid(
                 "hydra.admin_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !matches!(self.public_url.scheme(), "http" | "https") {
+            return Err(invalid(
+                "hydra.public_url",
                 "must be an http:// or https:// URL",
             ));
         }
