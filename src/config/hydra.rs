@@ -76,6 +76,7 @@ mod tests {
     fn hydra_settings_have_defaults_and_name_their_key_when_invalid() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(settings.hydra.admin_url.as_str(), "http://127.0.0.1:4445/");
+        assert_eq!(settings.hydra.public_url.as_str(), "http://127.0.0.1:4444/");
         assert!(settings.hydra.admin_token().is_none());
         for (name, value, key) in [
             (
@@ -85,6 +86,11 @@ mod tests {
             ),
             ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", "not a url", "admin_url"),
             ("COGNITO_BRIDGE__HYDRA__TIMEOUT_MS", "0", "hydra.timeout_ms"),
+            (
+                "COGNITO_BRIDGE__HYDRA__PUBLIC_URL",
+                "ftp://hydra",
+                "hydra.public_url",
+            ),
             ("COGNITO_BRIDGE__HYDRA__ADMIN", "typo", "admin"),
         ] {
             let error = Settings::load_from(None, env(&[(name, value)]))
