@@ -156,27 +156,28 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Line 1. Every Cognito user has a row (the store's total equals ListUsers' count: the import
-/// writes a row for every user it can map, federated and disabled ones included, in states
-/// `skipped` and `inactive`), and every row has its identity (Kratos holds at least as many
-/// identities as the store has rows: the import creates one per row; identities registered
-/// in Kratos since are not ours to count). `EstimatedNumberOfUsers` is shown, not compared:
-/// Cognito calls it an estimate.
+/// Line 1. Every Cognito user has a row: each `sub` ListUsers gives is in the store (one
+/// query per page, as the import asks), and the store has no more rows than ListUsers has
+/// users. The import writes a row for every user it can map, federated and disabled ones
+/// included (states `skipped` and `inactive`), so none are subtracted. Every row has its
+/// identity: Kratos holds at least as many identities as the store has rows (identities
+/// registered in Kratos since are not ours to count). `EstimatedNumberOfUsers` is shown, not
+/// compared: Cognito calls it an estimate.
 async fn users_line(
     settings: &Settings,
     directory: &Directory,
     description: Option<&crate::cognito::PoolDescription>,
 ) -> CheckLine {
     let name = "users";
-    let listed = match count_cognito_users(directory).await {
-        Ok(listed) => listed,
-        Err(error) => return CheckLine::fail(name, format!("ListUsers failed: {error}")),
+    let store = match store::connect(&settings.database.url, 1).await {
+        Ok(store) => store,
+        Err(error) => return CheckLine::fail(name, format!("the store: {error}")),
     };
-    let progress = match store::connect(&settings.database.url, 1).await {
-        Ok(store) => store.progress().await,
-        Err(error) => Err(error),
+    let (listed, without_row) = match count_cognito_users(directory, store.as_ref()).await {
+        Ok(counts) => counts,
+        Err(error) => return CheckLine::fail(name, error),
     };
-    let progress = match progress {
+    let progress = match store.progress().await {
         Ok(progress) => progress,
         Err(error) => return CheckLine::fail(name, format!("the store: {error}")),
     };
@@ -184,38 +185,40 @@ async fn users_line(
         Ok(count) => count,
         Err(error) => return CheckLine::fail(name, format!("Kratos: {error}")),
     };
-    let mut line = if progress.total != listed {
+    let counts = format!(
+        "{listed} users in Cognito, {} rows in the store, {kratos} identities in Kratos",
+        progress.total
+    );
+    let mut line = if without_row > 0 {
+        CheckLine::fail(
+            name,
+            format!("{counts}: {without_row} Cognito users have no row; run `import`"),
+        )
+    } else if progress.total > listed {
         CheckLine::fail(
             name,
             format!(
-                "{listed} users in Cognito but {} rows in the store: run `import` (or see its \
-                 failures)",
-                progress.total
+                "{counts}: {} rows for users Cognito no longer lists",
+                progress.total - listed
             ),
         )
     } else if kratos < progress.total {
         CheckLine::fail(
             name,
             format!(
-                "{} rows in the store but only {kratos} identities in Kratos: run `reconcile`, \
-                 then `import`",
-                progress.total
+                "{counts}: {} rows without their identity; run `reconcile`, then `import`",
+                progress.total - kratos
             ),
         )
     } else {
-        CheckLine::pass(
-            name,
-            format!(
-                "{listed} users in Cognito, {} rows in the store, {kratos} identities in Kratos",
-                progress.total
-            ),
-        )
+        CheckLine::pass(name, counts)
     };
     if let Some(description) = description {
         line = line.number("cognito_estimated", description.estimated_users);
     }
     line = line
         .number("cognito_listed", listed)
+        .number("cognito_without_row", without_row)
         .number("store_total", progress.total)
         .number("kratos_identities", kratos);
     for (state, count) in &progress.states {
@@ -224,15 +227,33 @@ async fn users_line(
     line
 }
 
-async fn count_cognito_users(directory: &Directory) -> Result<i64, DirectoryError> {
-    let mut count = 0;
+/// ListUsers' count, and how many of those users have no row (by `sub`).
+async fn count_cognito_users(
+    directory: &Directory,
+    store: &dyn store::Store,
+) -> Result<(i64, i64), String> {
+    let mut listed = 0;
+    let mut without_row = 0;
     let mut token = None;
     loop {
-        let page = directory.list_users(token.as_deref(), 60).await?;
-        count += page.users.len() as i64;
+        let page = directory
+            .list_users(token.as_deref(), 60)
+            .await
+            .map_err(|error: DirectoryError| format!("ListUsers failed: {error}"))?;
+        listed += page.users.len() as i64;
+        let subs: Vec<&str> = page
+            .users
+            .iter()
+            .filter_map(|user| user.attribute("sub"))
+            .collect();
+        let known = store
+            .imported_external_ids(&subs)
+            .await
+            .map_err(|error| format!("the store: {error}"))?;
+        without_row += page.users.len() as i64 - known.len() as i64;
         match page.next_token {
             Some(next) => token = Some(next),
-            None => return Ok(count),
+            None => return Ok((listed, without_row)),
         }
     }
 }

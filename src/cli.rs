@@ -175,8 +175,9 @@ pub enum Command {
     #[command(
         long_about = "The migration guide's validation checklist, each line pass or fail with \
         its numbers. Reads only.\n\n\
-        users: ListUsers' count equals the store's rows (the import writes one per user, \
-        federated and disabled ones included) and Kratos holds at least that many identities; \
+        users: every user ListUsers gives has a row (by sub), the store has no more rows than \
+        Cognito has users (the import writes one per user, federated and disabled ones \
+        included), and Kratos holds at least as many identities as the store has rows; \
         EstimatedNumberOfUsers is shown, not compared.\n\
         login: the sample user (COGNITO_BRIDGE_CHECK_USER, COGNITO_BRIDGE_CHECK_PASSWORD from \
         the environment) logs in through Kratos's public API (kratos.public_url). Unset, the \

@@ -162,6 +162,7 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     let users = summary.line("users").unwrap();
     assert_eq!(users.numbers["cognito_listed"], 4);
     assert_eq!(users.numbers["cognito_estimated"], 4);
+    assert_eq!(users.numbers["cognito_without_row"], 0);
     assert_eq!(users.numbers["store_total"], 4);
     assert_eq!(users.numbers["kratos_identities"], 4);
     assert_eq!(summary.line("app clients").unwrap().numbers["in_hydra"], 1);
@@ -192,6 +193,19 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     .await;
     assert!(summary.passed(), "{summary:#?}");
     assert_eq!(status_of(&summary, "login"), CheckStatus::Skipped);
+
+    // A user signed up in Cognito after the import: no row.
+    pool.add_seed_user(&SeedUser {
+        tenant: None,
+        ..SeedUser::numbered(9)
+    })
+    .await;
+    let summary = run(options(PASSWORD, &with_hooks)).await;
+    let users = summary.line("users").unwrap();
+    assert_eq!(users.status, CheckStatus::Fail);
+    assert_eq!(users.numbers["cognito_without_row"], 1);
+    assert_eq!(users.numbers["cognito_listed"], 5);
+    assert_eq!(summary.failed, 1, "{summary:#?}");
 
     // One identity deleted from Kratos, the Hydra client deleted: the binary exits 1 with the
     // two lines failing in its JSON, and no secret in any of its output at trace level.
