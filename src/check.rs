@@ -96,15 +96,17 @@ pub async fn run(
         Some(path) => Some(KratosHooks::read(path).map_err(CheckError::Usage)?),
         None => None,
     };
-    let http = probes::http_client(settings.kratos.timeout())
-        .map_err(|error| CheckError::Usage(format!("cannot build an HTTP client: {error}")))?;
+    // Each with its service's time budget (`kratos.timeout_ms`, `hydra.timeout_ms`).
+    let client_error = |error| CheckError::Usage(format!("cannot build an HTTP client: {error}"));
+    let kratos_http = probes::http_client(settings.kratos.timeout()).map_err(client_error)?;
+    let hydra_http = probes::http_client(settings.hydra.timeout()).map_err(client_error)?;
     let directory = Directory::new(&pool, READ_RATE, Backoff::default(), credentials).await;
     let mut summary = CheckSummary::new(pool.user_pool_id.clone());
 
     let description = directory.describe_pool().await;
     summary.push(users_line(settings, &directory, description.as_ref().ok()).await);
     summary.push(match &options.login {
-        Some(user) => probes::login(&http, &settings.kratos.public_url, user).await,
+        Some(user) => probes::login(&kratos_http, &settings.kratos.public_url, user).await,
         None if options.skip_login => CheckLine::skipped(
             "login",
             format!("not run (--skip-login): set {ENV_USER} and {ENV_PASSWORD} to run it"),
@@ -114,11 +116,18 @@ pub async fn run(
             format!("not run: set {ENV_USER} and {ENV_PASSWORD} (or pass --skip-login)"),
         ),
     });
-    let discovery = probes::hydra_discovery(&http, &settings.hydra.public_url).await;
+    let discovery = probes::hydra_discovery(&hydra_http, &settings.hydra.public_url).await;
     summary.push(discovery.line());
     summary.push(match (&options.client, discovery.keys()) {
         (Some(client), Some((issuer, jwks))) => {
-            probes::hydra_token(&http, &settings.hydra.public_url, client, issuer, jwks).await
+            probes::hydra_token(
+                &hydra_http,
+                &settings.hydra.public_url,
+                client,
+                issuer,
+                jwks,
+            )
+            .await
         }
         (Some(_), None) => CheckLine::fail(
             "hydra token",
