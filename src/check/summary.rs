@@ -150,3 +150,39 @@ impl CheckSummary {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_and_skipped_lines_pass_a_fail_does_not_and_both_formats_show_it() {
+        let mut summary = CheckSummary::new("us-east-1_abc".to_owned());
+        summary.push(CheckLine::pass("users", "4 users".to_owned()).number("store_total", 4));
+        summary.push(CheckLine::warn(
+            "trigger CustomMessage",
+            "no equivalent".to_owned(),
+        ));
+        summary.push(CheckLine::skipped("login", "not run".to_owned()));
+        assert!(summary.passed());
+        assert!(
+            summary
+                .render(CheckFormat::Table)
+                .ends_with("all checks passed\n")
+        );
+
+        summary.push(CheckLine::fail("app clients", "0 of 1".to_owned()));
+        assert!(!summary.passed());
+        let table = summary.render(CheckFormat::Table);
+        assert!(table.contains("FAIL     app clients"), "{table}");
+        assert!(table.ends_with("1 of 4 checks failed\n"), "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&summary.render(CheckFormat::Json)).unwrap();
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["failed"], 1);
+        assert_eq!(json["lines"][0]["numbers"]["store_total"], 4);
+        assert_eq!(json["lines"][1]["status"], "warn");
+        assert!(json["lines"][1].get("numbers").is_none());
+        assert_eq!(json["lines"][3]["status"], "fail");
+    }
+}
