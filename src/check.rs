@@ -2,7 +2,8 @@
 //! fails with its numbers: user counts (Cognito, the store, Kratos), a sample login through
 //! Kratos's public API, Hydra's discovery and a client-credentials token verified against its
 //! JWKS, a Kratos `web_hook` for every Lambda trigger, and a Hydra client for every Cognito app
-//! client with OAuth flows. Reads only; changes nothing anywhere.
+//! client with OAuth flows. Reads only (the one side effect: like every command, a SQLite
+//! `database.url` naming a missing file creates it empty, and the users line then fails).
 //!
 //! The sample password and client secret come from the environment (never the command line)
 //! and are sent only to Kratos and Hydra: never printed, never logged.
