@@ -1,5 +1,5 @@
-//! `check` on a finished migration in the test rig (moto, the real Kratos v1.3.1 and Hydra
-//! v2.3.0, Postgres): every line passes; then each line made to fail on purpose (wrong
+//! `check` on a finished migration in the test rig (moto, the real Kratos v1.3.1 calling a
+//! spawned bridge's hook, the real Hydra v2.3.0, Postgres): every line passes; then each line made to fail on purpose (wrong
 //! password, a trigger without its hook, an identity deleted from Kratos, a Hydra client
 //! deleted), through the binary with `--format json` and exit status 1, and no secret in any
 //! output at `RUST_LOG=trace`; the command line's help and usage errors.
@@ -10,18 +10,18 @@ use aws_sdk_cognitoidentityprovider::types::{LambdaConfigType, OAuthFlowType};
 use cognito_bridge::check::{self, CheckOptions, CheckStatus, CheckSummary, Credentials};
 use cognito_bridge::clients::{self, ClientsOptions};
 use cognito_bridge::config::Settings;
+use cognito_bridge::domain::UserState;
 use cognito_bridge::import::ImportOptions;
 use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::helpers::bridge_with_test_credentials;
-use crate::helpers::import::{import_settings_with_public_url, open_store, run_import};
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::import::{import_settings_with_public_url, run_import};
+use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Hydra, Kratos, MigrateHook};
 
-const TRAITS: &str = "[import]\nlist_rate = 30\ngroups_trait = \"groups\"\n\
-     [import.traits]\nemail = \"email\"\n\"name.first\" = \"given_name\"\n";
+const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
 
 const PASSWORD: &str = "Check-Sample-Pw-81723";
 
@@ -54,7 +54,9 @@ fn status_of(summary: &CheckSummary, check: &str) -> CheckStatus {
 #[tokio::test]
 async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     let pool = Pool::create(false).await;
-    for i in 0..4 {
+    // The sample user, who migrates through the bridge's hook below.
+    pool.add_user("alice", "alice@example.com", PASSWORD).await;
+    for i in 0..3 {
         let user = SeedUser {
             tenant: None,
             ..SeedUser::numbered(i)
@@ -88,9 +90,21 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     let client_id = app.client_id().unwrap().to_owned();
     let client_secret = app.client_secret().unwrap().to_owned();
 
-    let kratos = Kratos::start(&MigrateHook::unused()).await;
+    let moto_url = moto::endpoint().await;
+    let app = spawn_app(AppOptions::new(
+        Backend::Postgres,
+        &moto_url,
+        &pool.id,
+        &pool.client_id,
+    ))
+    .await;
+    let kratos = Kratos::start(&MigrateHook {
+        url: app.hook_url(),
+        api_key: API_KEY.to_owned(),
+    })
+    .await;
     let hydra = Hydra::start().await;
-    let database = TestDatabase::new(Backend::Postgres).await;
+    let database = &app.database;
     let mut settings: Settings = import_settings_with_public_url(
         &database.url,
         &moto::endpoint().await,
@@ -114,15 +128,14 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     .await
     .unwrap();
     assert!(clients.all_done());
-    // The sample user's password set through Kratos's admin API (as after a migrated login).
-    let store = open_store(&database).await;
-    let row = store.user("seed-0000").await.unwrap().unwrap();
-    let identity_id = row.kratos_identity_id.unwrap();
-    kratos.set_password(&identity_id, PASSWORD).await;
-    let email = kratos.identity(&identity_id).await["traits"]["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The sample user logs in through Kratos once: the hook asks Cognito, Kratos keeps the
+    // password, the row becomes `migrated`.
+    let login = kratos.login("alice@example.com", PASSWORD).await;
+    assert!(login.session_token().is_some(), "{:#}", login.body);
+    let store = &app.store;
+    let alice = store.user("alice").await.unwrap().unwrap();
+    assert_eq!(alice.state, UserState::Migrated);
+    let email = "alice@example.com".to_owned();
 
     let dir = tempfile::tempdir().unwrap();
     let with_hooks = dir.path().join("kratos.yml");
@@ -164,6 +177,7 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     assert_eq!(users.numbers["cognito_estimated"], 4);
     assert_eq!(users.numbers["cognito_without_row"], 0);
     assert_eq!(users.numbers["store_total"], 4);
+    assert_eq!(users.numbers["store_migrated"], 1);
     assert_eq!(users.numbers["kratos_identities"], 4);
     assert_eq!(summary.line("app clients").unwrap().numbers["in_hydra"], 1);
 
@@ -229,7 +243,6 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
         .unwrap();
     assert_eq!(deleted.status().as_u16(), 204);
 
-    let moto_url = moto::endpoint().await;
     let yml = with_hooks.to_str().unwrap();
     let output = tokio::time::timeout(
         Duration::from_secs(120),
