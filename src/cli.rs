@@ -1,4 +1,4 @@
-//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|plan|clients|finalize>`.
+//! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|plan|clients|check|finalize>`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::check::{self, CheckFormat, CheckOptions};
 use crate::clients::{self, ClientsFormat, ClientsOptions};
 use crate::config::Settings;
 use crate::finalize::{self, FinalizeFormat, FinalizeOptions, RecoveryChoice};
@@ -198,6 +199,47 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ClientsFormat::Table)]
         format: ClientsFormat,
     },
+    /// The migration guide's validation checklist: user counts, a sample login through Kratos,
+    /// Hydra's tokens, Kratos hooks for the Lambda triggers, Hydra clients for the app
+    /// clients; each line pass or fail.
+    #[command(
+        long_about = "The migration guide's validation checklist, each line pass or fail with \
+        its numbers. Reads only.\n\n\
+        users: every user ListUsers gives has a row (by sub), the store has no more rows than \
+        Cognito has users (the import writes one per user, federated and disabled ones \
+        included), and Kratos holds at least as many identities as the store has rows; \
+        EstimatedNumberOfUsers is shown, not compared.\n\
+        login: the sample user (COGNITO_BRIDGE_CHECK_USER, COGNITO_BRIDGE_CHECK_PASSWORD from \
+        the environment) logs in through Kratos's public API (kratos.public_url). Unset, the \
+        line fails unless --skip-login.\n\
+        hydra discovery: /.well-known/openid-configuration and /.well-known/jwks.json answer \
+        at hydra.public_url.\n\
+        hydra token: a client_credentials token of COGNITO_BRIDGE_CHECK_CLIENT_ID \
+        (COGNITO_BRIDGE_CHECK_CLIENT_SECRET) verifies against that JWKS. Unset, the line fails \
+        unless --skip-token.\n\
+        trigger <name>: each Lambda trigger of the pool has its web_hook in --kratos-yml \
+        (UserMigration: the password migrate_hook); a trigger with no Kratos equivalent is a \
+        warning that does not fail.\n\
+        app clients: each app client with OAuth flows has the Hydra client `clients` made.\n\n\
+        Passwords and secrets are taken from the environment only, and never printed or \
+        logged.\n\n\
+        Exit status: 0 when every line passes (warnings and skipped lines included), 1 when \
+        any fails, 2 for a usage or configuration error (an unreadable --kratos-yml included)."
+    )]
+    Check {
+        /// The Kratos configuration to look for the triggers' web hooks in.
+        #[arg(long, value_name = "FILE")]
+        kratos_yml: Option<PathBuf>,
+        /// Without COGNITO_BRIDGE_CHECK_USER/_PASSWORD, skip the login line instead of failing it.
+        #[arg(long)]
+        skip_login: bool,
+        /// Without COGNITO_BRIDGE_CHECK_CLIENT_ID/_SECRET, skip the token line instead of failing it.
+        #[arg(long)]
+        skip_token: bool,
+        /// Output format of the checklist.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+        format: CheckFormat,
+    },
     /// The cutover, before the hook is switched off: remove the password migration flag of
     /// every user still `pending` or `needs_recovery` (their way in becomes Kratos's account
     /// recovery), optionally with an admin recovery code or link for a mailer, and mark them
@@ -308,7 +350,11 @@ pub const EXIT_IMPORT_ALREADY_RUNNING: u8 = 4;
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     if matches!(
         command,
-        Command::Serve | Command::Import { .. } | Command::Plan { .. } | Command::Clients { .. }
+        Command::Serve
+            | Command::Import { .. }
+            | Command::Plan { .. }
+            | Command::Clients { .. }
+            | Command::Check { .. }
     ) {
         crate::config::check_aws_environment(std::env::vars_os().map(|(name, _)| name))?;
     }
@@ -415,6 +461,25 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let summary = clients::run(&settings, options, None).await?;
             print!("{}", summary.render(format));
             if !summary.all_done() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Check {
+            kratos_yml,
+            skip_login,
+            skip_token,
+            format,
+        } => {
+            let options = CheckOptions {
+                kratos_yml,
+                skip_login,
+                skip_token,
+                ..CheckOptions::default()
+            }
+            .from_env();
+            let summary = check::run(&settings, options, None).await?;
+            print!("{}", summary.render(format));
+            if !summary.passed() {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -26,9 +26,10 @@ use crate::cognito::directory::{Backoff, Directory, DirectoryError};
 use crate::config::{CognitoPool, ConfigError, Settings};
 use crate::hydra::{HydraAdmin, HydraError, Written};
 
+pub use compare::is_ours;
 pub use mapping::{
     ACCESS_LIFESPANS, Dropped, ID_LIFESPANS, METADATA_KEY, REFRESH_LIFESPANS, auth_method,
-    go_duration, grants_for, parse_go_duration, validity_seconds,
+    go_duration, grants_for, parse_go_duration, skip_reason, validity_seconds,
 };
 pub use summary::{ClientReport, ClientsCounts, ClientsFormat, ClientsSummary, Outcome};
 

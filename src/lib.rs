@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod clients;
 pub mod cognito;

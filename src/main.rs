@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use cognito_bridge::check::CheckError;
 use cognito_bridge::cli::{self, Cli};
 use cognito_bridge::clients::ClientsError;
 use cognito_bridge::config::{ConfigError, Settings};
@@ -60,6 +61,10 @@ fn is_config_error(error: &anyhow::Error) -> bool {
             || matches!(
                 cause.downcast_ref::<PlanError>(),
                 Some(PlanError::Config(_) | PlanError::Usage(_))
+            )
+            || matches!(
+                cause.downcast_ref::<CheckError>(),
+                Some(CheckError::Config(_) | CheckError::Usage(_))
             )
             || matches!(
                 cause.downcast_ref::<FinalizeError>(),

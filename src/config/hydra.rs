@@ -16,6 +16,9 @@ pub struct HydraSettings {
     pub admin_url: Url,
     /// Sent as `Authorization: Bearer <token>` when set (`hydra.admin_token`).
     pub admin_token: Option<SecretString>,
+    /// Hydra's public API, where apps fetch discovery, keys and tokens (`hydra.public_url`,
+    /// default port 4444; read by `check`).
+    pub public_url: Url,
     /// Time budget of one admin API request (`hydra.timeout_ms`).
     pub timeout_ms: u64,
 }
@@ -25,6 +28,7 @@ impl Default for HydraSettings {
         Self {
             admin_url: Url::parse("http://127.0.0.1:4445").expect("a valid URL"),
             admin_token: None,
+            public_url: Url::parse("http://127.0.0.1:4444").expect("a valid URL"),
             timeout_ms: 30_000,
         }
     }
@@ -50,6 +54,12 @@ impl HydraSettings {
                 "must be an http:// or https:// URL",
             ));
         }
+        if !matches!(self.public_url.scheme(), "http" | "https") {
+            return Err(invalid(
+                "hydra.public_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
         if self.timeout_ms == 0 {
             return Err(invalid("hydra.timeout_ms", "must be greater than 0"));
         }
@@ -66,6 +76,7 @@ mod tests {
     fn hydra_settings_have_defaults_and_name_their_key_when_invalid() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(settings.hydra.admin_url.as_str(), "http://127.0.0.1:4445/");
+        assert_eq!(settings.hydra.public_url.as_str(), "http://127.0.0.1:4444/");
         assert!(settings.hydra.admin_token().is_none());
         for (name, value, key) in [
             (
@@ -75,6 +86,11 @@ mod tests {
             ),
             ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", "not a url", "admin_url"),
             ("COGNITO_BRIDGE__HYDRA__TIMEOUT_MS", "0", "hydra.timeout_ms"),
+            (
+                "COGNITO_BRIDGE__HYDRA__PUBLIC_URL",
+                "ftp://hydra",
+                "hydra.public_url",
+            ),
             ("COGNITO_BRIDGE__HYDRA__ADMIN", "typo", "admin"),
         ] {
             let error = Settings::load_from(None, env(&[(name, value)]))

@@ -105,7 +105,7 @@ fn serve_and_import_refuse_a_plain_http_cognito_endpoint_unless_allowed() {
 
 #[test]
 fn commands_that_call_aws_refuse_log_signable_body() {
-    for command in ["serve", "import", "clients"] {
+    for command in ["serve", "import", "clients", "check"] {
         let dir = tempfile::tempdir().unwrap();
         let output = bridge(
             &dir,
