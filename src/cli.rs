@@ -1,4 +1,7 @@
 //! The command line: `cognito-bridge [--config FILE] <serve|migrate|import|report|reconcile|plan|clients|check|finalize>`.
+//!
+//! Over 400 lines: mostly each command's `--help` text (the long_about strings), kept beside
+//! the arguments it explains; the dispatch below them is short.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

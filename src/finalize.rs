@@ -10,6 +10,9 @@
 //! and a marked row is never walked again. A crash loses nothing; at worst a user whose line
 //! was written but whose row was not marked gets a second (also valid) code on the rerun.
 //! What a run did, and how it is printed, is in `finalize/summary.rs`.
+//!
+//! Just over 400 lines: one user's steps (flag off, recovery line, row) read in the order a
+//! run takes them; the unit tests below the code are a few dozen of them.
 
 mod summary;
 

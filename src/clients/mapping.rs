@@ -1,5 +1,8 @@
 //! One Cognito app client → the Hydra OAuth2 client fields `clients` manages (how they
 //! compare with what Hydra holds is in `compare.rs`). No secret is part of the fields.
+//!
+//! Over 400 lines: the mapping is about 320 of them; the rest is its table of unit tests
+//! (units, flows, auth methods, URIs left out).
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
