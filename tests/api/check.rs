@@ -15,6 +15,7 @@ use cognito_bridge::import::ImportOptions;
 use secrecy::SecretString;
 use serde_json::Value;
 
+use crate::helpers::bridge_output;
 use crate::helpers::bridge_with_test_credentials;
 use crate::helpers::import::{import_settings_with_public_url, run_import};
 use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
@@ -305,18 +306,6 @@ async fn run_check(settings: &Settings, options: CheckOptions) -> CheckSummary {
     check::run(settings, options, Some(moto::test_credentials()))
         .await
         .unwrap()
-}
-
-/// The binary in an empty folder with `environment`, within 60 s.
-async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        bridge_with_test_credentials(&dir, args, environment).output(),
-    )
-    .await
-    .expect("the binary ends within 60 s")
-    .unwrap()
 }
 
 #[tokio::test]

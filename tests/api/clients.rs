@@ -5,7 +5,6 @@
 //! to its file, `--dry-run` writes nothing; and the command line's help and exit statuses.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::{
     OAuthFlowType, TimeUnitsType, TokenValidityUnitsType,
@@ -17,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::bridge_with_test_credentials;
+use crate::helpers::bridge_output;
 use crate::moto::{self, Pool};
 use crate::ory::Hydra;
 
@@ -454,18 +453,6 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
     assert!(table.contains("elsewhere.example.com"), "{table}");
     let last = run(&settings, false).await;
     assert_eq!(outcome_of(&last, &web).0, Outcome::Unchanged);
-}
-
-/// The binary in an empty folder with `environment`, within 60 s.
-async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        bridge_with_test_credentials(&dir, args, environment).output(),
-    )
-    .await
-    .expect("the binary ends within 60 s")
-    .unwrap()
 }
 
 #[tokio::test]

@@ -30,6 +30,19 @@ pub fn bridge_with_test_credentials(
     testkit::process::command_with_test_credentials(BINARY, dir.path(), args, environment)
 }
 
+/// The binary in an empty folder with `environment` and test AWS credentials, run to its end
+/// within 60 s: a command's `--help`, usage errors and exit statuses.
+pub async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        bridge_with_test_credentials(&dir, args, environment).output(),
+    )
+    .await
+    .expect("the binary ends within 60 s")
+    .unwrap()
+}
+
 /// `serve` as a child process against the Cognito auth fake at `endpoint`, with JSON logs on a
 /// pipe and `extra` settings; killed when the guard is dropped. The guard and the port.
 pub fn serve_against_auth_fake(

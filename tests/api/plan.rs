@@ -7,7 +7,6 @@
 //! command line's help and exit statuses (1 when Cognito cannot be read).
 
 use std::path::Path;
-use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::{
     AliasAttributeType, AttributeDataType, AttributeType, IdentityProviderTypeType,
@@ -17,8 +16,9 @@ use aws_sdk_cognitoidentityprovider::types::{
 use cognito_bridge::import::ImportOptions;
 use cognito_bridge::plan::{self, PlanError, PlanOptions};
 
+use crate::helpers::bridge_output;
 use crate::helpers::import::{import_settings, import_settings_with_public_url, run_import};
-use crate::helpers::{Backend, TestDatabase, bridge_with_test_credentials};
+use crate::helpers::{Backend, TestDatabase};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
 
@@ -360,17 +360,6 @@ async fn plan_refuses_to_overwrite_without_force() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
-}
-
-async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        bridge_with_test_credentials(&dir, args, environment).output(),
-    )
-    .await
-    .expect("the binary ends within 60 s")
-    .unwrap()
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::doubles::kratos_admin::{AdminDoubleOptions, KratosAdminDouble};
+use crate::helpers::bridge_output;
 use crate::helpers::import::{
     import_settings, import_settings_with_public_url, open_store, run_import,
 };
@@ -434,18 +435,6 @@ async fn reconcile_pages_on_from_the_last_id_when_kratos_sends_no_link() {
         3,
         "pages of 2, 2 and 1: the short page is the last"
     );
-}
-
-/// The binary in an empty folder with `environment`, within 60 s.
-async fn bridge_output(args: &[&str], environment: &[(&str, &str)]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        bridge_with_test_credentials(&dir, args, environment).output(),
-    )
-    .await
-    .expect("the binary ends within 60 s")
-    .unwrap()
 }
 
 #[tokio::test]
