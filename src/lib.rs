@@ -21,6 +21,7 @@ mod outbound;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod run_summary;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

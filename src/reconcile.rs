@@ -290,6 +290,7 @@ impl Run<'_> {
                     self.examples.corrected.push(Example {
                         cognito_username: name.to_owned(),
                         kratos_identity_id: Some(identity_id.to_owned()),
+                        error: None,
                     });
                 }
             } else {
@@ -404,6 +405,7 @@ fn push_example(examples: &mut Vec<Example>, row: &LinkedRow, id: Option<&String
         examples.push(Example {
             cognito_username: row.cognito_username.clone(),
             kratos_identity_id: id.cloned(),
+            error: None,
         });
     }
 }

@@ -1,14 +1,12 @@
 //! What a finalize run did ([`FinalizeSummary`]), and how the command line prints it: a
 //! table, or JSON for machines. No code or link is ever part of it.
 
-use clap::ValueEnum;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FinalizeFormat {
-    Table,
-    Json,
-}
+pub use crate::run_summary::Example;
+use crate::run_summary::{self, SummaryFormat};
+
+pub type FinalizeFormat = SummaryFormat;
 
 /// The counts of a run. In a dry run, `finalized` and `flag_removed` are what a real run
 /// would do, and no recovery is issued.
@@ -37,17 +35,6 @@ pub struct FinalizeCounts {
     pub changed_meanwhile: u64,
     /// Rows Kratos refused (unchanged; a rerun retries them).
     pub failed: u64,
-}
-
-/// One user in a finding's examples.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Example {
-    pub cognito_username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kratos_identity_id: Option<String>,
-    /// Why it failed (Kratos's status and message; never a secret).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -80,9 +67,7 @@ pub struct FinalizeSummary {
 impl FinalizeSummary {
     pub fn render(&self, format: FinalizeFormat) -> String {
         match format {
-            FinalizeFormat::Json => {
-                serde_json::to_string_pretty(self).expect("the summary serializes") + "\n"
-            }
+            FinalizeFormat::Json => run_summary::json(self),
             FinalizeFormat::Table => self.table(),
         }
     }
@@ -91,17 +76,13 @@ impl FinalizeSummary {
         use std::fmt::Write;
         let c = &self.counts;
         let mut out = String::new();
-        let version = self.kratos_version.as_deref().unwrap_or("unknown version");
-        let _ = writeln!(
-            out,
-            "finalize{} against Kratos {} ({version}) in {:.1} s",
-            if self.dry_run {
-                " (dry run: nothing changed)"
-            } else {
-                ""
-            },
-            self.kratos_line,
-            self.duration_ms as f64 / 1000.0
+        run_summary::heading(
+            &mut out,
+            "finalize",
+            self.dry_run,
+            &self.kratos_line,
+            self.kratos_version.as_deref(),
+            self.duration_ms,
         );
         let _ = writeln!(
             out,
@@ -134,44 +115,21 @@ impl FinalizeSummary {
             ("moved by the hook meanwhile", c.changed_meanwhile),
             ("failed (a rerun retries)", c.failed),
         ];
-        let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
-        for (label, count) in rows {
-            let _ = writeln!(out, "{label:<width$}  {count:>8}");
-        }
+        run_summary::counts(&mut out, &rows);
         if let Some(path) = &self.recovery_out {
             let _ = writeln!(out, "recovery {} for the mailer: {path}", self.recovery);
         }
         let sections = [
             (
                 "password in Kratos (run reconcile)",
-                &self.examples.has_password,
+                &self.examples.has_password[..],
                 c.has_password,
             ),
-            ("gone from Kratos", &self.examples.gone, c.gone),
-            ("no identity", &self.examples.no_identity, c.no_identity),
-            ("failed", &self.examples.failed, c.failed),
+            ("gone from Kratos", &self.examples.gone[..], c.gone),
+            ("no identity", &self.examples.no_identity[..], c.no_identity),
+            ("failed", &self.examples.failed[..], c.failed),
         ];
-        for (title, examples, total) in sections {
-            if examples.is_empty() {
-                continue;
-            }
-            let more = if total as usize > examples.len() {
-                format!(" (first {} of {total})", examples.len())
-            } else {
-                String::new()
-            };
-            let _ = writeln!(out, "{title}{more}:");
-            for example in examples {
-                let _ = write!(out, "  {}", example.cognito_username);
-                if let Some(id) = &example.kratos_identity_id {
-                    let _ = write!(out, " (identity {id})");
-                }
-                if let Some(error) = &example.error {
-                    let _ = write!(out, ": {error}");
-                }
-                out.push('\n');
-            }
-        }
+        run_summary::examples(&mut out, &sections);
         out
     }
 }

@@ -2,16 +2,20 @@
 //! (`/admin/clients`, Hydra v2.x), with a client built once. Request bodies may hold a client
 //! secret: they are never logged, and no error carries a body we sent.
 
-use std::time::Duration;
-
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::config::HydraSettings;
 pub use crate::outbound::display_url;
-use crate::outbound::{describe, endpoint};
+use crate::outbound::{AdminHttp, Unreachable, endpoint};
+use reqwest::Method;
+
+impl From<Unreachable> for HydraError {
+    fn from(Unreachable { url, reason }: Unreachable) -> Self {
+        HydraError::Unreachable { url, reason }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HydraError {
@@ -40,26 +44,20 @@ pub enum Written {
 }
 
 pub struct HydraAdmin {
-    client: reqwest::Client,
+    http: AdminHttp,
     admin_url: Url,
-    token: Option<SecretString>,
 }
 
 impl HydraAdmin {
     pub fn new(settings: &HydraSettings) -> Result<Self, HydraError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout().min(Duration::from_secs(5)))
-            .timeout(settings.timeout())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| HydraError::Unreachable {
-                url: display_url(&settings.admin_url),
-                reason: format!("cannot build an HTTP client: {error}"),
-            })?;
+        let http = AdminHttp::new(
+            &settings.admin_url,
+            settings.admin_token().cloned(),
+            settings.timeout(),
+        )?;
         Ok(Self {
-            client,
+            http,
             admin_url: settings.admin_url.clone(),
-            token: settings.admin_token().cloned(),
         })
     }
 
@@ -67,7 +65,8 @@ impl HydraAdmin {
     pub async fn client(&self, id: &str) -> Result<Option<Value>, HydraError> {
         let url = self.client_url(id);
         let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::GET, &url), &url)
             .await?;
         match status {
             200 => serde_json::from_slice(&body)
@@ -84,8 +83,8 @@ impl HydraAdmin {
     /// `POST /admin/clients` with `body` (which may hold `client_secret`).
     pub async fn create(&self, body: &Value) -> Result<Written, HydraError> {
         let url = endpoint(&self.admin_url, &["admin", "clients"]);
-        let request = self.authorized(self.client.post(url.clone())).json(body);
-        let (status, answer) = self.send(request, &url).await?;
+        let request = self.http.admin(Method::POST, &url).json(body);
+        let (status, answer) = self.http.send(request, &url).await?;
         written("POST", &url, status, &answer, 201)
     }
 
@@ -93,35 +92,13 @@ impl HydraAdmin {
     /// secret Hydra holds is kept.
     pub async fn replace(&self, id: &str, body: &Value) -> Result<Written, HydraError> {
         let url = self.client_url(id);
-        let request = self.authorized(self.client.put(url.clone())).json(body);
-        let (status, answer) = self.send(request, &url).await?;
+        let request = self.http.admin(Method::PUT, &url).json(body);
+        let (status, answer) = self.http.send(request, &url).await?;
         written("PUT", &url, status, &answer, 200)
     }
 
     fn client_url(&self, id: &str) -> Url {
         endpoint(&self.admin_url, &["admin", "clients", id])
-    }
-
-    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(token) => request.bearer_auth(token.expose_secret()),
-            None => request,
-        }
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        url: &Url,
-    ) -> Result<(u16, bytes::Bytes), HydraError> {
-        let unreachable = |error: reqwest::Error| HydraError::Unreachable {
-            url: display_url(url),
-            reason: describe(&error),
-        };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?;
-        Ok((status, body))
     }
 }
 

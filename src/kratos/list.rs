@@ -12,6 +12,7 @@
 //! Just over 400 lines: the tests of the Link header and the page parsing (below the code)
 //! are about 110 of them.
 
+use reqwest::Method;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use url::Url;
@@ -202,29 +203,14 @@ impl KratosAdmin {
                 query.append_pair("page_token", token);
             }
         }
-        let request = self.authorized(self.client.get(url.clone()));
-        let response = request
-            .send()
-            .await
-            .map_err(|error| KratosError::Unreachable {
-                url: super::display_url(&url),
-                reason: super::describe(&error),
-            })?;
-        let status = response.status().as_u16();
-        let links: Vec<(String, String)> = response
-            .headers()
+        let request = self.http.admin(Method::GET, &url);
+        let (status, headers, body) = self.http.send_keeping_headers(request, &url).await?;
+        let links: Vec<(String, String)> = headers
             .get_all(reqwest::header::LINK)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(page_links)
             .collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| KratosError::Unreachable {
-                url: super::display_url(&url),
-                reason: super::describe(&error),
-            })?;
         if status != 200 {
             // An error body (herodot) holds no hash.
             return Err(unexpected("GET", &url, status, &body));

@@ -16,9 +16,7 @@ mod recovery;
 pub(crate) mod fake;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
@@ -31,8 +29,9 @@ pub use recovery::{RecoveryGrant, RecoveryKind};
 
 use crate::config::KratosSettings;
 pub use crate::outbound::display_url;
-use crate::outbound::{describe, endpoint};
+use crate::outbound::{AdminHttp, Unreachable, endpoint};
 use batch::uuid_v4;
+use reqwest::Method;
 
 /// Kratos refuses `PATCH /admin/identities` bodies above 5 MB.
 pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
@@ -62,6 +61,12 @@ pub enum KratosError {
     Malformed { path: String, reason: String },
 }
 
+impl From<Unreachable> for KratosError {
+    fn from(Unreachable { url, reason }: Unreachable) -> Self {
+        KratosError::Unreachable { url, reason }
+    }
+}
+
 impl KratosError {
     /// Worth another try: Kratos restarting, overloaded or briefly unreachable.
     pub fn is_transient(&self) -> bool {
@@ -74,29 +79,22 @@ impl KratosError {
 }
 
 pub struct KratosAdmin {
-    client: reqwest::Client,
+    http: AdminHttp,
     admin_url: Url,
     public_url: Url,
-    token: Option<SecretString>,
 }
 
 impl KratosAdmin {
     pub fn new(settings: &KratosSettings) -> Result<Self, KratosError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout().min(Duration::from_secs(5)))
-            .timeout(settings.timeout())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| KratosError::Unreachable {
-                url: display_url(&settings.admin_url),
-                reason: format!("cannot build an HTTP client: {error}"),
-            })?;
+        let http = AdminHttp::new(
+            &settings.admin_url,
+            settings.admin_token().cloned(),
+            settings.timeout(),
+        )?;
         Ok(Self {
-            client,
+            http,
             admin_url: settings.admin_url.clone(),
             public_url: settings.public_url.clone(),
-            token: settings.admin_token().cloned(),
         })
     }
 
@@ -105,10 +103,11 @@ impl KratosAdmin {
     pub async fn batch_create(&self, batch: &BatchBody) -> Result<Vec<ItemResult>, KratosError> {
         let url = endpoint(&self.admin_url, &["admin", "identities"]);
         let request = self
-            .authorized(self.client.patch(url.clone()))
+            .http
+            .admin(Method::PATCH, &url)
             .header("Content-Type", "application/json")
             .body(batch.bytes().to_vec());
-        let (status, body) = self.send(request, &url).await?;
+        let (status, body) = self.http.send(request, &url).await?;
         let path = url.path().to_owned();
         match status {
             200 => batch.results_from(parse(&body, &url)?, &path),
@@ -138,7 +137,8 @@ impl KratosAdmin {
             &["admin", "identities", "by", "external", external_id],
         );
         let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::GET, &url), &url)
             .await?;
         match status {
             200 => Ok(Some(parse::<IdentityId>(&body, &url)?.id)),
@@ -152,7 +152,8 @@ impl KratosAdmin {
     pub async fn version(&self) -> Result<Option<String>, KratosError> {
         let url = endpoint(&self.admin_url, &["admin", "version"]);
         let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::GET, &url), &url)
             .await?;
         match status {
             200 => Ok(serde_json::from_slice::<VersionAnswer>(&body)
@@ -173,7 +174,8 @@ impl KratosAdmin {
             &["admin", "identities", "by", "external", &uuid_v4()],
         );
         let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::GET, &url), &url)
             .await?;
         match status {
             200 => Ok(KratosLine::Current),
@@ -210,7 +212,7 @@ impl KratosAdmin {
                 }
             }
             let listed: Vec<IdentityId> = self
-                .get_ok(self.authorized(self.client.get(url.clone())), &url)
+                .get_ok(self.http.admin(Method::GET, &url), &url)
                 .await?;
             found.extend(listed.into_iter().map(|identity| identity.id));
         }
@@ -227,7 +229,7 @@ impl KratosAdmin {
         url.query_pairs_mut()
             .append_pair("credentials_identifier", identifier);
         let listed: Vec<IdentityWithMetadata> = self
-            .get_ok(self.authorized(self.client.get(url.clone())), &url)
+            .get_ok(self.http.admin(Method::GET, &url), &url)
             .await?;
         Ok(listed
             .into_iter()
@@ -246,7 +248,7 @@ impl KratosAdmin {
     /// The identity schema `id` from the public API (`GET /schemas/{id}`).
     pub async fn identity_schema(&self, id: &str) -> Result<Value, KratosError> {
         let url = endpoint(&self.public_url, &["schemas", id]);
-        self.get_ok(self.client.get(url.clone()), &url).await
+        self.get_ok(self.http.public(Method::GET, &url), &url).await
     }
 
     /// A `GET` that must answer 200 with JSON.
@@ -255,7 +257,7 @@ impl KratosAdmin {
         request: reqwest::RequestBuilder,
         url: &Url,
     ) -> Result<T, KratosError> {
-        let (status, body) = self.send(request, url).await?;
+        let (status, body) = self.http.send(request, url).await?;
         if status != 200 {
             return Err(unexpected("GET", url, status, &body));
         }
@@ -273,7 +275,8 @@ impl KratosAdmin {
         url.query_pairs_mut()
             .append_pair("include_credential", "password");
         let (status, body) = self
-            .send(self.authorized(self.client.get(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::GET, &url), &url)
             .await?;
         match status {
             200 => Ok(Some((url, body))),
@@ -287,35 +290,14 @@ impl KratosAdmin {
     pub async fn delete_identity(&self, id: &str) -> Result<bool, KratosError> {
         let url = endpoint(&self.admin_url, &["admin", "identities", id]);
         let (status, body) = self
-            .send(self.authorized(self.client.delete(url.clone())), &url)
+            .http
+            .send(self.http.admin(Method::DELETE, &url), &url)
             .await?;
         match status {
             200 | 204 => Ok(true),
             404 => Ok(false),
             _ => Err(unexpected("DELETE", &url, status, &body)),
         }
-    }
-
-    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(token) => request.bearer_auth(token.expose_secret()),
-            None => request,
-        }
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        url: &Url,
-    ) -> Result<(u16, bytes::Bytes), KratosError> {
-        let unreachable = |error: reqwest::Error| KratosError::Unreachable {
-            url: display_url(url),
-            reason: describe(&error),
-        };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(unreachable)?;
-        Ok((status, body))
     }
 }
 

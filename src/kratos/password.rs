@@ -11,6 +11,7 @@
 //! it as ours). No password logs in with it; the user's way in is recovery. The fixed salt
 //! lets a rerun (and `reconcile`) tell it from a real password.
 
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -206,10 +207,11 @@ impl KratosAdmin {
         })?;
         let url = endpoint(&self.admin_url, &["admin", "identities", id]);
         let request = self
-            .authorized(self.client.put(url.clone()))
+            .http
+            .admin(Method::PUT, &url)
             .header("Content-Type", "application/json")
             .body(payload);
-        let (status, body) = self.send(request, &url).await?;
+        let (status, body) = self.http.send(request, &url).await?;
         match status {
             200 => Ok(true),
             404 => Ok(false),

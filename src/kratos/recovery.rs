@@ -6,6 +6,7 @@
 //! only (serde's message may quote it).
 
 use clap::ValueEnum;
+use reqwest::Method;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -77,10 +78,11 @@ impl KratosAdmin {
             reason: error.to_string(),
         })?;
         let request = self
-            .authorized(self.client.post(url.clone()))
+            .http
+            .admin(Method::POST, &url)
             .header("Content-Type", "application/json")
             .body(body);
-        let (status, body) = self.send(request, &url).await?;
+        let (status, body) = self.http.send(request, &url).await?;
         match status {
             200 | 201 => {}
             // Kratos's JSON 404 is about the identity; a text 404 means no such route.

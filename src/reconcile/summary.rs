@@ -1,14 +1,12 @@
 //! What a reconcile run found and did ([`ReconcileSummary`]), and how the command line prints
 //! it: a table, or JSON for machines.
 
-use clap::ValueEnum;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReconcileFormat {
-    Table,
-    Json,
-}
+pub use crate::run_summary::Example;
+use crate::run_summary::{self, SummaryFormat};
+
+pub type ReconcileFormat = SummaryFormat;
 
 /// The counts of a run. In a dry run, `corrected` is what a real run would move.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -36,14 +34,6 @@ pub struct ReconcileCounts {
     pub read_one_by_one: u64,
 }
 
-/// One user in a finding's examples.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Example {
-    pub cognito_username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kratos_identity_id: Option<String>,
-}
-
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Examples {
     pub corrected: Vec<Example>,
@@ -66,9 +56,7 @@ pub struct ReconcileSummary {
 impl ReconcileSummary {
     pub fn render(&self, format: ReconcileFormat) -> String {
         match format {
-            ReconcileFormat::Json => {
-                serde_json::to_string_pretty(self).expect("the summary serializes") + "\n"
-            }
+            ReconcileFormat::Json => run_summary::json(self),
             ReconcileFormat::Table => self.table(),
         }
     }
@@ -77,17 +65,13 @@ impl ReconcileSummary {
         use std::fmt::Write;
         let c = &self.counts;
         let mut out = String::new();
-        let version = self.kratos_version.as_deref().unwrap_or("unknown version");
-        let _ = writeln!(
-            out,
-            "reconcile{} against Kratos {} ({version}) in {:.1} s",
-            if self.dry_run {
-                " (dry run: nothing changed)"
-            } else {
-                ""
-            },
-            self.kratos_line,
-            self.duration_ms as f64 / 1000.0
+        run_summary::heading(
+            &mut out,
+            "reconcile",
+            self.dry_run,
+            &self.kratos_line,
+            self.kratos_version.as_deref(),
+            self.duration_ms,
         );
         let moved = if self.dry_run {
             "would move to migrated (via kratos)"
@@ -105,10 +89,7 @@ impl ReconcileSummary {
             ("gone from Kratos", c.gone),
             ("missing in Kratos", c.missing_in_kratos),
         ];
-        let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
-        for (label, count) in rows {
-            let _ = writeln!(out, "{label:<width$}  {count:>8}");
-        }
+        run_summary::counts(&mut out, &rows);
         if c.read_one_by_one > 0 {
             let _ = writeln!(
                 out,
@@ -117,35 +98,15 @@ impl ReconcileSummary {
             );
         }
         let sections = [
-            (moved, &self.examples.corrected, c.corrected),
-            ("gone from Kratos", &self.examples.gone, c.gone),
+            (moved, &self.examples.corrected[..], c.corrected),
+            ("gone from Kratos", &self.examples.gone[..], c.gone),
             (
                 "missing in Kratos",
-                &self.examples.missing_in_kratos,
+                &self.examples.missing_in_kratos[..],
                 c.missing_in_kratos,
             ),
         ];
-        for (title, examples, total) in sections {
-            if examples.is_empty() {
-                continue;
-            }
-            let more = if total as usize > examples.len() {
-                format!(" (first {} of {total})", examples.len())
-            } else {
-                String::new()
-            };
-            let _ = writeln!(out, "{title}{more}:");
-            for example in examples {
-                match &example.kratos_identity_id {
-                    Some(id) => {
-                        let _ = writeln!(out, "  {} (identity {id})", example.cognito_username);
-                    }
-                    None => {
-                        let _ = writeln!(out, "  {}", example.cognito_username);
-                    }
-                }
-            }
-        }
+        run_summary::examples(&mut out, &sections);
         out
     }
 }
@@ -175,10 +136,12 @@ mod tests {
                 corrected: vec![Example {
                     cognito_username: "alice".into(),
                     kratos_identity_id: Some("id-a".into()),
+                    error: None,
                 }],
                 gone: vec![Example {
                     cognito_username: "bob".into(),
                     kratos_identity_id: Some("id-b".into()),
+                    error: None,
                 }],
                 missing_in_kratos: Vec::new(),
             },
