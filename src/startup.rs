@@ -128,12 +128,30 @@ impl Application {
             policies: config.hooks.policies,
             timing: HookTiming::for_deadline(config.hooks.deadline),
             guard: config.guard,
-            gate: CognitoGate::new(config.quota, metrics.clone()),
+            gate: CognitoGate::new(
+                config.quota,
+                metrics.clone(),
+                Some(dependencies.store.clone()),
+            ),
             client_ip: ClientIpRule::new(
                 config.hooks.trusted_proxies,
                 config.hooks.client_ip_header.as_deref(),
             ),
         };
+        if rules.gate.shares_rate() {
+            tracing::info!(
+                max_rps = config.quota.max_rps.get(),
+                burst = config.quota.burst.get(),
+                "cognito.max_rps and cognito.burst hold for every replica on this database together"
+            );
+        } else {
+            tracing::info!(
+                max_rps = config.quota.max_rps.get(),
+                burst = config.quota.burst.get(),
+                "cognito.max_rps and cognito.burst hold for this process (SQLite, or \
+                 cognito.quota_scope = \"process\")"
+            );
+        }
         if let Some(retention) = config.attempts_retention {
             tokio::spawn(crate::hook::prune_attempts_forever(
                 dependencies.store.clone(),

@@ -26,12 +26,16 @@ pub struct CognitoSettings {
     /// tests and emulators only, as requests carry passwords.
     pub allow_insecure_endpoint: bool,
     pub timeout_ms: u64,
-    /// Most `AdminInitiateAuth` calls per second from this process (`cognito.max_rps`);
-    /// the UserAuthentication quota (120/s by default) is shared with the live apps.
+    /// Most `AdminInitiateAuth` calls per second (`cognito.max_rps`), of every replica
+    /// together or of this process (`cognito.quota_scope`); the UserAuthentication quota
+    /// (120/s by default) is shared with the live apps.
     pub max_rps: u32,
     /// Calls allowed in the first instant before `max_rps` paces them (`cognito.burst`).
     pub burst: u32,
-    /// Most `AdminInitiateAuth` calls in flight at once (`cognito.max_concurrency`).
+    /// Who shares `max_rps` and `burst` (`cognito.quota_scope`).
+    pub quota_scope: QuotaScope,
+    /// Most `AdminInitiateAuth` calls in flight at once in this process
+    /// (`cognito.max_concurrency`).
     pub max_concurrency: usize,
     /// Consecutive unavailable answers that open the circuit (`cognito.circuit_failures`).
     pub circuit_failures: u32,
@@ -57,11 +61,35 @@ impl Default for CognitoSettings {
             timeout_ms: 2000,
             max_rps: 50,
             burst: 10,
+            quota_scope: QuotaScope::Deployment,
             max_concurrency: 32,
             circuit_failures: 5,
             circuit_open_ms: 5000,
             send_context_data: false,
             context_server_name: None,
+        }
+    }
+}
+
+/// Who shares `cognito.max_rps` and `cognito.burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    /// Every replica on the same Postgres database together: they take their tokens from
+    /// one rate state in the database. On SQLite (one process per database) this is the
+    /// process.
+    Deployment,
+    /// Each process on its own: with N replicas, Cognito sees up to N × `max_rps`.
+    Process,
+}
+
+impl<'de> Deserialize<'de> for QuotaScope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "deployment" => Ok(QuotaScope::Deployment),
+            "process" => Ok(QuotaScope::Process),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` is not a quota scope: use \"deployment\" or \"process\""
+            ))),
         }
     }
 }
@@ -177,6 +205,7 @@ impl CognitoConfig {
 pub struct QuotaSettings {
     pub max_rps: std::num::NonZeroU32,
     pub burst: std::num::NonZeroU32,
+    pub scope: QuotaScope,
     pub max_concurrency: usize,
     pub circuit_failures: u32,
     pub circuit_open: Duration,
@@ -204,6 +233,7 @@ impl QuotaSettings {
         Ok(Self {
             max_rps,
             burst,
+            scope: settings.quota_scope,
             max_concurrency: settings.max_concurrency,
             circuit_failures: settings.circuit_failures,
             circuit_open: Duration::from_millis(settings.circuit_open_ms),

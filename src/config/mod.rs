@@ -23,7 +23,8 @@ use crate::telemetry::{self, LogSettings};
 pub use admin::{AdminConfig, AdminSettings};
 pub use capture::{BCRYPT_COSTS, CaptureConfig, CaptureSettings};
 pub use cognito::{
-    CognitoConfig, CognitoPool, CognitoSettings, DEFAULT_CONTEXT_SERVER_NAME, QuotaSettings,
+    CognitoConfig, CognitoPool, CognitoSettings, DEFAULT_CONTEXT_SERVER_NAME, QuotaScope,
+    QuotaSettings,
 };
 pub use guard::{GuardLimits, GuardSettings};
 pub use hooks::{
@@ -244,8 +245,22 @@ mod tests {
         settings.guard.check_for_serving().unwrap();
         let quota = QuotaSettings::from_settings(&settings.cognito).unwrap();
         assert_eq!(quota.max_rps.get(), 50);
+        assert_eq!(quota.scope, QuotaScope::Deployment);
         assert_eq!(settings.guard.identifier_failures, 5);
         CognitoConfig::from_settings(&settings.cognito).unwrap();
+    }
+
+    #[test]
+    fn the_quota_scope_is_deployment_or_process() {
+        let scope = |value: &str| {
+            Settings::load_from(None, env(&[(&env_name("cognito.quota_scope"), value)]))
+                .map(|settings| settings.cognito.quota_scope)
+        };
+        assert_eq!(scope("process").unwrap(), QuotaScope::Process);
+        assert_eq!(scope("deployment").unwrap(), QuotaScope::Deployment);
+        let error = scope("cluster").unwrap_err().to_string();
+        assert!(error.contains("quota_scope"), "{error}");
+        assert!(error.contains("deployment"), "{error}");
     }
 
     #[test]

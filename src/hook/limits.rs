@@ -1,7 +1,9 @@
 //! The Cognito quota guard: every `AdminInitiateAuth` of the hook passes a circuit breaker,
-//! a concurrency cap and a process-wide rate limit (governor's GCRA) before it is sent.
-//! Callers wait for capacity only while their deadline allows; then they are refused, and
-//! the hook answers 424.
+//! a concurrency cap and a rate limit (GCRA) before it is sent. The rate is the
+//! deployment's when the store is shared (Postgres, `cognito.quota_scope = "deployment"`):
+//! each token is taken from one state row in the database; otherwise it is this process's
+//! (governor). Callers wait for capacity only while their deadline allows; then they are
+//! refused, and the hook answers 424.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +13,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::QuotaSettings;
+use crate::config::{QuotaScope, QuotaSettings};
 use crate::metrics::{CircuitGauge, Metrics, QuotaLimit};
+use crate::store::{RateCell, Store};
 
 /// Why a call was not let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,15 @@ pub enum Refusal {
 pub struct Pass {
     _permit: OwnedSemaphorePermit,
     probe: Option<ProbeTicket>,
+    shared_rate_failed: bool,
+}
+
+impl Pass {
+    /// Whether the deployment's rate could not be read from the store (in time) while this
+    /// pass was waited for, so that the process's own limiter paced it.
+    pub fn shared_rate_failed(&self) -> bool {
+        self.shared_rate_failed
+    }
 }
 
 /// Held by the one call a half-open circuit lets through.
@@ -48,16 +60,37 @@ impl Drop for ProbeTicket {
 pub struct CognitoGate {
     limiter: DefaultDirectRateLimiter,
     clock: DefaultClock,
+    /// The deployment's rate, in the shared database; `None`: this process's `limiter`.
+    shared: Option<SharedRate>,
     slots: Arc<Semaphore>,
     circuit: Arc<Circuit>,
 }
 
+/// The rate every replica on one database takes its tokens from.
+struct SharedRate {
+    store: Arc<dyn Store>,
+    rate: RateCell,
+}
+
 impl CognitoGate {
-    pub fn new(settings: QuotaSettings, metrics: Arc<Metrics>) -> Self {
+    /// `store`: where the deployment's rate is kept, when `settings.scope` asks for it and
+    /// the store can share it ([`Store::shares_cognito_rate`]).
+    pub fn new(
+        settings: QuotaSettings,
+        metrics: Arc<Metrics>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Self {
         let quota = Quota::per_second(settings.max_rps).allow_burst(settings.burst);
+        let shared = store
+            .filter(|store| settings.scope == QuotaScope::Deployment && store.shares_cognito_rate())
+            .map(|store| SharedRate {
+                store,
+                rate: RateCell::new(settings.max_rps, settings.burst),
+            });
         Self {
             limiter: RateLimiter::direct(quota),
             clock: DefaultClock::default(),
+            shared,
             slots: Arc::new(Semaphore::new(settings.max_concurrency)),
             circuit: Arc::new(Circuit::new(
                 settings.circuit_failures,
@@ -68,8 +101,20 @@ impl CognitoGate {
     }
 
     /// Wait for a slot and a token, giving up when the call could no longer start by
-    /// `latest_start`. An open circuit refuses at once.
+    /// `latest_start`. An open circuit refuses at once. A read of the shared rate may take
+    /// half a second ([`admit_within`](Self::admit_within)).
     pub async fn admit(&self, latest_start: Instant) -> Result<Pass, Refusal> {
+        self.admit_within(latest_start, Duration::from_millis(500))
+            .await
+    }
+
+    /// [`admit`](Self::admit), where each read of the shared rate may take `store_budget`;
+    /// past it, the process's own limiter paces the call.
+    pub async fn admit_within(
+        &self,
+        latest_start: Instant,
+        store_budget: Duration,
+    ) -> Result<Pass, Refusal> {
         let probe = match self.circuit.admit()? {
             Admission::Normal => None,
             Admission::Probe => Some(ProbeTicket {
@@ -84,22 +129,64 @@ impl CognitoGate {
                 .map_err(|_| Refusal::OverQuota(QuotaLimit::Concurrency))?
                 .expect("the semaphore is never closed"),
         };
+        let mut shared_rate_failed = false;
         loop {
-            match self.limiter.check() {
-                Ok(()) => break,
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    if Instant::now() + wait > latest_start {
-                        return Err(Refusal::OverQuota(QuotaLimit::Rate));
-                    }
-                    tokio::time::sleep(wait).await;
+            let (wait, failed) =
+                tokio::time::timeout_at(latest_start, self.token_due(store_budget))
+                    .await
+                    .map_err(|_| Refusal::OverQuota(QuotaLimit::Rate))?;
+            shared_rate_failed |= failed;
+            match wait {
+                None => break,
+                Some(wait) if Instant::now() + wait > latest_start => {
+                    return Err(Refusal::OverQuota(QuotaLimit::Rate));
                 }
+                Some(wait) => tokio::time::sleep(wait).await,
             }
         }
         Ok(Pass {
             _permit: permit,
             probe,
+            shared_rate_failed,
         })
+    }
+
+    /// Whether the rate is shared by every replica on the database.
+    pub fn shares_rate(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Take a token: `None` when taken, else how long until one is due; and whether the
+    /// shared rate failed. When it cannot be read within `store_budget`, this call takes the
+    /// process's own token instead (and says so): a database too slow or down for one
+    /// statement costs pacing, not logins.
+    async fn token_due(&self, store_budget: Duration) -> (Option<Duration>, bool) {
+        if let Some(shared) = &self.shared {
+            let problem = match tokio::time::timeout(
+                store_budget,
+                shared.store.take_cognito_token(shared.rate),
+            )
+            .await
+            {
+                Ok(Ok(wait)) => return (wait, false),
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "no answer in time".to_owned(),
+            };
+            tracing::warn!(
+                error = %problem,
+                "the deployment's Cognito rate could not be read: this call is paced by this \
+                 process's own limiter"
+            );
+            return (self.local_token_due(), true);
+        }
+        (self.local_token_due(), false)
+    }
+
+    fn local_token_due(&self) -> Option<Duration> {
+        self.limiter
+            .check()
+            .err()
+            .map(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Report what the call let through by `pass` found: `unavailable` when Cognito could
@@ -269,11 +356,13 @@ mod tests {
             QuotaSettings {
                 max_rps: NonZeroU32::new(max_rps).unwrap(),
                 burst: NonZeroU32::new(burst).unwrap(),
+                scope: QuotaScope::Process,
                 max_concurrency,
                 circuit_failures: 3,
                 circuit_open: Duration::from_millis(200),
             },
             Arc::new(Metrics::new()),
+            None,
         )
     }
 

@@ -580,8 +580,22 @@ impl HookService {
             if cognito_deadline.saturating_duration_since(Instant::now()) < min_attempt {
                 return unavailable(calls, latency);
             }
-            let pass = match self.rules.gate.admit(cognito_deadline - min_attempt).await {
-                Ok(pass) => pass,
+            let admitted = self
+                .rules
+                .gate
+                .admit_within(
+                    cognito_deadline - min_attempt,
+                    self.store_budget(cognito_deadline),
+                )
+                .await;
+            let pass = match admitted {
+                Ok(pass) => {
+                    if pass.shared_rate_failed() {
+                        self.store_trouble.seen();
+                        self.metrics.store_error("cognito_rate");
+                    }
+                    pass
+                }
                 Err(refusal) => {
                     let (limit, outcome) = match refusal {
                         Refusal::CircuitOpen => (QuotaLimit::CircuitOpen, Outcome::CircuitOpen),

@@ -96,6 +96,7 @@ async fn service_with(
         gate: CognitoGate::new(
             QuotaSettings::from_settings(&settings.cognito).unwrap(),
             metrics.clone(),
+            None,
         ),
         client_ip: ClientIpRule::new(Vec::new(), None),
     };

@@ -48,6 +48,27 @@ pub enum StoreError {
     Timeout,
     #[error("the database holds a value this version does not know: {0}")]
     Corrupt(String),
+    #[error("a SQLite database belongs to one process: it holds no rate for several")]
+    NotShared,
+}
+
+/// A rate as GCRA paces it: one call every `emission`, and `tolerance` ahead of that
+/// schedule at most, which lets `tolerance / emission + 1` calls through at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCell {
+    pub emission: std::time::Duration,
+    pub tolerance: std::time::Duration,
+}
+
+impl RateCell {
+    /// `per_second` calls a second, `burst` at once.
+    pub fn new(per_second: std::num::NonZeroU32, burst: std::num::NonZeroU32) -> Self {
+        let emission = std::time::Duration::from_secs(1) / per_second.get();
+        Self {
+            emission,
+            tolerance: emission * (burst.get() - 1),
+        }
+    }
 }
 
 /// The brute-force guard's question before Cognito is asked: may this attempt go ahead?
@@ -260,6 +281,16 @@ pub trait Store:
     async fn progress(&self) -> Result<Progress, StoreError>;
     /// Delete up to `limit` attempt rows older than `before`; how many went.
     async fn prune_attempts(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+    /// Whether several processes can share one Cognito rate through this database
+    /// ([`Store::take_cognito_token`]): Postgres, not SQLite.
+    fn shares_cognito_rate(&self) -> bool;
+    /// Take one token of the rate every process on this database shares: `None` when it
+    /// was taken, else how long until one is due (nothing taken). One round trip, by the
+    /// database's clock. [`StoreError::NotShared`] on SQLite.
+    async fn take_cognito_token(
+        &self,
+        rate: RateCell,
+    ) -> Result<Option<std::time::Duration>, StoreError>;
 }
 
 /// What `import` reads and writes; part of every [`Store`].

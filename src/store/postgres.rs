@@ -11,7 +11,7 @@ use super::sql::{
     admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
     outbox_store_impl, reconcile_store_impl, store_impl,
 };
-use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
+use super::{Attempt, Claim, GuardClaim, RateCell, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -49,6 +49,21 @@ impl PostgresStore {
 }
 
 store_impl!(PostgresStore, {
+    fn shares_cognito_rate(&self) -> bool {
+        true
+    }
+
+    /// Migration `..._cognito_rate`: one row every replica locks for a moment.
+    async fn take_cognito_token(&self, rate: RateCell) -> Result<Option<Duration>, StoreError> {
+        let micros = |duration: Duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        let wait_us: i64 = sqlx::query_scalar("SELECT take_cognito_token($1, $2)")
+            .bind(micros(rate.emission))
+            .bind(micros(rate.tolerance))
+            .fetch_one(&self.writer)
+            .await?;
+        Ok((wait_us > 0).then(|| Duration::from_micros(wait_us.unsigned_abs())))
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())

@@ -11,7 +11,7 @@ use super::sql::{
     admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
     outbox_store_impl, reconcile_store_impl, store_impl,
 };
-use super::{Attempt, Claim, GuardClaim, RowChange, StoreError};
+use super::{Attempt, Claim, GuardClaim, RateCell, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -75,6 +75,17 @@ impl SqliteStore {
 }
 
 store_impl!(SqliteStore, {
+    fn shares_cognito_rate(&self) -> bool {
+        false
+    }
+
+    async fn take_cognito_token(
+        &self,
+        _rate: RateCell,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        Err(StoreError::NotShared)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())

@@ -46,6 +46,7 @@ mod radioactivity;
 mod reconcile;
 mod retention;
 mod server;
+mod shared_quota;
 
 mod faults;
 mod fuzz;

@@ -8,9 +8,9 @@
 //! runtime is busy.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +51,9 @@ struct Counters {
     authenticated: AtomicU64,
     refused: AtomicU64,
     malformed: AtomicU64,
+    /// When each request answered with an `AuthenticationResult` was read in full, on
+    /// this process's clock.
+    arrivals: Mutex<Vec<Instant>>,
 }
 
 impl FastCognito {
@@ -113,6 +116,14 @@ impl FastCognito {
     pub fn malformed(&self) -> u64 {
         self.counters.malformed.load(Ordering::Relaxed)
     }
+
+    /// When each request answered with an `AuthenticationResult` so far arrived (read in
+    /// full), in order. Readiness probes (refused users) are not among them.
+    pub fn authenticated_arrivals(&self) -> Vec<Instant> {
+        let mut arrivals = self.counters.arrivals.lock().unwrap().clone();
+        arrivals.sort();
+        arrivals
+    }
 }
 
 impl Drop for FastCognito {
@@ -158,7 +169,11 @@ async fn serve(mut stream: TcpStream, options: Arc<FastCognitoOptions>, counters
                 return;
             }
         }
+        let arrived = Instant::now();
         let (kind, body) = answer(&buffer[..head_end], &buffer[head_end..total], &options);
+        if matches!(kind, Kind::Authenticated) {
+            counters.arrivals.lock().unwrap().push(arrived);
+        }
         let (counter, status) = match kind {
             Kind::Authenticated => (&counters.authenticated, 200),
             Kind::Refused => (&counters.refused, 400),
