@@ -1,10 +1,13 @@
-//! `plan` against moto: a pool with aliases, custom attributes of each type, Lambda triggers,
-//! threat protection, a federated provider and several app clients. The generated schema
-//! passes `import --dry-run` for every seeded user, and the real Kratos v1.3.1 loads it with
-//! the generated hook skeletons (a real import into it creates every user); PLAN.md names
-//! each trigger and warning; files are never overwritten without `--force`; an
-//! e-mail-as-username pool's plan passes the dry run with e-mail as the identifier; the
-//! command line's help and exit statuses (1 when Cognito cannot be read).
+//! `plan` against moto: a pool with aliases, custom attributes of each type, groups with
+//! members (one with an IAM role), Lambda triggers, threat protection, a federated provider
+//! and several app clients. The generated schema and configuration pass `import --dry-run` for
+//! every seeded user, and the real Kratos v1.3.1 loads the schema with the generated hook
+//! skeletons: a real import into it stores the Number as a JSON integer, the Boolean as a JSON
+//! boolean and the groups as the `groups` trait, while a user whose Number is out of bounds
+//! (refused by Kratos) or not a number (refused by the import) fails alone; PLAN.md names each
+//! trigger, group and warning; files are never overwritten without `--force`; an
+//! e-mail-as-username pool's plan passes the dry run with e-mail as the identifier and has no
+//! groups trait; the command line's help and exit statuses (1 when Cognito cannot be read).
 
 use std::path::Path;
 
@@ -23,6 +26,19 @@ use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
 
 const USERS: usize = 8;
+
+/// The test pool's groups: name, precedence, description, IAM role, members (seed numbers).
+const GROUPS: [(&str, Option<i32>, &str, Option<&str>, &[usize]); 3] = [
+    (
+        "admins",
+        Some(1),
+        "People who run the shop",
+        Some("arn:aws:iam::123456789012:role/ShopAdmins"),
+        &[0, 3],
+    ),
+    ("beta", Some(5), "Early features", None, &[0, 1]),
+    ("support", None, "", None, &[2]),
+];
 
 const TRIGGERS: [(&str, &str); 6] = [
     (
@@ -178,7 +194,63 @@ async fn pool_with_everything() -> (Pool, Vec<String>) {
         }
         request.send().await.expect("update attributes");
     }
+    for (name, precedence, description, role, members) in GROUPS {
+        pool.client
+            .create_group()
+            .user_pool_id(&pool.id)
+            .group_name(name)
+            .set_precedence(precedence)
+            .description(description)
+            .set_role_arn(role.map(str::to_owned))
+            .send()
+            .await
+            .expect("create group");
+        for i in members {
+            pool.client
+                .admin_add_user_to_group()
+                .user_pool_id(&pool.id)
+                .group_name(name)
+                .username(SeedUser::numbered(*i).username)
+                .send()
+                .await
+                .expect("add user to group");
+        }
+    }
     (pool, client_ids)
+}
+
+/// A seed user whose `custom:age` is `age` (which moto, unlike Cognito, does not check).
+async fn add_user_aged(pool: &Pool, i: usize, age: &str) -> SeedUser {
+    let user = SeedUser::numbered(i);
+    pool.add_seed_user(&user).await;
+    pool.client
+        .admin_update_user_attributes()
+        .user_pool_id(&pool.id)
+        .username(&user.username)
+        .user_attributes(
+            AttributeType::builder()
+                .name("custom:age")
+                .value(age)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("update custom:age");
+    user
+}
+
+/// The identity Kratos holds for seed user `i` (found by its e-mail trait).
+fn identity_of(identities: &[serde_json::Value], i: usize) -> &serde_json::Value {
+    let email = SeedUser::numbered(i).email;
+    identities
+        .iter()
+        .find(|identity| {
+            identity["traits"]["email"]
+                .as_str()
+                .is_some_and(|found| found.eq_ignore_ascii_case(&email))
+        })
+        .unwrap_or_else(|| panic!("no identity for seed user {i}"))
 }
 
 fn plan_settings(pool: &Pool, moto: &str) -> cognito_bridge::config::Settings {
@@ -195,12 +267,16 @@ fn plan_settings(pool: &Pool, moto: &str) -> cognito_bridge::config::Settings {
     cognito_bridge::config::Settings::load_from(Some(&path), environment).unwrap()
 }
 
-/// The generated fragment with `[import]` pointing at the generated schema.
+/// The generated fragment with its `[import]` pointing at the generated schema.
 fn generated_config(out: &Path) -> String {
     let fragment = std::fs::read_to_string(out.join("cognito-bridge.toml")).unwrap();
-    format!(
-        "{fragment}\n[import]\nlist_rate = 30\nschema_file = \"{}\"\n",
-        out.join("identity.schema.json").display()
+    assert_eq!(fragment.matches("[import]\n").count(), 1, "{fragment}");
+    fragment.replace(
+        "[import]\n",
+        &format!(
+            "[import]\nlist_rate = 30\nschema_file = \"{}\"\n",
+            out.join("identity.schema.json").display()
+        ),
     )
 }
 
@@ -223,6 +299,7 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     assert_eq!(summary.files.len(), 4);
     assert_eq!(summary.estimated_users, USERS as i64);
     assert_eq!(summary.app_clients, 3);
+    assert_eq!(summary.groups, GROUPS.len());
     assert_eq!(summary.triggers, TRIGGERS.len());
 
     let plan_md = std::fs::read_to_string(out.join("PLAN.md")).unwrap();
@@ -239,10 +316,15 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
         "Custom authentication challenge triggers (DefineAuthChallenge)",
         "Federated identity provider Google",
         "no account recovery by SMS",
-        "custom:age: the import copies it as a string",
+        "IAM roles of groups do not map: admins (arn:aws:iam::123456789012:role/ShopAdmins)",
+        "## Groups",
+        "| `admins` | 1 | People who run the shop | `arn:aws:iam::123456789012:role/ShopAdmins` (does not map) |",
+        "| `beta` | 5 | Early features | none |",
+        "| `support` | none |  | none |",
     ] {
         assert!(plan_md.contains(warning), "{warning}:\n{plan_md}");
     }
+    assert!(!plan_md.contains("copies it as a string"), "{plan_md}");
     for id in &client_ids {
         assert!(plan_md.contains(id.as_str()), "{id}");
     }
@@ -258,6 +340,26 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
         config.contains("\"name.first\" = \"given_name\""),
         "{config}"
     );
+    for line in [
+        "groups_trait = \"groups\"",
+        "age = \"integer\"",
+        "vip = \"boolean\"",
+        "updated_at = \"integer\"",
+    ] {
+        assert!(config.contains(line), "{line}:\n{config}");
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("identity.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let traits = &schema["properties"]["traits"]["properties"];
+    assert_eq!(traits["age"]["type"], "integer");
+    assert_eq!(
+        (&traits["age"]["minimum"], &traits["age"]["maximum"]),
+        (&serde_json::json!(0), &serde_json::json!(150))
+    );
+    assert_eq!(traits["vip"]["type"], "boolean");
+    assert_eq!(traits["groups"]["items"]["type"], "string");
 
     // The import's dry run checks every user's mapped traits against the generated schema.
     let database = TestDatabase::new(Backend::Sqlite).await;
@@ -274,6 +376,38 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     .unwrap();
     assert_eq!(dry.counters.invalid, 0, "{dry:?}");
     assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
+
+    // Two users Cognito would not hold but moto does: a Number above its bound, and one
+    // that is no number. The dry run names both, the second without its value.
+    let too_old = add_user_aged(&pool, 100, "200").await;
+    let not_a_number = add_user_aged(&pool, 101, "secret-abc").await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let settings = import_settings(&database.url, &moto, &pool.id, &unused, &config);
+    let dry = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.counters.invalid, 2, "{dry:?}");
+    assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
+    let reasons_of = |username: &str| {
+        dry.invalid
+            .iter()
+            .find(|example| example.cognito_username == username)
+            .unwrap_or_else(|| panic!("{username} not invalid: {dry:?}"))
+            .reasons
+            .join("; ")
+    };
+    let reasons = reasons_of(&too_old.username);
+    assert!(reasons.starts_with("/traits/age:"), "{reasons}");
+    let reasons = reasons_of(&not_a_number.username);
+    assert!(reasons.contains("`custom:age`"), "{reasons}");
+    assert!(reasons.contains("an integer"), "{reasons}");
+    assert!(!reasons.contains("secret-abc"), "{reasons}");
 
     // The real Kratos v1.3.1 loads the schema and the hook skeletons, and takes every user
     // through the schema.
@@ -294,8 +428,34 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     let real = run_import(&settings, ImportOptions::default())
         .await
         .unwrap();
-    assert_eq!(real.counters.failed, 0, "{real:?}");
-    assert_eq!(kratos.identities().await.len(), USERS);
+    // The out-of-bounds user is refused by Kratos, the other by the import: each alone.
+    assert_eq!(real.counters.failed, 2, "{real:?}");
+    assert_eq!(real.counters.created, USERS as i64, "{real:?}");
+    let failure_of = |username: &str| {
+        real.failures
+            .iter()
+            .find(|failure| failure.cognito_username == username)
+            .unwrap_or_else(|| panic!("{username} did not fail: {real:?}"))
+    };
+    assert_eq!(failure_of(&too_old.username).status, Some(400), "{real:?}");
+    let refused = failure_of(&not_a_number.username);
+    assert!(refused.reason.contains("`custom:age`"), "{refused:?}");
+    assert!(refused.reason.contains("an integer"), "{refused:?}");
+    assert!(!refused.reason.contains("secret-abc"), "{refused:?}");
+    let identities = kratos.identities().await;
+    assert_eq!(identities.len(), USERS);
+    // Read back from Kratos: a JSON integer, a JSON boolean, the groups as an array.
+    for i in 0..USERS {
+        let traits = &identity_of(&identities, i)["traits"];
+        assert_eq!(traits["age"], serde_json::json!(20 + i), "{traits}");
+        assert_eq!(traits["vip"], serde_json::json!(i % 2 == 0), "{traits}");
+        let expected: Vec<&str> = GROUPS
+            .iter()
+            .filter(|(.., members)| members.contains(&i))
+            .map(|(name, ..)| *name)
+            .collect();
+        assert_eq!(traits["groups"], serde_json::json!(expected), "{traits}");
+    }
     let schema = kratos
         .client
         .get(kratos.public_url.join("schemas/default").unwrap())
@@ -418,8 +578,12 @@ async fn an_email_as_username_pool_plans_email_as_the_identifier_and_passes_the_
         true
     );
     assert!(traits["phone_number"].get("ory.sh/kratos").is_none());
+    assert!(traits.get("groups").is_none(), "a pool without groups");
+    let fragment = std::fs::read_to_string(out.join("cognito-bridge.toml")).unwrap();
+    assert!(!fragment.contains("groups_trait"), "{fragment}");
     let plan_md = std::fs::read_to_string(out.join("PLAN.md")).unwrap();
     assert!(plan_md.contains("UsernameAttributes email"), "{plan_md}");
+    assert!(plan_md.contains("## Groups\n\nNone"), "{plan_md}");
     assert!(plan_md.contains("## Lambda triggers\n\nNone."), "{plan_md}");
 
     let database = TestDatabase::new(Backend::Sqlite).await;
