@@ -547,7 +547,11 @@ mod tests {
             (TraitType::String, " 42 ", Some(json!(" 42 "))),
             (TraitType::Integer, "42", Some(json!(42))),
             (TraitType::Integer, " -7 ", Some(json!(-7))),
-            (TraitType::Integer, "18446744073709551615", Some(json!(u64::MAX))),
+            (
+                TraitType::Integer,
+                "18446744073709551615",
+                Some(json!(u64::MAX)),
+            ),
             (TraitType::Integer, "4.5", None),
             (TraitType::Integer, "abc", None),
             (TraitType::Integer, "", None),

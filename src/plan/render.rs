@@ -10,8 +10,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::schema::{AttributePlan, GROUPS_TRAIT, SignIn, Target};
-use crate::config::TraitType;
 use crate::cognito::{AppClient, AttributeKind, PoolDescription};
+use crate::config::TraitType;
 
 /// Triggers of Cognito's custom authentication challenge: no Kratos equivalent.
 const CUSTOM_AUTH_TRIGGERS: [&str; 3] = [
@@ -384,7 +384,8 @@ pub fn warnings(pool: &PoolDescription, plans: &[AttributePlan], sign_in: &SignI
     let dates: Vec<&str> = plans
         .iter()
         .filter(|plan| {
-            plan.attribute.kind == AttributeKind::DateTime && matches!(plan.target, Target::Trait(_))
+            plan.attribute.kind == AttributeKind::DateTime
+                && matches!(plan.target, Target::Trait(_))
         })
         .map(|plan| plan.attribute.name.as_str())
         .collect();
@@ -410,9 +411,7 @@ fn groups_section(pool: &PoolDescription, out: &mut String) {
         out.push_str("None: the schema has no `groups` trait.\n\n");
         return;
     }
-    out.push_str(
-        "| group | precedence | description | IAM role |\n| --- | --- | --- | --- |\n",
-    );
+    out.push_str("| group | precedence | description | IAM role |\n| --- | --- | --- | --- |\n");
     for group in &pool.groups {
         let _ = writeln!(
             out,
@@ -422,10 +421,10 @@ fn groups_section(pool: &PoolDescription, out: &mut String) {
                 .precedence
                 .map_or_else(|| "none".to_owned(), |p| p.to_string()),
             group.description.as_deref().map_or_else(String::new, cell),
-            group
-                .role_arn
-                .as_deref()
-                .map_or_else(|| "none".to_owned(), |arn| format!("`{arn}` (does not map)")),
+            group.role_arn.as_deref().map_or_else(
+                || "none".to_owned(),
+                |arn| format!("`{arn}` (does not map)")
+            ),
         );
     }
     let _ = writeln!(

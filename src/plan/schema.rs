@@ -479,7 +479,10 @@ mod tests {
         let groups = &traits["groups"];
         assert_eq!(groups["type"], "array");
         assert_eq!(groups["items"]["type"], "string");
-        assert!(groups.get("ory.sh/kratos").is_none(), "groups are no identifier");
+        assert!(
+            groups.get("ory.sh/kratos").is_none(),
+            "groups are no identifier"
+        );
         let required = &schema["properties"]["traits"]["required"];
         assert!(required.is_null(), "{required}");
         let validator = jsonschema::validator_for(&schema).unwrap();

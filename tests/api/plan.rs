@@ -27,17 +27,37 @@ use crate::ory::{Kratos, MigrateHook};
 
 const USERS: usize = 8;
 
-/// The test pool's groups: name, precedence, description, IAM role, members (seed numbers).
-const GROUPS: [(&str, Option<i32>, &str, Option<&str>, &[usize]); 3] = [
-    (
-        "admins",
-        Some(1),
-        "People who run the shop",
-        Some("arn:aws:iam::123456789012:role/ShopAdmins"),
-        &[0, 3],
-    ),
-    ("beta", Some(5), "Early features", None, &[0, 1]),
-    ("support", None, "", None, &[2]),
+/// A group of the test pool and its members (seed numbers).
+struct GroupSeed {
+    name: &'static str,
+    precedence: Option<i32>,
+    description: &'static str,
+    role_arn: Option<&'static str>,
+    members: &'static [usize],
+}
+
+const GROUPS: [GroupSeed; 3] = [
+    GroupSeed {
+        name: "admins",
+        precedence: Some(1),
+        description: "People who run the shop",
+        role_arn: Some("arn:aws:iam::123456789012:role/ShopAdmins"),
+        members: &[0, 3],
+    },
+    GroupSeed {
+        name: "beta",
+        precedence: Some(5),
+        description: "Early features",
+        role_arn: None,
+        members: &[0, 1],
+    },
+    GroupSeed {
+        name: "support",
+        precedence: None,
+        description: "",
+        role_arn: None,
+        members: &[2],
+    },
 ];
 
 const TRIGGERS: [(&str, &str); 6] = [
@@ -194,22 +214,22 @@ async fn pool_with_everything() -> (Pool, Vec<String>) {
         }
         request.send().await.expect("update attributes");
     }
-    for (name, precedence, description, role, members) in GROUPS {
+    for group in &GROUPS {
         pool.client
             .create_group()
             .user_pool_id(&pool.id)
-            .group_name(name)
-            .set_precedence(precedence)
-            .description(description)
-            .set_role_arn(role.map(str::to_owned))
+            .group_name(group.name)
+            .set_precedence(group.precedence)
+            .description(group.description)
+            .set_role_arn(group.role_arn.map(str::to_owned))
             .send()
             .await
             .expect("create group");
-        for i in members {
+        for i in group.members {
             pool.client
                 .admin_add_user_to_group()
                 .user_pool_id(&pool.id)
-                .group_name(name)
+                .group_name(group.name)
                 .username(SeedUser::numbered(*i).username)
                 .send()
                 .await
@@ -348,10 +368,9 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     ] {
         assert!(config.contains(line), "{line}:\n{config}");
     }
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("identity.schema.json")).unwrap(),
-    )
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("identity.schema.json")).unwrap())
+            .unwrap();
     let traits = &schema["properties"]["traits"]["properties"];
     assert_eq!(traits["age"]["type"], "integer");
     assert_eq!(
@@ -451,8 +470,8 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
         assert_eq!(traits["vip"], serde_json::json!(i % 2 == 0), "{traits}");
         let expected: Vec<&str> = GROUPS
             .iter()
-            .filter(|(.., members)| members.contains(&i))
-            .map(|(name, ..)| *name)
+            .filter(|group| group.members.contains(&i))
+            .map(|group| group.name)
             .collect();
         assert_eq!(traits["groups"], serde_json::json!(expected), "{traits}");
     }
@@ -533,6 +552,9 @@ async fn plan_help_explains_the_command_and_usage_errors_exit_2() {
         "identity.schema.json",
         "PLAN.md",
         "Exit status",
+        "ListGroups",
+        "[import.trait_types]",
+        "import.groups_trait",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }
