@@ -16,7 +16,7 @@ pub const LIST_USERS_QUOTA: f64 = 30.0;
 /// The JSON type a trait holds: Cognito lists every attribute as a string, and the import
 /// converts it to this type (`import.trait_types`; `string`, the default, copies it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum TraitType {
     #[default]
     String,
@@ -26,6 +26,19 @@ pub enum TraitType {
     Number,
     /// `true` or `false` (Cognito's Boolean attributes).
     Boolean,
+}
+
+impl TryFrom<String> for TraitType {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        [Self::String, Self::Integer, Self::Number, Self::Boolean]
+            .into_iter()
+            .find(|kind| kind.as_str() == name.trim())
+            .ok_or_else(|| {
+                format!("`{name}` is not a trait type (string, integer, number or boolean)")
+            })
+    }
 }
 
 impl TraitType {
@@ -141,6 +154,19 @@ mod tests {
         let plain = load("[import.traits]\nage = \"custom:age\"\n").unwrap();
         assert!(plain.import.trait_types.is_empty());
         assert_eq!(plain.import.trait_type("age"), TraitType::String);
+        // From the environment too.
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(b"[import.traits]\nage = \"custom:age\"\n")
+            .unwrap();
+        let settings = Settings::load_from(
+            Some(file.path()),
+            vec![(
+                "COGNITO_BRIDGE__IMPORT__TRAIT_TYPES__AGE".to_owned(),
+                "integer".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(settings.import.trait_type("age"), TraitType::Integer);
     }
 
     #[test]
@@ -166,6 +192,11 @@ mod tests {
             let error = load(contents).unwrap_err().to_string();
             assert!(error.contains(key), "{contents}: {error}");
         }
+        let error = load(cases[0].0).unwrap_err().to_string();
+        assert!(
+            error.contains("string, integer, number or boolean"),
+            "{error}"
+        );
         let error = load(cases[2].0).unwrap_err().to_string();
         assert!(error.contains("`agee`"), "{error}");
     }

@@ -568,6 +568,25 @@ async fn plan_help_explains_the_command_and_usage_errors_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
+    // A type for a trait that is not mapped, and an unknown type: configuration errors.
+    for (variable, value, expected) in [
+        (
+            "COGNITO_BRIDGE__IMPORT__TRAIT_TYPES__AGEE",
+            "integer",
+            "`agee` has a type but is no trait path of import.traits",
+        ),
+        (
+            "COGNITO_BRIDGE__IMPORT__TRAIT_TYPES__EMAIL",
+            "int",
+            "`int` is not a trait type",
+        ),
+    ] {
+        let output = bridge_output(&["plan"], &[(variable, value)]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("import.trait_types"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 #[tokio::test]
