@@ -19,6 +19,12 @@ use aws_sdk_cognitoidentityprovider::types::{
 use cognito_bridge::import::ImportOptions;
 use cognito_bridge::plan::{self, PlanError, PlanOptions};
 
+use cognito_bridge::cognito::directory::{Backoff, Directory, DirectoryError};
+use cognito_bridge::config::CognitoPool;
+
+use crate::doubles::cognito_directory_fake::{
+    CognitoDirectoryFake, DirectoryOptions, synthetic_group_name,
+};
 use crate::helpers::bridge_output;
 use crate::helpers::import::{import_settings, import_settings_with_public_url, run_import};
 use crate::helpers::{Backend, TestDatabase};
@@ -670,4 +676,53 @@ async fn plan_exits_1_when_cognito_is_unreachable_and_writes_nothing() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("DescribeUserPool"), "{stderr}");
     assert!(!out.exists(), "nothing written");
+}
+
+#[tokio::test]
+async fn the_groups_are_read_page_by_page_and_a_refusal_names_list_groups() {
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions {
+        groups: 130,
+        ..DirectoryOptions::default()
+    })
+    .await;
+    let pool = CognitoPool {
+        region: "us-east-1".to_owned(),
+        user_pool_id: cognito.user_pool_id.clone(),
+        endpoint_url: Some(cognito.endpoint.parse().unwrap()),
+    };
+    let directory = Directory::new(
+        &pool,
+        1000.0,
+        Backoff::default(),
+        Some(moto::test_credentials()),
+    )
+    .await;
+    let groups = directory.groups().await.unwrap();
+    assert_eq!(groups.len(), 130);
+    assert_eq!(cognito.calls("ListGroups"), 3, "60 a page");
+    assert_eq!(groups[129].name, synthetic_group_name(129));
+    assert_eq!(groups[1].precedence, Some(1));
+    assert_eq!(groups[1].description.as_deref(), Some("synthetic group 1"));
+    assert_eq!(groups[1].role_arn, None);
+
+    let elsewhere = CognitoPool {
+        user_pool_id: "us-east-1_Elsewhere".to_owned(),
+        ..pool
+    };
+    let directory = Directory::new(
+        &elsewhere,
+        1000.0,
+        Backoff::default(),
+        Some(moto::test_credentials()),
+    )
+    .await;
+    match directory.groups().await.unwrap_err() {
+        DirectoryError::Refused {
+            operation, code, ..
+        } => {
+            assert_eq!(operation, "ListGroups");
+            assert_eq!(code, "ResourceNotFoundException");
+        }
+        other => panic!("{other}"),
+    }
 }
