@@ -137,21 +137,25 @@ pub enum Command {
         format: ReconcileFormat,
     },
     /// Read the live pool and write a migration plan into --out: a Kratos identity schema,
-    /// the `[import.traits]` and `[capture]` settings, Kratos hook skeletons for the Lambda
-    /// triggers, and PLAN.md with what does not map.
+    /// the `[import.traits]`, `[import.trait_types]` and `[capture]` settings, Kratos hook
+    /// skeletons for the Lambda triggers, and PLAN.md with what does not map.
     #[command(
         long_about = "Read the live pool and write a migration plan into --out (default \
         ./plan, created when missing).\n\n\
-        Reads DescribeUserPool, ListIdentityProviders, ListUserPoolClients and \
+        Reads DescribeUserPool, ListIdentityProviders, ListGroups, ListUserPoolClients and \
         DescribeUserPoolClient per app client (at most 4 requests/s) and writes: \
         identity.schema.json (a Kratos identity schema with one trait per attribute, standard \
-        and custom; the login identifiers from UsernameAttributes and AliasAttributes; e-mail \
-        verification and recovery), cognito-bridge.toml (`[import.traits]` for every attribute \
-        and `[capture] app_client_ids`), kratos-hooks.yml (a web_hook skeleton at the nearest \
+        and custom: a Number is an integer with Cognito's bounds as minimum and maximum, a \
+        Boolean a boolean; a `groups` trait, an array of names, when the pool has groups; the \
+        login identifiers from UsernameAttributes and AliasAttributes; e-mail verification and \
+        recovery), cognito-bridge.toml (`[import.traits]` for every attribute, \
+        `[import.trait_types]` for the Number and Boolean ones, `import.groups_trait` when the \
+        pool has groups, and `[capture] app_client_ids`), kratos-hooks.yml (a web_hook skeleton at the nearest \
         Kratos hook of each Lambda trigger, or a comment saying there is none) and PLAN.md (user \
-        estimate, attributes and their traits, app clients, triggers, MFA, and what does not \
-        map). Number and Boolean attributes become string traits, as the import copies them. \
-        Writes nothing to Cognito.\n\n\
+        estimate, attributes and their traits, groups, app clients, triggers, MFA, and what does \
+        not map, the IAM roles of groups included). The import converts each typed trait from \
+        Cognito's string; a value that does not convert fails that user alone. Writes nothing \
+        to Cognito.\n\n\
         Refuses to overwrite any of these files unless --force.\n\n\
         Exit status: 0 when the plan was written, 1 when Cognito could not be read or a file \
         could not be written, 2 for a usage or configuration error (files already there \

@@ -1,5 +1,5 @@
 //! `cognito-bridge plan`: reads the live pool (`DescribeUserPool`, `ListIdentityProviders`,
-//! the app clients) and writes a migration plan into a directory: the Kratos identity schema
+//! `ListGroups`, the app clients) and writes a migration plan into a directory: the Kratos identity schema
 //! (`plan/schema.rs`), the `cognito-bridge.toml` fragment, the Kratos hook skeletons and
 //! `PLAN.md` (`plan/render.rs`). Reads only; never overwrites a file unless told to.
 
@@ -18,7 +18,9 @@ use crate::cognito::{AppClient, PoolDescription};
 use crate::config::{CognitoPool, ConfigError, Settings};
 
 pub use render::{Nearest, config_fragment, hooks_yaml, nearest, plan_markdown, warnings};
-pub use schema::{AttributePlan, NUMBER_PATTERN, SignIn, Target, attribute_plans, identity_schema};
+pub use schema::{
+    AttributePlan, GROUPS_TRAIT, SignIn, Target, attribute_plans, identity_schema, trait_type,
+};
 
 /// The files a plan consists of, in the order they are written.
 pub const PLAN_FILES: [&str; 4] = [
@@ -27,6 +29,15 @@ pub const PLAN_FILES: [&str; 4] = [
     "kratos-hooks.yml",
     "PLAN.md",
 ];
+
+/// Requests per second of the plan's reads, which share one token bucket: the app clients
+/// (`CLIENT_READ_RATE`: UserPoolClientRead, 5 per pool) and `ListGroups` (UserPoolResourceRead:
+/// 20 per account, at most 5 per pool and operation, not adjustable; both shared with the live
+/// apps). The lower of the two keeps every read under its quota.
+const PLAN_READ_RATE: f64 = CLIENT_READ_RATE.min(GROUP_READ_RATE);
+
+/// `ListGroups` requests per second: below UserPoolResourceRead's 5 per pool.
+const GROUP_READ_RATE: f64 = 4.0;
 
 /// The default `--out`.
 pub const DEFAULT_OUT: &str = "plan";
@@ -71,6 +82,7 @@ pub struct PlanSummary {
     pub estimated_users: i64,
     pub attributes: usize,
     pub app_clients: usize,
+    pub groups: usize,
     pub triggers: usize,
     pub warnings: Vec<String>,
 }
@@ -78,12 +90,13 @@ pub struct PlanSummary {
 impl PlanSummary {
     pub fn render(&self) -> String {
         let mut out = format!(
-            "plan for user pool {}: about {} users, {} attributes, {} app clients, {} Lambda \
-             triggers, {} warnings\n",
+            "plan for user pool {}: about {} users, {} attributes, {} app clients, {} groups, {} \
+             Lambda triggers, {} warnings\n",
             self.user_pool_id,
             self.estimated_users,
             self.attributes,
             self.app_clients,
+            self.groups,
             self.triggers,
             self.warnings.len()
         );
@@ -136,13 +149,15 @@ pub async fn run(
             )));
         }
     }
-    let directory = Directory::new(&pool, CLIENT_READ_RATE, Backoff::default(), credentials).await;
-    let description = directory.describe_pool().await?;
+    let directory = Directory::new(&pool, PLAN_READ_RATE, Backoff::default(), credentials).await;
+    let mut description = directory.describe_pool().await?;
+    description.groups = directory.groups().await?;
     let apps = directory.app_clients().await?;
     tracing::info!(
         user_pool_id = %pool.user_pool_id,
         attributes = description.attributes.len(),
         app_clients = apps.len(),
+        groups = description.groups.len(),
         triggers = description.triggers.len(),
         "pool read for the plan"
     );
@@ -168,6 +183,7 @@ pub async fn run(
         estimated_users: description.estimated_users,
         attributes: description.attributes.len(),
         app_clients: apps.len(),
+        groups: description.groups.len(),
         triggers: description.triggers.len(),
         warnings: warnings(&description, &plans, &SignIn::of(&description)),
     })

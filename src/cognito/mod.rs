@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 pub use app_clients::{AppClient, ValidityUnit};
 pub use auth::{AwsCognito, secret_hash};
+pub use directory::PoolGroup;
 pub use health::{CognitoHealth, OBSERVATION_TTL};
 pub use jwks::{Jwks, JwksError};
 pub use pool::{AttributeKind, PoolAttribute, PoolDescription};

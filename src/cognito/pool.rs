@@ -6,7 +6,7 @@ use aws_sdk_cognitoidentityprovider::types::{
     AttributeDataType, LambdaConfigType, SchemaAttributeType, UserPoolType,
 };
 
-use super::directory::{Directory, DirectoryError, every_page};
+use super::directory::{Directory, DirectoryError, PoolGroup, every_page};
 
 /// Cognito's largest `ListIdentityProviders` page.
 const PROVIDERS_PAGE_SIZE: i32 = 60;
@@ -98,6 +98,8 @@ pub struct PoolDescription {
     pub advanced_security: Option<String>,
     /// `ListIdentityProviders`: name and type (`Google`, `SAML`, `OIDC`, …).
     pub identity_providers: Vec<(String, String)>,
+    /// `ListGroups` (`Directory::groups`): read by `plan` only, empty otherwise.
+    pub groups: Vec<PoolGroup>,
 }
 
 /// The configured triggers of `LambdaConfig`, named as the API names them.
@@ -189,6 +191,7 @@ impl PoolDescription {
                 .map(|add_ons| add_ons.advanced_security_mode().as_str().to_owned())
                 .filter(|mode| mode != "OFF"),
             identity_providers: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub use hooks::{
     Policies, Policy,
 };
 pub use hydra::HydraSettings;
-pub use import::{ImportSettings, LIST_USERS_QUOTA, MAX_BATCH_SIZE};
+pub use import::{ImportSettings, LIST_USERS_QUOTA, MAX_BATCH_SIZE, TraitType};
 pub use kratos::KratosSettings;
 pub use serve::{HookConfig, ServeConfig};
 pub use server::ServerSettings;

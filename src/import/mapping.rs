@@ -1,13 +1,13 @@
-//! From a Cognito user to a Kratos create-identity body (traits from `import.traits`, the
-//! Cognito sub as the link back, a password left to the migration hook), and the state the
-//! user's row starts in.
+//! From a Cognito user to a Kratos create-identity body (traits from `import.traits`, each
+//! converted to its `import.trait_types` type, the Cognito sub as the link back, a password
+//! left to the migration hook), and the state the user's row starts in.
 //!
-//! About 490 lines, half of them the table of mapping tests below the code.
+//! Over 400 lines: more than half of them the table of mapping tests below the code.
 
 use serde_json::{Map, Value, json};
 
 use crate::cognito::directory::CognitoUser;
-use crate::config::{ConfigError, ImportSettings};
+use crate::config::{ConfigError, ImportSettings, TraitType};
 use crate::domain::{UserState, normalize_identifier};
 use crate::kratos::KratosLine;
 
@@ -60,7 +60,8 @@ impl TraitPath {
 #[derive(Debug, Clone)]
 pub struct Mapping {
     schema_id: String,
-    traits: Vec<(TraitPath, String)>,
+    /// Trait path, Cognito attribute, and the JSON type the value is converted to.
+    traits: Vec<(TraitPath, String, TraitType)>,
     groups: Option<TraitPath>,
 }
 
@@ -84,6 +85,71 @@ pub struct MappedUser {
 pub enum MappingError {
     #[error("Cognito lists no `sub` attribute for this user")]
     NoSub,
+    /// The value is left out: it may be personal data.
+    #[error(
+        "Cognito attribute `{attribute}` is not {} (trait `{path}` is typed `{}` in \
+         import.trait_types)",
+        expected_value(*.expected),
+        .expected.as_str()
+    )]
+    Unconvertible {
+        attribute: String,
+        path: String,
+        expected: TraitType,
+    },
+}
+
+impl MappingError {
+    /// The trait path a value could not be converted for (`/traits/age`), as a dry run
+    /// reports schema problems.
+    pub fn trait_pointer(&self) -> Option<String> {
+        match self {
+            Self::Unconvertible { path, .. } => Some(format!("/traits/{}", path.replace('.', "/"))),
+            Self::NoSub => None,
+        }
+    }
+}
+
+fn expected_value(kind: TraitType) -> &'static str {
+    match kind {
+        TraitType::String => "a string",
+        TraitType::Integer => "an integer",
+        TraitType::Number => "a number",
+        TraitType::Boolean => "`true` or `false`",
+    }
+}
+
+/// Cognito's string as a value of type `kind`, or `None` when it is not one. Cognito spells
+/// numbers in decimal and booleans `true`/`false`; surrounding blanks are ignored.
+fn typed_value(kind: TraitType, raw: &str) -> Option<Value> {
+    let trimmed = raw.trim();
+    let integer = || {
+        trimmed
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| trimmed.parse::<u64>().map(Value::from))
+            .ok()
+    };
+    match kind {
+        TraitType::String => Some(Value::String(raw.to_owned())),
+        TraitType::Integer => integer(),
+        TraitType::Number => integer().or_else(|| {
+            trimmed
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+        }),
+        TraitType::Boolean => {
+            if trimmed.eq_ignore_ascii_case("true") {
+                Some(Value::Bool(true))
+            } else if trimmed.eq_ignore_ascii_case("false") {
+                Some(Value::Bool(false))
+            } else {
+                None
+            }
+        }
+    }
 }
 
 impl Mapping {
@@ -105,6 +171,7 @@ impl Mapping {
             traits.push((
                 TraitPath::parse("import.traits", path)?,
                 attribute.trim().to_owned(),
+                settings.trait_type(path),
             ));
         }
         let groups = settings
@@ -113,7 +180,7 @@ impl Mapping {
             .transpose()?;
         let mut paths: Vec<(&TraitPath, &str)> = traits
             .iter()
-            .map(|(path, _)| (path, "import.traits"))
+            .map(|(path, _, _)| (path, "import.traits"))
             .collect();
         if let Some(path) = &groups {
             paths.push((path, "import.groups_trait"));
@@ -151,7 +218,7 @@ impl Mapping {
 
     /// The create body for Kratos `line` and the row's starting state. Attributes the user
     /// lacks are left out of the traits (the identity schema decides whether that is
-    /// acceptable).
+    /// acceptable); a value that is not of its trait's declared type fails the user.
     pub fn map(
         &self,
         user: &CognitoUser,
@@ -166,12 +233,22 @@ impl Mapping {
 
         let mut traits = Map::new();
         let mut identifiers: Vec<String> = Vec::new();
-        for (path, attribute) in &self.traits {
-            if let Some(value) = user.attribute(attribute) {
-                path.set(&mut traits, Value::String(value.to_owned()));
-                if !value.trim().is_empty() && !identifiers.iter().any(|known| known == value) {
-                    identifiers.push(value.to_owned());
-                }
+        for (path, attribute, kind) in &self.traits {
+            let Some(value) = user.attribute(attribute) else {
+                continue;
+            };
+            let typed = typed_value(*kind, value).ok_or_else(|| MappingError::Unconvertible {
+                attribute: attribute.clone(),
+                path: path.0.join("."),
+                expected: *kind,
+            })?;
+            path.set(&mut traits, typed);
+            // Only strings can be login identifiers.
+            if *kind == TraitType::String
+                && !value.trim().is_empty()
+                && !identifiers.iter().any(|known| known == value)
+            {
+                identifiers.push(value.to_owned());
             }
         }
         if let Some(path) = &self.groups {
@@ -462,6 +539,123 @@ mod tests {
             mapping.map(&no_sub, None, KratosLine::Current).unwrap_err(),
             MappingError::NoSub
         );
+    }
+
+    #[test]
+    fn values_convert_to_their_declared_type() {
+        let cases: [(TraitType, &str, Option<Value>); 16] = [
+            (TraitType::String, " 42 ", Some(json!(" 42 "))),
+            (TraitType::Integer, "42", Some(json!(42))),
+            (TraitType::Integer, " -7 ", Some(json!(-7))),
+            (
+                TraitType::Integer,
+                "18446744073709551615",
+                Some(json!(u64::MAX)),
+            ),
+            (TraitType::Integer, "4.5", None),
+            (TraitType::Integer, "abc", None),
+            (TraitType::Integer, "", None),
+            (TraitType::Number, "4.5", Some(json!(4.5))),
+            (TraitType::Number, "12", Some(json!(12))),
+            (TraitType::Number, "NaN", None),
+            (TraitType::Number, "inf", None),
+            (TraitType::Number, "twelve", None),
+            (TraitType::Boolean, "true", Some(json!(true))),
+            (TraitType::Boolean, "FALSE", Some(json!(false))),
+            (TraitType::Boolean, "1", None),
+            (TraitType::Boolean, "yes", None),
+        ];
+        for (kind, raw, expected) in cases {
+            assert_eq!(typed_value(kind, raw), expected, "{kind:?} {raw:?}");
+        }
+        // An integer stays exact: no detour through a float.
+        assert_eq!(
+            typed_value(TraitType::Integer, "9007199254740993").unwrap(),
+            json!(9_007_199_254_740_993_i64)
+        );
+    }
+
+    fn typed_settings() -> ImportSettings {
+        let mut settings = settings(
+            &[
+                ("email", "email"),
+                ("age", "custom:age"),
+                ("flags.vip", "custom:vip"),
+                ("tenant", "custom:tenant"),
+            ],
+            None,
+        );
+        settings.trait_types = BTreeMap::from([
+            ("age".to_owned(), TraitType::Integer),
+            ("flags.vip".to_owned(), TraitType::Boolean),
+        ]);
+        settings
+    }
+
+    fn typed_user(age: &str, vip: &str) -> CognitoUser {
+        let mut user = user("CONFIRMED", true);
+        user.attributes.push(("custom:age".into(), age.into()));
+        user.attributes.push(("custom:vip".into(), vip.into()));
+        user
+    }
+
+    #[test]
+    fn typed_traits_become_json_numbers_and_booleans_and_are_no_identifiers() {
+        let mapping = Mapping::new(&typed_settings(), "default").unwrap();
+        let mapped = mapping
+            .map(&typed_user("42", "false"), None, KratosLine::Legacy)
+            .unwrap();
+        assert_eq!(
+            mapped.identity["traits"],
+            json!({"email": " Alice@Example.COM ", "age": 42, "flags": {"vip": false}, "tenant": "acme"})
+        );
+        assert_eq!(mapped.identifiers, [" Alice@Example.COM ", "acme"]);
+    }
+
+    #[test]
+    fn a_value_that_is_not_of_its_type_fails_the_user_naming_attribute_and_type_not_value() {
+        let mapping = Mapping::new(&typed_settings(), "default").unwrap();
+        let error = mapping
+            .map(&typed_user("abc-secret", "true"), None, KratosLine::Current)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            MappingError::Unconvertible {
+                attribute: "custom:age".into(),
+                path: "age".into(),
+                expected: TraitType::Integer,
+            }
+        );
+        let message = error.to_string();
+        assert!(message.contains("`custom:age`"), "{message}");
+        assert!(message.contains("an integer"), "{message}");
+        assert!(message.contains("import.trait_types"), "{message}");
+        assert!(!message.contains("abc-secret"), "{message}");
+        assert_eq!(error.trait_pointer().as_deref(), Some("/traits/age"));
+
+        let error = mapping
+            .map(&typed_user("42", "maybe-secret"), None, KratosLine::Current)
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`custom:vip`"), "{message}");
+        assert!(message.contains("`true` or `false`"), "{message}");
+        assert!(!message.contains("maybe-secret"), "{message}");
+        assert_eq!(error.trait_pointer().as_deref(), Some("/traits/flags/vip"));
+        assert_eq!(MappingError::NoSub.trait_pointer(), None);
+
+        // Without the declared types the same user maps, every value a string.
+        let plain = Mapping::new(
+            &ImportSettings {
+                trait_types: BTreeMap::new(),
+                ..typed_settings()
+            },
+            "default",
+        )
+        .unwrap();
+        let mapped = plain
+            .map(&typed_user("abc", "maybe"), None, KratosLine::Current)
+            .unwrap();
+        assert_eq!(mapped.identity["traits"]["age"], "abc");
     }
 
     #[test]

@@ -318,6 +318,17 @@ impl Importer {
             });
             let mut mapped = match self.mapping.map(user, groups, line) {
                 Ok(mapped) => mapped,
+                Err(error) if self.schema.is_some() && error.trait_pointer().is_some() => {
+                    // A dry run lists a value that is not of its declared type with the
+                    // schema's problems: the declared type is the schema's type.
+                    let pointer = error.trait_pointer().unwrap_or_default();
+                    ledger.listing.invalid += 1;
+                    taken.invalid.push(InvalidExample {
+                        cognito_username: user.username.clone(),
+                        reasons: vec![format!("{pointer}: {error}")],
+                    });
+                    continue;
+                }
                 Err(error) => {
                     ledger.listing.unmappable += 1;
                     failures.push(ImportFailure {

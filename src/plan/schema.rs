@@ -1,14 +1,18 @@
-//! From the pool's attributes to Kratos traits: which attribute goes to which trait path
-//! (the `[import.traits]` the plan proposes) and the identity schema that accepts what the
-//! import writes there.
+//! From the pool's attributes and groups to Kratos traits: which attribute goes to which trait
+//! path and type (the `[import.traits]` and `[import.trait_types]` the plan proposes) and the
+//! identity schema that accepts what the import writes there.
 //!
-//! The import copies every attribute as the string Cognito lists (`import/mapping.rs`), so a
-//! Number or Boolean attribute is a string trait here too, with a pattern or enum that holds
-//! Cognito's spelling; a number's bounds are named in the description, not enforced.
+//! Cognito lists every value as a string; the import converts a trait to its declared type
+//! (`import/mapping.rs`), so a Number is a JSON integer here, with Cognito's bounds as
+//! `minimum`/`maximum`, and a Boolean a JSON boolean. The pool's groups, when it has any, are
+//! the `groups` trait (an array of names).
+//!
+//! Over 400 lines: about half of it is the tests of the schema below the code.
 
 use serde_json::{Map, Value, json};
 
 use crate::cognito::{AttributeKind, PoolAttribute, PoolDescription};
+use crate::config::TraitType;
 
 /// Attributes the import handles elsewhere: `sub` is the link back (metadata, external id),
 /// the `*_verified` flags become verifiable addresses, `identities` is Cognito's own record
@@ -28,8 +32,20 @@ const NESTED: [(&str, &str); 4] = [
     ("name", "name.formatted"),
 ];
 
-/// Cognito's spelling of a number attribute's value (the import copies it as a string).
-pub const NUMBER_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+/// The trait the pool's groups go to (`import.groups_trait`); a custom attribute named
+/// `groups` becomes `custom_groups`.
+pub const GROUPS_TRAIT: &str = "groups";
+
+/// The JSON type of the trait for an attribute of `kind`. Cognito's Number holds whole
+/// numbers (`updated_at` is seconds since the epoch; custom numbers read like `"12"`), a
+/// Boolean `true` or `false`; a DateTime stays the string Cognito lists.
+pub fn trait_type(kind: AttributeKind) -> TraitType {
+    match kind {
+        AttributeKind::Number => TraitType::Integer,
+        AttributeKind::Boolean => TraitType::Boolean,
+        AttributeKind::String | AttributeKind::DateTime => TraitType::String,
+    }
+}
 
 /// One attribute and what the plan does with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +53,13 @@ pub struct AttributePlan {
     pub attribute: PoolAttribute,
     /// The trait path, or why there is none.
     pub target: Target,
+}
+
+impl AttributePlan {
+    /// The JSON type the import converts the value to.
+    pub fn trait_type(&self) -> TraitType {
+        trait_type(self.attribute.kind)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +124,8 @@ pub fn attribute_plans(pool: &PoolDescription) -> Vec<AttributePlan> {
                 Target::Trait((*path).to_owned())
             } else if let Some(custom) = name.strip_prefix("custom:") {
                 let key = custom.replace('.', "_");
-                let collides = standard.contains(&key.as_str()) || key == "name" || key == "groups";
+                let collides =
+                    standard.contains(&key.as_str()) || key == "name" || key == GROUPS_TRAIT;
                 Target::Trait(if collides {
                     format!("custom_{key}")
                 } else {
@@ -122,6 +146,18 @@ fn bound(value: Option<&String>) -> Option<u64> {
     value.and_then(|v| v.trim().parse().ok())
 }
 
+/// A Number's bound as a JSON number: Cognito gives it as a decimal string.
+fn number_bound(value: Option<&String>) -> Option<Value> {
+    let value = value?.trim();
+    value.parse::<i64>().map(Value::from).ok().or_else(|| {
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+    })
+}
+
 /// The JSON Schema of one trait.
 fn property(attribute: &PoolAttribute, sign_in: &SignIn) -> Value {
     let mut property = Map::new();
@@ -137,29 +173,23 @@ fn property(attribute: &PoolAttribute, sign_in: &SignIn) -> Value {
             }
         }
         AttributeKind::Number => {
-            property.insert("type".into(), json!("string"));
-            property.insert("pattern".into(), json!(NUMBER_PATTERN));
-            let range = match (&attribute.min_value, &attribute.max_value) {
-                (None, None) => String::new(),
-                (min, max) => format!(
-                    "; Cognito's bounds: {} to {}",
-                    min.as_deref().unwrap_or("-"),
-                    max.as_deref().unwrap_or("-")
-                ),
-            };
+            property.insert("type".into(), json!(TraitType::Integer.as_str()));
+            if let Some(min) = number_bound(attribute.min_value.as_ref()) {
+                property.insert("minimum".into(), min);
+            }
+            if let Some(max) = number_bound(attribute.max_value.as_ref()) {
+                property.insert("maximum".into(), max);
+            }
             property.insert(
                 "description".into(),
-                json!(format!(
-                    "A Cognito Number, copied as its decimal string{range}"
-                )),
+                json!("A Cognito Number: the import converts it to an integer"),
             );
         }
         AttributeKind::Boolean => {
-            property.insert("type".into(), json!("string"));
-            property.insert("enum".into(), json!(["true", "false"]));
+            property.insert("type".into(), json!(TraitType::Boolean.as_str()));
             property.insert(
                 "description".into(),
-                json!("A Cognito Boolean, copied as \"true\" or \"false\""),
+                json!("A Cognito Boolean: the import converts it to true or false"),
             );
         }
         AttributeKind::DateTime => {
@@ -242,6 +272,20 @@ pub fn identity_schema(pool: &PoolDescription, plans: &[AttributePlan], sign_in:
             &segments,
             property(&plan.attribute, sign_in),
             plan.attribute.required,
+        );
+    }
+    if !pool.groups.is_empty() {
+        place(
+            &mut traits,
+            &[GROUPS_TRAIT],
+            json!({
+                "title": "Cognito groups",
+                "description": "The names of the user's Cognito groups (import.groups_trait)",
+                "type": "array",
+                "items": {"type": "string"},
+                "uniqueItems": true,
+            }),
+            false,
         );
     }
     traits.insert("additionalProperties".into(), json!(false));
@@ -368,23 +412,90 @@ mod tests {
             phone.get("minLength").is_none(),
             "an unreadable bound is left out"
         );
-        assert_eq!(traits["properties"]["age"]["pattern"], NUMBER_PATTERN);
-        assert_eq!(
-            traits["properties"]["vip"]["enum"],
-            json!(["true", "false"])
+        let age = &traits["properties"]["age"];
+        assert_eq!(age["type"], "integer");
+        assert_eq!(age["minimum"], 0);
+        assert_eq!(age["maximum"], 150);
+        assert_eq!(traits["properties"]["vip"]["type"], "boolean");
+        assert!(
+            traits["properties"].get("groups").is_none(),
+            "no groups, no groups trait"
         );
         assert_eq!(traits["properties"]["name"]["required"], json!(["first"]));
         assert_eq!(traits["required"], json!(["email", "name"]));
         assert_eq!(traits["additionalProperties"], false);
 
         let validator = jsonschema::validator_for(&schema).unwrap();
-        let good = json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": "42", "vip": "true"}});
+        let good = json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": 42, "vip": true}});
         assert!(validator.is_valid(&good));
         for bad in [
-            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": "old"}}),
-            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "vip": "yes"}}),
+            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": "42"}}),
+            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": 151}}),
+            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": -1}}),
+            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "age": 4.5}}),
+            json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "vip": "true"}}),
             json!({"traits": {"email": "a@example.com"}}),
             json!({"traits": {"email": "a@example.com", "name": {"first": "A"}, "other": "x"}}),
+        ] {
+            assert!(!validator.is_valid(&bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn types_bounds_and_the_groups_trait() {
+        assert_eq!(trait_type(AttributeKind::Number), TraitType::Integer);
+        assert_eq!(trait_type(AttributeKind::Boolean), TraitType::Boolean);
+        assert_eq!(trait_type(AttributeKind::DateTime), TraitType::String);
+        assert_eq!(trait_type(AttributeKind::String), TraitType::String);
+        assert_eq!(number_bound(Some(&" -5 ".to_owned())), Some(json!(-5)));
+        assert_eq!(number_bound(Some(&"2.5".to_owned())), Some(json!(2.5)));
+        assert_eq!(number_bound(Some(&"many".to_owned())), None);
+        assert_eq!(number_bound(None), None);
+
+        let mut updated = PoolAttribute::new("updated_at", AttributeKind::Number);
+        updated.min_value = Some("0".to_owned());
+        let mut pool = pool(
+            vec![
+                string("email"),
+                updated,
+                PoolAttribute::new("custom:groups", AttributeKind::String),
+            ],
+            &["email"],
+            &[],
+        );
+        pool.groups = vec![crate::cognito::PoolGroup {
+            name: "admins".to_owned(),
+            description: None,
+            precedence: Some(1),
+            role_arn: None,
+        }];
+        let plans = attribute_plans(&pool);
+        assert_eq!(plans[2].target, Target::Trait("custom_groups".to_owned()));
+        let schema = identity_schema(&pool, &plans, &SignIn::of(&pool));
+        let traits = &schema["properties"]["traits"]["properties"];
+        assert_eq!(traits["updated_at"]["type"], "integer");
+        assert_eq!(traits["updated_at"]["minimum"], 0);
+        assert!(traits["updated_at"].get("maximum").is_none());
+        let groups = &traits["groups"];
+        assert_eq!(groups["type"], "array");
+        assert_eq!(groups["items"]["type"], "string");
+        assert!(
+            groups.get("ory.sh/kratos").is_none(),
+            "groups are no identifier"
+        );
+        let required = &schema["properties"]["traits"]["required"];
+        assert!(required.is_null(), "{required}");
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for good in [
+            json!({"traits": {"email": "a@example.com", "groups": ["admins", "beta"], "updated_at": 1700000000}}),
+            json!({"traits": {"email": "a@example.com", "groups": []}}),
+        ] {
+            assert!(validator.is_valid(&good), "{good}");
+        }
+        for bad in [
+            json!({"traits": {"email": "a@example.com", "groups": "admins"}}),
+            json!({"traits": {"email": "a@example.com", "groups": ["a", "a"]}}),
+            json!({"traits": {"email": "a@example.com", "updated_at": "1700000000"}}),
         ] {
             assert!(!validator.is_valid(&bad), "{bad}");
         }

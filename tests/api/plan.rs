@@ -1,10 +1,13 @@
-//! `plan` against moto: a pool with aliases, custom attributes of each type, Lambda triggers,
-//! threat protection, a federated provider and several app clients. The generated schema
-//! passes `import --dry-run` for every seeded user, and the real Kratos v1.3.1 loads it with
-//! the generated hook skeletons (a real import into it creates every user); PLAN.md names
-//! each trigger and warning; files are never overwritten without `--force`; an
-//! e-mail-as-username pool's plan passes the dry run with e-mail as the identifier; the
-//! command line's help and exit statuses (1 when Cognito cannot be read).
+//! `plan` against moto: a pool with aliases, custom attributes of each type, groups with
+//! members (one with an IAM role), Lambda triggers, threat protection, a federated provider
+//! and several app clients. The generated schema and configuration pass `import --dry-run` for
+//! every seeded user, and the real Kratos v1.3.1 loads the schema with the generated hook
+//! skeletons: a real import into it stores the Number as a JSON integer, the Boolean as a JSON
+//! boolean and the groups as the `groups` trait, while a user whose Number is out of bounds
+//! (refused by Kratos) or not a number (refused by the import) fails alone; PLAN.md names each
+//! trigger, group and warning; files are never overwritten without `--force`; an
+//! e-mail-as-username pool's plan passes the dry run with e-mail as the identifier and has no
+//! groups trait; the command line's help and exit statuses (1 when Cognito cannot be read).
 
 use std::path::Path;
 
@@ -16,6 +19,12 @@ use aws_sdk_cognitoidentityprovider::types::{
 use cognito_bridge::import::ImportOptions;
 use cognito_bridge::plan::{self, PlanError, PlanOptions};
 
+use cognito_bridge::cognito::directory::{Backoff, Directory, DirectoryError};
+use cognito_bridge::config::CognitoPool;
+
+use crate::doubles::cognito_directory_fake::{
+    CognitoDirectoryFake, DirectoryOptions, synthetic_group_name,
+};
 use crate::helpers::bridge_output;
 use crate::helpers::import::{import_settings, import_settings_with_public_url, run_import};
 use crate::helpers::{Backend, TestDatabase};
@@ -23,6 +32,39 @@ use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
 
 const USERS: usize = 8;
+
+/// A group of the test pool and its members (seed numbers).
+struct GroupSeed {
+    name: &'static str,
+    precedence: Option<i32>,
+    description: &'static str,
+    role_arn: Option<&'static str>,
+    members: &'static [usize],
+}
+
+const GROUPS: [GroupSeed; 3] = [
+    GroupSeed {
+        name: "admins",
+        precedence: Some(1),
+        description: "People who run the shop",
+        role_arn: Some("arn:aws:iam::123456789012:role/ShopAdmins"),
+        members: &[0, 3],
+    },
+    GroupSeed {
+        name: "beta",
+        precedence: Some(5),
+        description: "Early features",
+        role_arn: None,
+        members: &[0, 1],
+    },
+    GroupSeed {
+        name: "support",
+        precedence: None,
+        description: "",
+        role_arn: None,
+        members: &[2],
+    },
+];
 
 const TRIGGERS: [(&str, &str); 6] = [
     (
@@ -178,7 +220,63 @@ async fn pool_with_everything() -> (Pool, Vec<String>) {
         }
         request.send().await.expect("update attributes");
     }
+    for group in &GROUPS {
+        pool.client
+            .create_group()
+            .user_pool_id(&pool.id)
+            .group_name(group.name)
+            .set_precedence(group.precedence)
+            .description(group.description)
+            .set_role_arn(group.role_arn.map(str::to_owned))
+            .send()
+            .await
+            .expect("create group");
+        for i in group.members {
+            pool.client
+                .admin_add_user_to_group()
+                .user_pool_id(&pool.id)
+                .group_name(group.name)
+                .username(SeedUser::numbered(*i).username)
+                .send()
+                .await
+                .expect("add user to group");
+        }
+    }
     (pool, client_ids)
+}
+
+/// A seed user whose `custom:age` is `age` (which moto, unlike Cognito, does not check).
+async fn add_user_aged(pool: &Pool, i: usize, age: &str) -> SeedUser {
+    let user = SeedUser::numbered(i);
+    pool.add_seed_user(&user).await;
+    pool.client
+        .admin_update_user_attributes()
+        .user_pool_id(&pool.id)
+        .username(&user.username)
+        .user_attributes(
+            AttributeType::builder()
+                .name("custom:age")
+                .value(age)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("update custom:age");
+    user
+}
+
+/// The identity Kratos holds for seed user `i` (found by its e-mail trait).
+fn identity_of(identities: &[serde_json::Value], i: usize) -> &serde_json::Value {
+    let email = SeedUser::numbered(i).email;
+    identities
+        .iter()
+        .find(|identity| {
+            identity["traits"]["email"]
+                .as_str()
+                .is_some_and(|found| found.eq_ignore_ascii_case(&email))
+        })
+        .unwrap_or_else(|| panic!("no identity for seed user {i}"))
 }
 
 fn plan_settings(pool: &Pool, moto: &str) -> cognito_bridge::config::Settings {
@@ -195,12 +293,16 @@ fn plan_settings(pool: &Pool, moto: &str) -> cognito_bridge::config::Settings {
     cognito_bridge::config::Settings::load_from(Some(&path), environment).unwrap()
 }
 
-/// The generated fragment with `[import]` pointing at the generated schema.
+/// The generated fragment with its `[import]` pointing at the generated schema.
 fn generated_config(out: &Path) -> String {
     let fragment = std::fs::read_to_string(out.join("cognito-bridge.toml")).unwrap();
-    format!(
-        "{fragment}\n[import]\nlist_rate = 30\nschema_file = \"{}\"\n",
-        out.join("identity.schema.json").display()
+    assert_eq!(fragment.matches("[import]\n").count(), 1, "{fragment}");
+    fragment.replace(
+        "[import]\n",
+        &format!(
+            "[import]\nlist_rate = 30\nschema_file = \"{}\"\n",
+            out.join("identity.schema.json").display()
+        ),
     )
 }
 
@@ -223,6 +325,7 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     assert_eq!(summary.files.len(), 4);
     assert_eq!(summary.estimated_users, USERS as i64);
     assert_eq!(summary.app_clients, 3);
+    assert_eq!(summary.groups, GROUPS.len());
     assert_eq!(summary.triggers, TRIGGERS.len());
 
     let plan_md = std::fs::read_to_string(out.join("PLAN.md")).unwrap();
@@ -239,10 +342,15 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
         "Custom authentication challenge triggers (DefineAuthChallenge)",
         "Federated identity provider Google",
         "no account recovery by SMS",
-        "custom:age: the import copies it as a string",
+        "IAM roles of groups do not map: admins (arn:aws:iam::123456789012:role/ShopAdmins)",
+        "## Groups",
+        "| `admins` | 1 | People who run the shop | `arn:aws:iam::123456789012:role/ShopAdmins` (does not map) |",
+        "| `beta` | 5 | Early features | none |",
+        "| `support` | none |  | none |",
     ] {
         assert!(plan_md.contains(warning), "{warning}:\n{plan_md}");
     }
+    assert!(!plan_md.contains("copies it as a string"), "{plan_md}");
     for id in &client_ids {
         assert!(plan_md.contains(id.as_str()), "{id}");
     }
@@ -258,6 +366,25 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
         config.contains("\"name.first\" = \"given_name\""),
         "{config}"
     );
+    for line in [
+        "groups_trait = \"groups\"",
+        "age = \"integer\"",
+        "vip = \"boolean\"",
+        "updated_at = \"integer\"",
+    ] {
+        assert!(config.contains(line), "{line}:\n{config}");
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("identity.schema.json")).unwrap())
+            .unwrap();
+    let traits = &schema["properties"]["traits"]["properties"];
+    assert_eq!(traits["age"]["type"], "integer");
+    assert_eq!(
+        (&traits["age"]["minimum"], &traits["age"]["maximum"]),
+        (&serde_json::json!(0), &serde_json::json!(150))
+    );
+    assert_eq!(traits["vip"]["type"], "boolean");
+    assert_eq!(traits["groups"]["items"]["type"], "string");
 
     // The import's dry run checks every user's mapped traits against the generated schema.
     let database = TestDatabase::new(Backend::Sqlite).await;
@@ -274,6 +401,38 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     .unwrap();
     assert_eq!(dry.counters.invalid, 0, "{dry:?}");
     assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
+
+    // Two users Cognito would not hold but moto does: a Number above its bound, and one
+    // that is no number. The dry run names both, the second without its value.
+    let too_old = add_user_aged(&pool, 100, "200").await;
+    let not_a_number = add_user_aged(&pool, 101, "secret-abc").await;
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let settings = import_settings(&database.url, &moto, &pool.id, &unused, &config);
+    let dry = run_import(
+        &settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.counters.invalid, 2, "{dry:?}");
+    assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
+    let reasons_of = |username: &str| {
+        dry.invalid
+            .iter()
+            .find(|example| example.cognito_username == username)
+            .unwrap_or_else(|| panic!("{username} not invalid: {dry:?}"))
+            .reasons
+            .join("; ")
+    };
+    let reasons = reasons_of(&too_old.username);
+    assert!(reasons.starts_with("/traits/age:"), "{reasons}");
+    let reasons = reasons_of(&not_a_number.username);
+    assert!(reasons.contains("`custom:age`"), "{reasons}");
+    assert!(reasons.contains("an integer"), "{reasons}");
+    assert!(!reasons.contains("secret-abc"), "{reasons}");
 
     // The real Kratos v1.3.1 loads the schema and the hook skeletons, and takes every user
     // through the schema.
@@ -294,8 +453,34 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     let real = run_import(&settings, ImportOptions::default())
         .await
         .unwrap();
-    assert_eq!(real.counters.failed, 0, "{real:?}");
-    assert_eq!(kratos.identities().await.len(), USERS);
+    // The out-of-bounds user is refused by Kratos, the other by the import: each alone.
+    assert_eq!(real.counters.failed, 2, "{real:?}");
+    assert_eq!(real.counters.created, USERS as i64, "{real:?}");
+    let failure_of = |username: &str| {
+        real.failures
+            .iter()
+            .find(|failure| failure.cognito_username == username)
+            .unwrap_or_else(|| panic!("{username} did not fail: {real:?}"))
+    };
+    assert_eq!(failure_of(&too_old.username).status, Some(400), "{real:?}");
+    let refused = failure_of(&not_a_number.username);
+    assert!(refused.reason.contains("`custom:age`"), "{refused:?}");
+    assert!(refused.reason.contains("an integer"), "{refused:?}");
+    assert!(!refused.reason.contains("secret-abc"), "{refused:?}");
+    let identities = kratos.identities().await;
+    assert_eq!(identities.len(), USERS);
+    // Read back from Kratos: a JSON integer, a JSON boolean, the groups as an array.
+    for i in 0..USERS {
+        let traits = &identity_of(&identities, i)["traits"];
+        assert_eq!(traits["age"], serde_json::json!(20 + i), "{traits}");
+        assert_eq!(traits["vip"], serde_json::json!(i % 2 == 0), "{traits}");
+        let expected: Vec<&str> = GROUPS
+            .iter()
+            .filter(|group| group.members.contains(&i))
+            .map(|group| group.name)
+            .collect();
+        assert_eq!(traits["groups"], serde_json::json!(expected), "{traits}");
+    }
     let schema = kratos
         .client
         .get(kratos.public_url.join("schemas/default").unwrap())
@@ -373,6 +558,9 @@ async fn plan_help_explains_the_command_and_usage_errors_exit_2() {
         "identity.schema.json",
         "PLAN.md",
         "Exit status",
+        "ListGroups",
+        "[import.trait_types]",
+        "import.groups_trait",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }
@@ -386,6 +574,25 @@ async fn plan_help_explains_the_command_and_usage_errors_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cognito.user_pool_id"), "{stderr}");
+    // A type for a trait that is not mapped, and an unknown type: configuration errors.
+    for (variable, value, expected) in [
+        (
+            "COGNITO_BRIDGE__IMPORT__TRAIT_TYPES__AGEE",
+            "integer",
+            "`agee` has a type but is no trait path of import.traits",
+        ),
+        (
+            "COGNITO_BRIDGE__IMPORT__TRAIT_TYPES__EMAIL",
+            "int",
+            "`int` is not a trait type",
+        ),
+    ] {
+        let output = bridge_output(&["plan"], &[(variable, value)]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("import.trait_types"), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 #[tokio::test]
@@ -418,8 +625,12 @@ async fn an_email_as_username_pool_plans_email_as_the_identifier_and_passes_the_
         true
     );
     assert!(traits["phone_number"].get("ory.sh/kratos").is_none());
+    assert!(traits.get("groups").is_none(), "a pool without groups");
+    let fragment = std::fs::read_to_string(out.join("cognito-bridge.toml")).unwrap();
+    assert!(!fragment.contains("groups_trait"), "{fragment}");
     let plan_md = std::fs::read_to_string(out.join("PLAN.md")).unwrap();
     assert!(plan_md.contains("UsernameAttributes email"), "{plan_md}");
+    assert!(plan_md.contains("## Groups\n\nNone"), "{plan_md}");
     assert!(plan_md.contains("## Lambda triggers\n\nNone."), "{plan_md}");
 
     let database = TestDatabase::new(Backend::Sqlite).await;
@@ -465,4 +676,53 @@ async fn plan_exits_1_when_cognito_is_unreachable_and_writes_nothing() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("DescribeUserPool"), "{stderr}");
     assert!(!out.exists(), "nothing written");
+}
+
+#[tokio::test]
+async fn the_groups_are_read_page_by_page_and_a_refusal_names_list_groups() {
+    let cognito = CognitoDirectoryFake::start(DirectoryOptions {
+        groups: 130,
+        ..DirectoryOptions::default()
+    })
+    .await;
+    let pool = CognitoPool {
+        region: "us-east-1".to_owned(),
+        user_pool_id: cognito.user_pool_id.clone(),
+        endpoint_url: Some(cognito.endpoint.parse().unwrap()),
+    };
+    let directory = Directory::new(
+        &pool,
+        1000.0,
+        Backoff::default(),
+        Some(moto::test_credentials()),
+    )
+    .await;
+    let groups = directory.groups().await.unwrap();
+    assert_eq!(groups.len(), 130);
+    assert_eq!(cognito.calls("ListGroups"), 3, "60 a page");
+    assert_eq!(groups[129].name, synthetic_group_name(129));
+    assert_eq!(groups[1].precedence, Some(1));
+    assert_eq!(groups[1].description.as_deref(), Some("synthetic group 1"));
+    assert_eq!(groups[1].role_arn, None);
+
+    let elsewhere = CognitoPool {
+        user_pool_id: "us-east-1_Elsewhere".to_owned(),
+        ..pool
+    };
+    let directory = Directory::new(
+        &elsewhere,
+        1000.0,
+        Backoff::default(),
+        Some(moto::test_credentials()),
+    )
+    .await;
+    match directory.groups().await.unwrap_err() {
+        DirectoryError::Refused {
+            operation, code, ..
+        } => {
+            assert_eq!(operation, "ListGroups");
+            assert_eq!(code, "ResourceNotFoundException");
+        }
+        other => panic!("{other}"),
+    }
 }
