@@ -300,6 +300,15 @@ impl Default for MfaPlan {
     }
 }
 
+/// "1 user was", "3 users were".
+fn users(n: u64) -> String {
+    if n == 1 {
+        "1 user was".to_owned()
+    } else {
+        format!("{n} users were")
+    }
+}
+
 fn policy_name(policy: Policy) -> &'static str {
     match policy {
         Policy::Deny => "deny",
@@ -349,16 +358,15 @@ impl MfaPlan {
                 if tally.gone > 0 {
                     let _ = writeln!(
                         out,
-                        "{} users were deleted between the listing and `AdminGetUser` and are \
-                         not counted.",
-                        tally.gone
+                        "{} deleted between the listing and `AdminGetUser` (not counted).",
+                        users(tally.gone)
                     );
                 }
                 if tally.federated > 0 {
                     let _ = writeln!(
                         out,
-                        "{} federated users (`EXTERNAL_PROVIDER`) were not asked: they have no \
-                         password and never reach the hook.",
+                        "Federated users (`EXTERNAL_PROVIDER`) not asked, as they have no \
+                         password and never reach the hook: {}.",
                         tally.federated
                     );
                 }
