@@ -1,11 +1,13 @@
 //! `cognito-bridge plan`: reads the live pool (`DescribeUserPool`, `ListIdentityProviders`,
 //! the app clients) and writes a migration plan into a directory: the Kratos identity schema
 //! (`plan/schema.rs`), the `cognito-bridge.toml` fragment, the Kratos hook skeletons and
-//! `PLAN.md` (`plan/render.rs`) with the users who have MFA counted (`plan/mfa.rs`). Reads
-//! only; never overwrites a file unless told to.
+//! `PLAN.md` (`plan/render.rs`) with the users who have MFA counted (`plan/mfa.rs`,
+//! `plan/sample.rs`, `plan/mfa_text.rs`). Reads only; never overwrites a file unless told to.
 
 mod mfa;
+mod mfa_text;
 mod render;
+mod sample;
 mod schema;
 
 use std::fs::OpenOptions;
@@ -21,9 +23,11 @@ use crate::config::{CognitoPool, ConfigError, Settings};
 
 pub use mfa::{
     DEFAULT_RATE as DEFAULT_MFA_RATE, DEFAULT_SAMPLE as DEFAULT_MFA_SAMPLE, Estimate, MfaCount,
-    MfaOptions, MfaPlan, MfaScope, MfaTally, Reservoir, USER_READ_QUOTA, wilson,
+    MfaOptions, MfaScope, MfaTally, USER_READ_QUOTA,
 };
+pub use mfa_text::MfaPlan;
 pub use render::{Nearest, config_fragment, hooks_yaml, nearest, plan_markdown, warnings};
+pub use sample::{Reservoir, Z_95, wilson};
 pub use schema::{AttributePlan, NUMBER_PATTERN, SignIn, Target, attribute_plans, identity_schema};
 
 /// The files a plan consists of, in the order they are written.

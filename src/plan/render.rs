@@ -9,7 +9,7 @@ use std::fmt::Write;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::mfa::MfaPlan;
+use super::mfa_text::MfaPlan;
 use super::schema::{AttributePlan, SignIn, Target};
 use crate::cognito::{AppClient, AttributeKind, PoolDescription};
 
