@@ -591,3 +591,39 @@ async fn the_mfa_flags_are_explained_and_bad_values_exit_2() {
         assert!(stderr.contains(names), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn the_library_refuses_a_zero_mfa_rate_before_reading_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.toml");
+    std::fs::write(&path, "").unwrap();
+    let unreachable = crate::doubles::cognito_auth_fake::unused_endpoint().await;
+    let environment = [
+        ("COGNITO__USER_POOL_ID", "us-east-1_abc"),
+        ("COGNITO__ENDPOINT_URL", unreachable.as_str()),
+        ("COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
+    ]
+    .map(|(key, value)| (format!("COGNITO_BRIDGE__{key}"), value.to_owned()));
+    let settings = cognito_bridge::config::Settings::load_from(Some(&path), environment).unwrap();
+    let out = dir.path().join("plan");
+    let error = cognito_bridge::plan::run_with_mfa(
+        &settings,
+        cognito_bridge::plan::PlanOptions {
+            out: out.clone(),
+            force: false,
+        },
+        cognito_bridge::plan::MfaOptions {
+            rate: 0,
+            ..cognito_bridge::plan::MfaOptions::default()
+        },
+        Some(moto::test_credentials()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, cognito_bridge::plan::PlanError::Usage(_)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--mfa-rate"), "{error}");
+    assert!(!out.exists());
+}
