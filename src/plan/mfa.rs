@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 
 use super::sample::{Reservoir, Z_95, wilson};
 use crate::cognito::UserMfa;
-use crate::cognito::directory::{Directory, DirectoryError, PAGE_SIZE};
+use crate::cognito::directory::{CognitoUser, Directory, DirectoryError, PAGE_SIZE};
 
 /// The default `--mfa-users`: a sample of this many users.
 pub const DEFAULT_SAMPLE: usize = 1000;
@@ -220,6 +220,43 @@ impl MfaCount {
     }
 }
 
+/// The users listed, as the sample is drawn from them: federated users are counted apart.
+struct Population {
+    reservoir: Reservoir<String>,
+    federated: u64,
+}
+
+impl Population {
+    fn new(capacity: usize) -> Self {
+        Self {
+            reservoir: Reservoir::new(capacity),
+            federated: 0,
+        }
+    }
+
+    fn offer<R: rand::Rng + ?Sized>(&mut self, user: CognitoUser, rng: &mut R) {
+        // No password, never at the hook: `hooks.mfa_policy` never applies to them.
+        if user.status == "EXTERNAL_PROVIDER" {
+            self.federated += 1;
+        } else {
+            self.reservoir.offer(user.username, rng);
+        }
+    }
+
+    /// The tally so far (population, federated, asked) and the usernames to ask.
+    fn into_sample(self) -> (MfaTally, Vec<String>) {
+        let users = self.reservoir.seen();
+        let sample = self.reservoir.into_items();
+        let tally = MfaTally {
+            users,
+            federated: self.federated,
+            asked: sample.len() as u64,
+            ..MfaTally::default()
+        };
+        (tally, sample)
+    }
+}
+
 /// A progress bar on standard error, or a hidden one.
 fn progress_bar(enabled: bool, length: u64, template: &str) -> ProgressBar {
     if !enabled {
@@ -257,18 +294,13 @@ pub async fn count(
         "{spinner} listing users for the MFA count: {human_pos}/~{human_len} [{elapsed}]",
     );
     let mut rng = StdRng::from_rng(&mut rand::rng());
-    let mut reservoir = Reservoir::new(capacity);
-    let mut federated = 0;
+    let mut population = Population::new(capacity);
     let mut token: Option<String> = None;
     loop {
         let page = listing.list_users(token.as_deref(), PAGE_SIZE).await?;
         bar.inc(page.users.len() as u64);
         for user in page.users {
-            if user.status == "EXTERNAL_PROVIDER" {
-                federated += 1;
-            } else {
-                reservoir.offer(user.username, &mut rng);
-            }
+            population.offer(user, &mut rng);
         }
         token = page.next_token;
         if token.is_none() {
@@ -276,13 +308,7 @@ pub async fn count(
         }
     }
     bar.finish_and_clear();
-    let mut tally = MfaTally {
-        users: reservoir.seen(),
-        federated,
-        ..MfaTally::default()
-    };
-    let sample = reservoir.into_items();
-    tally.asked = sample.len() as u64;
+    let (mut tally, sample) = population.into_sample();
     let bar = progress_bar(
         options.progress,
         tally.asked,
@@ -356,6 +382,26 @@ mod tests {
         all_gone.gone = 5;
         assert_eq!(all_gone.estimate(), None);
         assert!(all_gone.headline().contains("unknown"));
+    }
+
+    #[test]
+    fn federated_users_are_left_out_of_the_population_and_the_sample() {
+        let user = |name: &str, status: &str| CognitoUser {
+            username: name.to_owned(),
+            enabled: true,
+            status: status.to_owned(),
+            attributes: Vec::new(),
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut population = Population::new(10);
+        population.offer(user("a", "CONFIRMED"), &mut rng);
+        population.offer(user("google_1", "EXTERNAL_PROVIDER"), &mut rng);
+        population.offer(user("b", "FORCE_CHANGE_PASSWORD"), &mut rng);
+        population.offer(user("c", "RESET_REQUIRED"), &mut rng);
+        let (tally, sample) = population.into_sample();
+        assert_eq!(sample, ["a", "b", "c"]);
+        assert_eq!((tally.users, tally.federated, tally.asked), (3, 1, 3));
+        assert!(tally.exact());
     }
 
     #[test]
