@@ -6,7 +6,7 @@
 //! PLAN.md says about the count is in `mfa_text.rs`.
 //!
 //! Over 400 lines: the scope, the listing's population, the tally with its estimate and the
-//! count itself are one flow read top to bottom; about 130 lines of tests follow.
+//! count itself are one flow read top to bottom; about 100 lines of tests follow.
 
 use std::num::NonZeroUsize;
 use std::str::FromStr;
