@@ -156,6 +156,20 @@ pub enum Command {
         not map, the IAM roles of groups included). The import converts each typed trait from \
         Cognito's string; a value that does not convert fails that user alone. Writes nothing \
         to Cognito.\n\n\
+        Users with MFA: unless MfaConfiguration is OFF (then 0, and no per-user call), PLAN.md \
+        counts the users who have a second factor (UserMFASettingList or the legacy \
+        MFAOptions: SMS, TOTP, e-mail OTP), who will meet `hooks.mfa_policy` at their first \
+        login (deny, the default: `needs_recovery`; allow: migrated with the factor dropped, \
+        `mfa_dropped`). Every user is listed with ListUsers (60 a page at `import.list_rate`, \
+        default 10 pages/s: about 28 minutes for a million users) while a uniform random \
+        sample of --mfa-users N users is drawn; each sampled user is then read with \
+        AdminGetUser at --mfa-rate requests/s (Cognito's UserRead quota, 120/s per account \
+        and region, is shared with your apps' GetUser). A pool no larger than N is counted \
+        exactly (\"exactly K of M users\"); a larger one is estimated from the sample (\"about \
+        K of M users (sample of N, 95 % interval a–b)\", a Wilson interval). The default \
+        sample of 1000 at 20/s takes about 50 s after the listing; `all` reads every user \
+        (a million users at 20/s: about 14 hours); `none` reads nobody and lists nothing. A \
+        user deleted meanwhile is counted as gone.\n\n\
         Refuses to overwrite any of these files unless --force.\n\n\
         Exit status: 0 when the plan was written, 1 when Cognito could not be read or a file \
         could not be written, 2 for a usage or configuration error (files already there \
@@ -168,6 +182,23 @@ pub enum Command {
         /// Replace the files of an earlier plan.
         #[arg(long)]
         force: bool,
+        /// Users to read with AdminGetUser for the MFA count: `all` (exact; one call per
+        /// user), N (a uniform random sample of N users; exact in a pool no larger), or
+        /// `none`.
+        #[arg(long, value_name = "all|N|none", default_value_t = plan::MfaScope::default())]
+        mfa_users: plan::MfaScope,
+        /// AdminGetUser requests per second for the MFA count (Cognito's UserRead quota,
+        /// 120/s per account and region, is shared with your apps).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = plan::DEFAULT_MFA_RATE,
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        mfa_rate: u32,
+        /// Draw no progress bar (it is only drawn on a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Create or update one Hydra OAuth2 client per Cognito app client (same client_id,
     /// redirect and logout URIs, grant types, scopes, token lifetimes, secret).
@@ -450,8 +481,26 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let summary = reconcile::run(&settings, options).await?;
             print!("{}", summary.render(format));
         }
-        Command::Plan { out, force } => {
-            let summary = plan::run(&settings, PlanOptions { out, force }, None).await?;
+        Command::Plan {
+            out,
+            force,
+            mfa_users,
+            mfa_rate,
+            no_progress,
+        } => {
+            if mfa_rate > plan::USER_READ_QUOTA {
+                eprintln!(
+                    "warning: --mfa-rate {mfa_rate} is above Cognito's UserRead quota (120/s per \
+                     account and region, shared with your live apps); expect throttling"
+                );
+            }
+            let mfa = plan::MfaOptions {
+                scope: mfa_users,
+                rate: mfa_rate,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+            };
+            let summary =
+                plan::run_with_mfa(&settings, PlanOptions { out, force }, mfa, None).await?;
             print!("{}", summary.render());
         }
         Command::Clients {

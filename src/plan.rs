@@ -1,9 +1,13 @@
 //! `cognito-bridge plan`: reads the live pool (`DescribeUserPool`, `ListIdentityProviders`,
 //! `ListGroups`, the app clients) and writes a migration plan into a directory: the Kratos identity schema
 //! (`plan/schema.rs`), the `cognito-bridge.toml` fragment, the Kratos hook skeletons and
-//! `PLAN.md` (`plan/render.rs`). Reads only; never overwrites a file unless told to.
+//! `PLAN.md` (`plan/render.rs`) with the users who have MFA counted (`plan/mfa.rs`,
+//! `plan/sample.rs`, `plan/mfa_text.rs`). Reads only; never overwrites a file unless told to.
 
+mod mfa;
+mod mfa_text;
 mod render;
+mod sample;
 mod schema;
 
 use std::fs::OpenOptions;
@@ -17,7 +21,13 @@ use crate::cognito::directory::{Backoff, Directory, DirectoryError};
 use crate::cognito::{AppClient, PoolDescription};
 use crate::config::{CognitoPool, ConfigError, Settings};
 
+pub use mfa::{
+    DEFAULT_RATE as DEFAULT_MFA_RATE, DEFAULT_SAMPLE as DEFAULT_MFA_SAMPLE, Estimate, MfaCount,
+    MfaOptions, MfaScope, MfaTally, USER_READ_QUOTA,
+};
+pub use mfa_text::MfaPlan;
 pub use render::{Nearest, config_fragment, hooks_yaml, nearest, plan_markdown, warnings};
+pub use sample::{Reservoir, Z_95, wilson};
 pub use schema::{
     AttributePlan, GROUPS_TRAIT, SignIn, Target, attribute_plans, identity_schema, trait_type,
 };
@@ -84,6 +94,8 @@ pub struct PlanSummary {
     pub app_clients: usize,
     pub groups: usize,
     pub triggers: usize,
+    /// The users with MFA (`--mfa-users`).
+    pub mfa: MfaCount,
     pub warnings: Vec<String>,
 }
 
@@ -103,13 +115,19 @@ impl PlanSummary {
         for file in &self.files {
             out.push_str(&format!("  wrote {}\n", file.display()));
         }
+        out.push_str(&format!("  {}\n", self.mfa.summary()));
         out
     }
 }
 
 /// The four files' contents for `pool` and its app clients; `schema_path` is where the
 /// schema will be, for the configuration fragment's comment.
-pub fn generate(pool: &PoolDescription, apps: &[AppClient], schema_path: &str) -> [String; 4] {
+pub fn generate(
+    pool: &PoolDescription,
+    apps: &[AppClient],
+    schema_path: &str,
+    mfa: &MfaPlan,
+) -> [String; 4] {
     let plans = attribute_plans(pool);
     let sign_in = SignIn::of(pool);
     let schema = identity_schema(pool, &plans, &sign_in);
@@ -120,7 +138,7 @@ pub fn generate(pool: &PoolDescription, apps: &[AppClient], schema_path: &str) -
         ),
         config_fragment(pool, &plans, apps, schema_path),
         hooks_yaml(pool),
-        plan_markdown(pool, &plans, &sign_in, apps),
+        plan_markdown(pool, &plans, &sign_in, apps, mfa),
     ]
 }
 
@@ -133,12 +151,29 @@ fn existing(out: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Run `plan` with `settings`; `credentials` overrides the AWS chain (tests, emulators).
+/// Run `plan` with `settings` and the default MFA count (a sample of
+/// [`DEFAULT_MFA_SAMPLE`] users, no progress bar); `credentials` overrides the AWS chain
+/// (tests, emulators).
 pub async fn run(
     settings: &Settings,
     options: PlanOptions,
     credentials: Option<SharedCredentialsProvider>,
 ) -> Result<PlanSummary, PlanError> {
+    run_with_mfa(settings, options, MfaOptions::default(), credentials).await
+}
+
+/// [`run`], counting the users with MFA as `mfa` says.
+pub async fn run_with_mfa(
+    settings: &Settings,
+    options: PlanOptions,
+    mfa: MfaOptions,
+    credentials: Option<SharedCredentialsProvider>,
+) -> Result<PlanSummary, PlanError> {
+    if mfa.rate == 0 {
+        return Err(PlanError::Usage(
+            "--mfa-rate must be at least 1 request/s".to_owned(),
+        ));
+    }
     let pool = CognitoPool::from_settings(&settings.cognito)?;
     if !options.force {
         let found = existing(&options.out);
@@ -149,10 +184,37 @@ pub async fn run(
             )));
         }
     }
-    let directory = Directory::new(&pool, PLAN_READ_RATE, Backoff::default(), credentials).await;
+    let directory = Directory::new(
+        &pool,
+        PLAN_READ_RATE,
+        Backoff::default(),
+        credentials.clone(),
+    )
+    .await;
     let mut description = directory.describe_pool().await?;
     description.groups = directory.groups().await?;
     let apps = directory.app_clients().await?;
+    // ListUsers at the import's rate (UserList quota), AdminGetUser at its own (UserRead).
+    let listing = Directory::new(
+        &pool,
+        settings.import.list_rate,
+        Backoff::default(),
+        credentials.clone(),
+    )
+    .await;
+    let reading = Directory::new(&pool, f64::from(mfa.rate), Backoff::default(), credentials).await;
+    let count = mfa::count(
+        &listing,
+        &reading,
+        &description.mfa_configuration,
+        description.estimated_users,
+        &mfa,
+    )
+    .await?;
+    let mfa_plan = MfaPlan {
+        count,
+        policy: settings.hooks.mfa_policy,
+    };
     tracing::info!(
         user_pool_id = %pool.user_pool_id,
         attributes = description.attributes.len(),
@@ -166,7 +228,12 @@ pub async fn run(
         source,
     })?;
     let schema_path = options.out.join(PLAN_FILES[0]);
-    let contents = generate(&description, &apps, &schema_path.display().to_string());
+    let contents = generate(
+        &description,
+        &apps,
+        &schema_path.display().to_string(),
+        &mfa_plan,
+    );
     let mut files = Vec::new();
     for (name, text) in PLAN_FILES.iter().zip(contents) {
         let path = options.out.join(name);
@@ -185,7 +252,8 @@ pub async fn run(
         app_clients: apps.len(),
         groups: description.groups.len(),
         triggers: description.triggers.len(),
-        warnings: warnings(&description, &plans, &SignIn::of(&description)),
+        mfa: count,
+        warnings: warnings(&description, &plans, &SignIn::of(&description), &mfa_plan),
     })
 }
 

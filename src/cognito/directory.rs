@@ -88,7 +88,7 @@ pub enum DirectoryError {
         message: String,
     },
     #[error(
-        "Cognito kept throttling {operation} ({attempts} answers in a row); try a quieter hour (or, for `import`, a lower `import.list_rate`)"
+        "Cognito kept throttling {operation} ({attempts} answers in a row); try a quieter hour (or, for `import`, a lower `import.list_rate`; for `plan`'s AdminGetUser, a lower `--mfa-rate`)"
     )]
     Throttled {
         operation: &'static str,

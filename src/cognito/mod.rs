@@ -1,5 +1,6 @@
 //! Cognito: every call to it (`AdminInitiateAuth` in `auth`, the user directory in
-//! `directory` and its app clients in `app_clients`, the pool's description in `pool`, the pool's token signing keys in `jwks`,
+//! `directory` and its app clients in `app_clients`, the pool's description in `pool`, one
+//! user's second factors in `user_mfa`, the pool's token signing keys in `jwks`,
 //! SDK errors read in `sdk_error` only), the verifier boundary, and the one table that turns
 //! an `AdminInitiateAuth` answer into a verdict.
 
@@ -11,6 +12,7 @@ mod jwks;
 mod pool;
 mod sdk_config;
 mod sdk_error;
+mod user_mfa;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,6 +26,7 @@ pub use health::{CognitoHealth, OBSERVATION_TTL};
 pub use jwks::{Jwks, JwksError};
 pub use pool::{AttributeKind, PoolAttribute, PoolDescription};
 pub use sdk_config::{sdk_config, sdk_http_client};
+pub use user_mfa::{MfaFactors, UserMfa};
 
 use sdk_error::is_unavailable_code;
 

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use super::mfa_text::MfaPlan;
 use super::schema::{AttributePlan, GROUPS_TRAIT, SignIn, Target};
 use crate::cognito::{AppClient, AttributeKind, PoolDescription};
 use crate::config::TraitType;
@@ -299,7 +300,12 @@ fn kind(kind: AttributeKind) -> &'static str {
 }
 
 /// What will not carry over, one line each.
-pub fn warnings(pool: &PoolDescription, plans: &[AttributePlan], sign_in: &SignIn) -> Vec<String> {
+pub fn warnings(
+    pool: &PoolDescription,
+    plans: &[AttributePlan],
+    sign_in: &SignIn,
+    mfa: &MfaPlan,
+) -> Vec<String> {
     let mut warnings = vec![
         "Identity pools (Cognito federated identities: AWS credentials for signed-in users) \
          are not part of a user pool and do not map to Kratos; list them with \
@@ -345,11 +351,7 @@ pub fn warnings(pool: &PoolDescription, plans: &[AttributePlan], sign_in: &SignI
         ));
     }
     if pool.mfa_configuration != "OFF" {
-        warnings.push(format!(
-            "MFA is {}: second factors do not migrate (Cognito exports no TOTP secrets); users \
-             enrol again in Kratos (totp, webauthn, lookup_secret).",
-            pool.mfa_configuration
-        ));
+        warnings.push(mfa.warning(&pool.mfa_configuration));
         if pool.sms_configured {
             warnings.push(
                 "SMS MFA (an SMS configuration is set) has no Kratos v1.3.1 equivalent as a \
@@ -441,6 +443,7 @@ pub fn plan_markdown(
     plans: &[AttributePlan],
     sign_in: &SignIn,
     apps: &[AppClient],
+    mfa: &MfaPlan,
 ) -> String {
     let mut out = String::new();
     let title = if pool.name.is_empty() {
@@ -547,15 +550,10 @@ pub fn plan_markdown(
     }
     out.push_str("\n## MFA\n\n");
     let _ = writeln!(out, "`MfaConfiguration`: {}.", pool.mfa_configuration);
-    if pool.mfa_configuration != "OFF" {
-        out.push_str(
-            "Users with MFA are not counted (that takes one AdminGetUser per user); count them \
-             with `AdminGetUser` and its `UserMFASettingList`, e.g. \
-             `aws cognito-idp admin-get-user --user-pool-id POOL --username NAME`.\n",
-        );
-    }
+    out.push('\n');
+    out.push_str(&mfa.section());
     out.push_str("\n## Does not map\n\n");
-    for warning in warnings(pool, plans, sign_in) {
+    for warning in warnings(pool, plans, sign_in, mfa) {
         let _ = writeln!(out, "- {warning}");
     }
     out
@@ -630,7 +628,7 @@ mod tests {
         let pool = pool();
         let plans = super::super::schema::attribute_plans(&pool);
         let sign_in = SignIn::of(&pool);
-        let text = plan_markdown(&pool, &plans, &sign_in, &[]);
+        let text = plan_markdown(&pool, &plans, &sign_in, &[], &MfaPlan::default());
         for needle in [
             "about 3",
             "**PreSignUp**",
@@ -714,7 +712,7 @@ mod tests {
         let pool = typed_pool_with_groups();
         let plans = super::super::schema::attribute_plans(&pool);
         let sign_in = SignIn::of(&pool);
-        let text = plan_markdown(&pool, &plans, &sign_in, &[]);
+        let text = plan_markdown(&pool, &plans, &sign_in, &[], &MfaPlan::default());
         for needle in [
             "## Groups",
             "| `admins` | 1 | People \\| who run it | `arn:aws:iam::123456789012:role/Admins` (does not map) |",
@@ -726,7 +724,7 @@ mod tests {
             assert!(text.contains(needle), "{needle}: {text}");
         }
         assert!(!text.contains("copies it as a string"), "{text}");
-        let plain = plan_markdown(&self::pool(), &plans, &sign_in, &[]);
+        let plain = plan_markdown(&self::pool(), &plans, &sign_in, &[], &MfaPlan::default());
         assert!(plain.contains("## Groups\n\nNone"), "{plain}");
         assert!(!plain.contains("IAM roles of groups"), "{plain}");
     }

@@ -42,6 +42,7 @@ mod moto_seed;
 mod ory;
 mod ory_servers;
 mod plan;
+mod plan_mfa;
 mod radioactivity;
 mod reconcile;
 mod retention;
