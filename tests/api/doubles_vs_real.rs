@@ -386,7 +386,7 @@ async fn the_admin_double_holds_what_the_real_kratos_holds_after_an_import() {
 }
 
 /// The shipped example identity schema (the real Kratos in these tests uses it too).
-fn example_identity_schema() -> Value {
+pub(crate) fn example_identity_schema() -> Value {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kratos-hooks/identity.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -28,9 +28,9 @@ const PASSWORD: &str = "Correct-Horse-Battery-9";
 const TEMPORARY: &str = "Temp-Pass-4321";
 /// Kratos's "The provided credentials are invalid" (text/message_validation.go).
 const INVALID_CREDENTIALS: u64 = 4000006;
-const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
+pub(crate) const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
 /// Prefix of the locked hash `finalize` writes in place of the flag.
-const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
+pub(crate) const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
 
 /// A moto pool of `usernames` (`<name>@example.com`, one password; carol's is temporary), the
 /// bridge serving the hook, a real Kratos with recovery on calling it, the pool imported.
@@ -108,17 +108,17 @@ async fn row(app: &TestApp, username: &str) -> (UserState, bool) {
     (row.state, row.finalized_at.is_some())
 }
 
-fn password_config(identity: &Value) -> &Value {
+pub(crate) fn password_config(identity: &Value) -> &Value {
     &identity["credentials"]["password"]["config"]
 }
 
-fn flagged(identity: &Value) -> bool {
+pub(crate) fn flagged(identity: &Value) -> bool {
     password_config(identity)["use_password_migration_hook"] == true
 }
 
 /// Everything of an identity `finalize` must keep: all but the password config and the
 /// update time.
-fn kept_fields(identity: &Value) -> Value {
+pub(crate) fn kept_fields(identity: &Value) -> Value {
     let mut kept = identity.clone();
     let object = kept.as_object_mut().unwrap();
     object.remove("updated_at");
