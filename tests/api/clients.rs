@@ -515,3 +515,72 @@ async fn clients_exits_1_when_hydra_is_unreachable_and_a_dry_run_writes_no_secre
         "a dry run does not touch the secrets file"
     );
 }
+
+/// Hydra's own 400: a logout URL with the default port written out
+/// (`https://app.example.com:443/bye`) passes the client's filter (the `url` crate drops a
+/// default port, so it compares equal to the callback's origin), but Hydra v2.3.0 compares the
+/// ports as written (Go's `URL.Port()`: "443" against "") and refuses the whole client. The run
+/// reports that client refused with Hydra's reason, writes the others and exits 1.
+#[tokio::test]
+async fn a_client_hydra_itself_refuses_is_reported_with_its_reason_and_the_others_are_written() {
+    let hydra = Hydra::start().await;
+    let pool = Pool::create(false).await;
+    let (explicit_port, _) = AppSpec {
+        name: "explicit-port",
+        logouts: &["https://app.example.com:443/bye"],
+        ..WEB
+    }
+    .create(&pool)
+    .await;
+    let (machine, _) = MACHINE.create(&pool).await;
+    let (spa, _) = SPA.create(&pool).await;
+    let moto = moto::endpoint().await;
+    let output = bridge_output(
+        &["clients", "--format", "json"],
+        &binary_env(&pool.id, &moto, hydra.admin_url.as_str()),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("the summary as JSON");
+    assert_eq!(
+        (
+            &summary["created"],
+            &summary["refused"],
+            &summary["dropped_uris"]
+        ),
+        (&Value::from(2), &Value::from(1), &Value::from(0)),
+        "{summary:#}"
+    );
+    let report = |id: &str| {
+        summary["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|client| client["client_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {summary:#}"))
+            .clone()
+    };
+    let refused = report(&explicit_port);
+    assert_eq!(refused["outcome"], "refused", "{refused:#}");
+    assert_eq!(
+        refused["dropped"],
+        Value::Array(vec![]),
+        "the filter let it pass"
+    );
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("Hydra refused it (invalid_client_metadata)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("https://app.example.com:443/bye") && reason.contains("port"),
+        "Hydra's own words: {reason}"
+    );
+    assert!(hydra_client(&hydra, &explicit_port).await.is_none());
+    for id in [&machine, &spa] {
+        assert_eq!(report(id)["outcome"], "created");
+        assert!(hydra_client(&hydra, id).await.is_some(), "{id}");
+    }
+}
