@@ -707,6 +707,7 @@ mod tests {
 
     use aws_credential_types::Credentials;
     use aws_sdk_cognitoidentityprovider::Client;
+    use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
     use aws_sdk_cognitoidentityprovider::types::{UserStatusType, UserType};
 
     use super::*;
@@ -922,7 +923,6 @@ mod tests {
 
     #[tokio::test]
     async fn throttles_the_first_calls_then_answers() {
-        use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
         let fake = CognitoDirectoryFake::start(DirectoryOptions {
             users: 5,
             throttle_first: 2,
@@ -965,9 +965,14 @@ mod tests {
         assert_eq!(fake.list_users_calls().len(), 5);
     }
 
+    /// The error code of a call that must fail.
+    fn error_code<T: std::fmt::Debug, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
+        let error = result.expect_err("the call fails");
+        error.code().unwrap_or("<no code>").to_owned()
+    }
+
     #[tokio::test]
     async fn rejects_bad_limits_tokens_pools_and_groups() {
-        use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
         let fake = CognitoDirectoryFake::start(DirectoryOptions {
             users: 100,
             groups: 2,
@@ -975,60 +980,56 @@ mod tests {
         })
         .await;
         let client = client(&fake);
-        let code = |error: &dyn ProvideErrorMetadata| error.code().map(str::to_owned);
-
-        let error = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .limit(61)
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
-        let error = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .pagination_token("made-up")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
-        let error = client
-            .list_users()
-            .user_pool_id("us-east-1_other")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("ResourceNotFoundException"));
-        let error = client
-            .list_users_in_group()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .group_name("group-2")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("ResourceNotFoundException"));
+        let list_users = || client.list_users().user_pool_id(DEFAULT_POOL_ID);
+        let in_group = |group: &str| {
+            client
+                .list_users_in_group()
+                .user_pool_id(DEFAULT_POOL_ID)
+                .group_name(group)
+        };
         // A ListUsers token is not a ListUsersInGroup token.
-        let page = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .limit(10)
-            .send()
-            .await
-            .unwrap();
-        let error = client
-            .list_users_in_group()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .group_name("group-0")
-            .next_token(page.pagination_token().unwrap())
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
+        let page = list_users().limit(10).send().await.unwrap();
+        let users_token = page.pagination_token().unwrap();
+        let failures = [
+            ("Limit 61", error_code(list_users().limit(61).send().await)),
+            (
+                "a made-up token",
+                error_code(list_users().pagination_token("made-up").send().await),
+            ),
+            (
+                "another pool",
+                error_code(
+                    client
+                        .list_users()
+                        .user_pool_id("us-east-1_other")
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "a missing group",
+                error_code(in_group("group-2").send().await),
+            ),
+            (
+                "a ListUsers token for a group",
+                error_code(in_group("group-0").next_token(users_token).send().await),
+            ),
+        ];
+        assert_eq!(
+            failures,
+            [
+                ("Limit 61", "InvalidParameterException".to_owned()),
+                ("a made-up token", "InvalidParameterException".to_owned()),
+                ("another pool", "ResourceNotFoundException".to_owned()),
+                ("a missing group", "ResourceNotFoundException".to_owned()),
+                (
+                    "a ListUsers token for a group",
+                    "InvalidParameterException".to_owned()
+                ),
+            ]
+        );
         // Default Limit is 60; AttributesToGet narrows the attributes.
-        let page = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
+        let page = list_users()
             .attributes_to_get("email")
             .send()
             .await
