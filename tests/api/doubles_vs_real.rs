@@ -225,14 +225,23 @@ fn held(identity: &Value, password_config: &Value) -> Value {
         list.sort_by_key(|address| address.to_string());
         list
     };
+    let mut held = fields_and_password(identity, password_config);
+    held["verifiable_addresses"] = json!(addresses(
+        "verifiable_addresses",
+        &["value", "verified", "via", "status"]
+    ));
+    held["recovery_addresses"] = json!(addresses("recovery_addresses", &["value", "via"]));
+    held
+}
+
+/// The fields both Kratos lines hold alike, and the password config (see [`password_flag`]).
+fn fields_and_password(identity: &Value, password_config: &Value) -> Value {
     json!({
         "schema_id": identity["schema_id"],
         "state": identity["state"],
         "traits": identity["traits"],
         "metadata_public": identity["metadata_public"],
         "metadata_admin": identity["metadata_admin"],
-        "verifiable_addresses": addresses("verifiable_addresses", &["value", "verified", "via", "status"]),
-        "recovery_addresses": addresses("recovery_addresses", &["value", "via"]),
         "password_config": password_flag(password_config),
     })
 }
@@ -672,14 +681,7 @@ async fn the_admin_double_replaces_identities_on_put_like_the_real_kratos() {
         }
     };
     let shown = |identity: &Value| {
-        json!({
-            "schema_id": identity["schema_id"],
-            "state": identity["state"],
-            "traits": identity["traits"],
-            "metadata_public": identity["metadata_public"],
-            "metadata_admin": identity["metadata_admin"],
-            "password_config": password_flag(&identity["credentials"]["password"]["config"]),
-        })
+        fields_and_password(identity, &identity["credentials"]["password"]["config"])
     };
     let mut differences = Vec::new();
     let mut statuses = Vec::new();

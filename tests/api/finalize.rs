@@ -30,7 +30,7 @@ const TEMPORARY: &str = "Temp-Pass-4321";
 const INVALID_CREDENTIALS: u64 = 4000006;
 pub(crate) const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
 /// Prefix of the locked hash `finalize` writes in place of the flag.
-pub(crate) const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
+const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
 
 /// A moto pool of `usernames` (`<name>@example.com`, one password; carol's is temporary), the
 /// bridge serving the hook, a real Kratos with recovery on calling it, the pool imported.
@@ -108,7 +108,7 @@ async fn row(app: &TestApp, username: &str) -> (UserState, bool) {
     (row.state, row.finalized_at.is_some())
 }
 
-pub(crate) fn password_config(identity: &Value) -> &Value {
+fn password_config(identity: &Value) -> &Value {
     &identity["credentials"]["password"]["config"]
 }
 
@@ -118,12 +118,25 @@ pub(crate) fn flagged(identity: &Value) -> bool {
 
 /// Everything of an identity `finalize` must keep: all but the password config and the
 /// update time.
-pub(crate) fn kept_fields(identity: &Value) -> Value {
+fn kept_fields(identity: &Value) -> Value {
     let mut kept = identity.clone();
     let object = kept.as_object_mut().unwrap();
     object.remove("updated_at");
     object.remove("credentials");
     kept
+}
+
+/// `name`'s identity `now` is `before` with a locked hash in place of the flag, every other
+/// field kept.
+pub(crate) fn assert_only_the_flag_went(name: &str, before: &Value, now: &Value) {
+    assert!(!flagged(now), "{name}: {now:#}");
+    assert!(
+        password_config(now)["hashed_password"]
+            .as_str()
+            .is_some_and(|hash| hash.starts_with(LOCKED)),
+        "{name}: a locked hash in place of the flag: {now:#}"
+    );
+    assert_eq!(kept_fields(now), kept_fields(before), "{name}");
 }
 
 fn assert_invalid_credentials(login: &Login) {
@@ -288,14 +301,7 @@ async fn finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migr
     // Kratos: the stragglers lost the flag and nothing else; alice is byte for byte the same.
     for (name, identity) in ["bob", "carol", "dave"].iter().zip(&before) {
         let now = kratos.identity(identity["id"].as_str().unwrap()).await;
-        assert!(!flagged(&now), "{name}: {now:#}");
-        assert!(
-            password_config(&now)["hashed_password"]
-                .as_str()
-                .is_some_and(|hash| hash.starts_with(LOCKED)),
-            "{name}: a locked hash in place of the flag"
-        );
-        assert_eq!(kept_fields(&now), kept_fields(identity), "{name}");
+        assert_only_the_flag_went(name, identity, &now);
         assert_eq!(
             row(&app, name).await,
             (UserState::NeedsRecovery, true),

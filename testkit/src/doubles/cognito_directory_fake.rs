@@ -726,6 +726,13 @@ mod tests {
         Client::from_conf(config)
     }
 
+    /// A fake with `options` and an SDK client pointed at it.
+    async fn started(options: DirectoryOptions) -> (CognitoDirectoryFake, Client) {
+        let fake = CognitoDirectoryFake::start(options).await;
+        let client = client(&fake);
+        (fake, client)
+    }
+
     fn attributes(user: &UserType) -> HashMap<&str, &str> {
         user.attributes()
             .iter()
@@ -792,13 +799,12 @@ mod tests {
     #[tokio::test]
     async fn pages_250_users_through_the_sdk() {
         use std::collections::HashSet;
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 250,
             groups: 3,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
 
         let mut users = Vec::new();
         let mut token: Option<String> = None;
@@ -923,13 +929,12 @@ mod tests {
 
     #[tokio::test]
     async fn throttles_the_first_calls_then_answers() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 5,
             throttle_first: 2,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
         let call = || client.list_users().user_pool_id(DEFAULT_POOL_ID).send();
         for _ in 0..2 {
             let error = call().await.expect_err("throttled");
@@ -973,13 +978,12 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_bad_limits_tokens_pools_and_groups() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 100,
             groups: 2,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
         let list_users = || client.list_users().user_pool_id(DEFAULT_POOL_ID);
         let in_group = |group: &str| {
             client
@@ -1045,8 +1049,7 @@ mod tests {
 
     #[tokio::test]
     async fn add_users_extends_the_listing() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions::with_users(60)).await;
-        let client = client(&fake);
+        let (fake, client) = started(DirectoryOptions::with_users(60)).await;
         let first = client
             .list_users()
             .user_pool_id(DEFAULT_POOL_ID)
@@ -1080,8 +1083,7 @@ mod tests {
     /// check, not a benchmark (the thresholds are generous for debug builds).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serves_many_pages_quickly_over_keep_alive() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions::with_users(30_000)).await;
-        let client = client(&fake);
+        let (fake, client) = started(DirectoryOptions::with_users(30_000)).await;
         let started = Instant::now();
         let mut token = None;
         let mut users = 0;

@@ -420,6 +420,13 @@ impl State {
         id
     }
 
+    /// Where the identity with id `id` is stored.
+    fn position(&self, id: &str) -> Option<usize> {
+        self.identities
+            .iter()
+            .position(|stored| stored.body["id"] == id)
+    }
+
     /// Whether Kratos would refuse `body` as a duplicate (409): its external id, or a value
     /// another identity holds as login identifier or address. The real Kratos v1.3.1 refuses
     /// a second identity with the same e-mail (checked in `doubles_vs_real.rs`).
@@ -765,13 +772,10 @@ fn get_identity(shared: &Shared, id: &str, query: &str) -> HttpResponse {
         .any(|(key, value)| key == "include_credential" && value == "password");
     let mut state = shared.state();
     state.get_calls += 1;
-    let Some(stored) = state
-        .identities
-        .iter()
-        .find(|stored| stored.body["id"] == id)
-    else {
+    let Some(index) = state.position(id) else {
         return error_response(404, None, NOT_FOUND);
     };
+    let stored = &state.identities[index];
     let mut identity = shared.identity_json(stored);
     if include_password {
         identity["credentials"] = credentials_json(stored);

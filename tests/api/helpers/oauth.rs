@@ -42,24 +42,32 @@ fn validity_units() -> TokenValidityUnitsType {
         .build()
 }
 
-impl AppSpec<'_> {
-    /// Creates it; its client id and (when it has one) secret.
-    pub async fn create(&self, pool: &Pool) -> (String, Option<String>) {
-        let created = pool
-            .client
-            .create_user_pool_client()
-            .user_pool_id(&pool.id)
-            .client_name(self.name)
-            .generate_secret(self.secret)
+/// What `create` and `update` both send (two builder types with the same setters).
+macro_rules! app_fields {
+    ($request:expr, $spec:expr) => {
+        $request
+            .client_name($spec.name)
             .allowed_o_auth_flows_user_pool_client(true)
-            .set_allowed_o_auth_flows(Some(self.flows.to_vec()))
-            .set_allowed_o_auth_scopes(strings(self.scopes))
-            .set_callback_urls(strings(self.callbacks))
-            .set_logout_urls(strings(self.logouts))
+            .set_allowed_o_auth_flows(Some($spec.flows.to_vec()))
+            .set_allowed_o_auth_scopes(strings($spec.scopes))
+            .set_callback_urls(strings($spec.callbacks))
+            .set_logout_urls(strings($spec.logouts))
             .access_token_validity(30)
             .id_token_validity(2)
             .refresh_token_validity(10)
             .token_validity_units(validity_units())
+    };
+}
+
+impl AppSpec<'_> {
+    /// Creates it; its client id and (when it has one) secret.
+    pub async fn create(&self, pool: &Pool) -> (String, Option<String>) {
+        let request = pool
+            .client
+            .create_user_pool_client()
+            .user_pool_id(&pool.id)
+            .generate_secret(self.secret);
+        let created = app_fields!(request, self)
             .send()
             .await
             .expect("create app client");
@@ -73,20 +81,12 @@ impl AppSpec<'_> {
     /// Makes app client `client_id` this (UpdateUserPoolClient resets what it is not given,
     /// so everything is sent again; moto keeps the secret).
     pub async fn update(&self, pool: &Pool, client_id: &str) {
-        pool.client
+        let request = pool
+            .client
             .update_user_pool_client()
             .user_pool_id(&pool.id)
-            .client_id(client_id)
-            .client_name(self.name)
-            .allowed_o_auth_flows_user_pool_client(true)
-            .set_allowed_o_auth_flows(Some(self.flows.to_vec()))
-            .set_allowed_o_auth_scopes(strings(self.scopes))
-            .set_callback_urls(strings(self.callbacks))
-            .set_logout_urls(strings(self.logouts))
-            .access_token_validity(30)
-            .id_token_validity(2)
-            .refresh_token_validity(10)
-            .token_validity_units(validity_units())
+            .client_id(client_id);
+        app_fields!(request, self)
             .send()
             .await
             .expect("update app client");

@@ -77,11 +77,7 @@ pub(super) fn put_identity(shared: &Shared, id: &str, body: &[u8]) -> HttpRespon
     };
     let mut state = shared.state();
     state.put_calls += 1;
-    let Some(index) = state
-        .identities
-        .iter()
-        .position(|stored| stored.body["id"] == id)
-    else {
+    let Some(index) = state.position(id) else {
         return error_response(404, None, NOT_FOUND);
     };
     let old = state.identities[index].body.clone();
