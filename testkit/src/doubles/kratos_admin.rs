@@ -6,6 +6,9 @@
 //! `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
 //! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
+//!
+//! Long: every route works on one shared state, and the double's own tests are half of the
+//! file; the PUT, which has rules of its own, is in `kratos_admin/update.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
