@@ -12,7 +12,7 @@ use cognito_bridge::config::Settings;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::bridge_output;
 use crate::helpers::oauth::{AppSpec, MACHINE, moto_pool_env};
@@ -516,18 +516,28 @@ async fn clients_exits_1_when_hydra_is_unreachable_and_a_dry_run_writes_no_secre
     );
 }
 
-/// Hydra's own 400: a logout URL with the default port written out
-/// (`https://app.example.com:443/bye`) passes the client's filter (the `url` crate drops a
-/// default port, so it compares equal to the callback's origin), but Hydra v2.3.0 compares the
-/// ports as written (Go's `URL.Port()`: "443" against "") and refuses the whole client. The run
-/// reports that client refused with Hydra's reason, writes the others and exits 1.
+/// Hydra's own 400, for inputs the client's filter passes: a logout URL with the default
+/// port written out (`https://app.example.com:443/bye`: the `url` crate drops a default port,
+/// so it compares equal to the callback's origin, while Hydra v2.3.0 compares the ports as
+/// written, Go's `URL.Port()` "443" against "") and a callback with a malformed percent escape
+/// (`%zz`: the `url` crate keeps it, Go's `url.ParseRequestURI` refuses it). Hydra refuses each
+/// whole client; the run reports both refused with Hydra's reason, writes the others and
+/// exits 1.
 #[tokio::test]
-async fn a_client_hydra_itself_refuses_is_reported_with_its_reason_and_the_others_are_written() {
+async fn clients_hydra_itself_refuses_are_reported_with_its_reason_and_the_others_are_written() {
     let hydra = Hydra::start().await;
     let pool = Pool::create(false).await;
     let (explicit_port, _) = AppSpec {
         name: "explicit-port",
         logouts: &["https://app.example.com:443/bye"],
+        ..WEB
+    }
+    .create(&pool)
+    .await;
+    let (bad_escape, _) = AppSpec {
+        name: "bad-escape",
+        callbacks: &["https://app.example.com/cb%zz"],
+        logouts: &[],
         ..WEB
     }
     .create(&pool)
@@ -544,15 +554,8 @@ async fn a_client_hydra_itself_refuses_is_reported_with_its_reason_and_the_other
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     let summary: Value = serde_json::from_str(&stdout).expect("the summary as JSON");
-    assert_eq!(
-        (
-            &summary["created"],
-            &summary["refused"],
-            &summary["dropped_uris"]
-        ),
-        (&Value::from(2), &Value::from(1), &Value::from(0)),
-        "{summary:#}"
-    );
+    let counts = ["created", "refused", "dropped_uris"].map(|key| summary[key].as_u64());
+    assert_eq!(counts, [Some(2), Some(2), Some(0)], "{summary:#}");
     let report = |id: &str| {
         summary["clients"]
             .as_array()
@@ -562,23 +565,32 @@ async fn a_client_hydra_itself_refuses_is_reported_with_its_reason_and_the_other
             .unwrap_or_else(|| panic!("{id} not in {summary:#}"))
             .clone()
     };
-    let refused = report(&explicit_port);
-    assert_eq!(refused["outcome"], "refused", "{refused:#}");
-    assert_eq!(
-        refused["dropped"],
-        Value::Array(vec![]),
-        "the filter let it pass"
-    );
-    let reason = refused["reason"].as_str().unwrap();
-    assert!(
-        reason.starts_with("Hydra refused it (invalid_client_metadata)"),
-        "{reason}"
-    );
-    assert!(
-        reason.contains("https://app.example.com:443/bye") && reason.contains("port"),
-        "Hydra's own words: {reason}"
-    );
-    assert!(hydra_client(&hydra, &explicit_port).await.is_none());
+    for (id, hydra_error, words) in [
+        (
+            &explicit_port,
+            "invalid_client_metadata",
+            ["https://app.example.com:443/bye", "port"],
+        ),
+        (
+            &bad_escape,
+            "invalid_redirect_uri",
+            ["https://app.example.com/cb%zz", "parse"],
+        ),
+    ] {
+        let refused = report(id);
+        assert_eq!(refused["outcome"], "refused", "{refused:#}");
+        assert_eq!(refused["dropped"], json!([]), "the filter let it pass");
+        let reason = refused["reason"].as_str().unwrap();
+        println!("{}: {reason}", refused["client_name"]);
+        assert!(
+            reason.starts_with(&format!("Hydra refused it ({hydra_error})")),
+            "{reason}"
+        );
+        for word in words {
+            assert!(reason.contains(word), "Hydra's own words: {reason}");
+        }
+        assert!(hydra_client(&hydra, id).await.is_none(), "{id}");
+    }
     for id in [&machine, &spa] {
         assert_eq!(report(id)["outcome"], "created");
         assert!(hydra_client(&hydra, id).await.is_some(), "{id}");
