@@ -1,12 +1,12 @@
 //! `check` on a finished migration in the test rig (moto, the real Kratos v1.3.1 calling a
-//! spawned bridge's hook, the real Hydra v2.3.0, Postgres): every line passes; then each line made to fail on purpose (wrong
+//! spawned bridge's hook, the real Hydra v2.3.0; SQLite and Postgres): every line passes; then each line made to fail on purpose (wrong
 //! password, a trigger without its hook, an identity deleted from Kratos, a Hydra client
 //! deleted), through the binary with `--format json` and exit status 1, and no secret in any
 //! output at `RUST_LOG=trace`; the command line's help and usage errors.
 
 use std::time::Duration;
 
-use aws_sdk_cognitoidentityprovider::types::{LambdaConfigType, OAuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::LambdaConfigType;
 use cognito_bridge::check::{self, CheckOptions, CheckStatus, CheckSummary, Credentials};
 use cognito_bridge::clients::{self, ClientsOptions};
 use cognito_bridge::config::Settings;
@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::helpers::bridge_output;
 use crate::helpers::bridge_with_test_credentials;
 use crate::helpers::import::{import_settings_with_public_url, run_import};
+use crate::helpers::oauth::{MACHINE, moto_pool_env, with_hydra};
 use crate::helpers::{API_KEY, AppOptions, Backend, spawn_app};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Hydra, Kratos, MigrateHook};
@@ -52,8 +53,9 @@ fn status_of(summary: &CheckSummary, check: &str) -> CheckStatus {
         .status
 }
 
-#[tokio::test]
-async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
+on_both_backends!(check_passes_on_a_finished_migration_and_each_line_fails_on_purpose);
+
+async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose(backend: Backend) {
     let pool = Pool::create(false).await;
     // The sample user, who migrates through the bridge's hook below.
     pool.add_user("alice", "alice@example.com", PASSWORD).await;
@@ -75,25 +77,12 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
         .send()
         .await
         .expect("set a trigger");
-    let created = pool
-        .client
-        .create_user_pool_client()
-        .user_pool_id(&pool.id)
-        .client_name("machine")
-        .generate_secret(true)
-        .allowed_o_auth_flows_user_pool_client(true)
-        .allowed_o_auth_flows(OAuthFlowType::ClientCredentials)
-        .allowed_o_auth_scopes("https://api.example.com/read")
-        .send()
-        .await
-        .expect("create app client");
-    let app = created.user_pool_client().unwrap();
-    let client_id = app.client_id().unwrap().to_owned();
-    let client_secret = app.client_secret().unwrap().to_owned();
+    let (client_id, client_secret) = MACHINE.create(&pool).await;
+    let client_secret = client_secret.unwrap();
 
     let moto_url = moto::endpoint().await;
     let app = spawn_app(AppOptions::new(
-        Backend::Postgres,
+        backend,
         &moto_url,
         &pool.id,
         &pool.client_id,
@@ -106,16 +95,17 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
     .await;
     let hydra = Hydra::start().await;
     let database = &app.database;
-    let mut settings: Settings = import_settings_with_public_url(
-        &database.url,
-        &moto::endpoint().await,
-        &pool.id,
-        kratos.admin_url.as_str(),
-        kratos.public_url.as_str(),
-        TRAITS,
+    let settings = with_hydra(
+        import_settings_with_public_url(
+            &database.url,
+            &moto_url,
+            &pool.id,
+            kratos.admin_url.as_str(),
+            kratos.public_url.as_str(),
+            TRAITS,
+        ),
+        &hydra,
     );
-    settings.hydra.admin_url = hydra.admin_url.clone();
-    settings.hydra.public_url = hydra.public_url.clone();
 
     let imported = run_import(&settings, ImportOptions::default())
         .await
@@ -251,29 +241,30 @@ async fn check_passes_on_a_finished_migration_and_each_line_fails_on_purpose() {
             &dir,
             &["check", "--format", "json", "--kratos-yml", yml],
             &[
-                ("RUST_LOG", "trace"),
-                ("COGNITO_BRIDGE__DATABASE__URL", database.url.as_str()),
-                ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", pool.id.as_str()),
-                ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", moto_url.as_str()),
-                ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-                (
-                    "COGNITO_BRIDGE__KRATOS__ADMIN_URL",
-                    kratos.admin_url.as_str(),
-                ),
-                (
-                    "COGNITO_BRIDGE__KRATOS__PUBLIC_URL",
-                    kratos.public_url.as_str(),
-                ),
-                ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", hydra.admin_url.as_str()),
-                (
-                    "COGNITO_BRIDGE__HYDRA__PUBLIC_URL",
-                    hydra.public_url.as_str(),
-                ),
-                (check::ENV_USER, email.as_str()),
-                (check::ENV_PASSWORD, PASSWORD),
-                (check::ENV_CLIENT_ID, client_id.as_str()),
-                (check::ENV_CLIENT_SECRET, client_secret.as_str()),
-            ],
+                moto_pool_env(&pool.id, &moto_url).as_slice(),
+                &[
+                    ("RUST_LOG", "trace"),
+                    ("COGNITO_BRIDGE__DATABASE__URL", database.url.as_str()),
+                    (
+                        "COGNITO_BRIDGE__KRATOS__ADMIN_URL",
+                        kratos.admin_url.as_str(),
+                    ),
+                    (
+                        "COGNITO_BRIDGE__KRATOS__PUBLIC_URL",
+                        kratos.public_url.as_str(),
+                    ),
+                    ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", hydra.admin_url.as_str()),
+                    (
+                        "COGNITO_BRIDGE__HYDRA__PUBLIC_URL",
+                        hydra.public_url.as_str(),
+                    ),
+                    (check::ENV_USER, email.as_str()),
+                    (check::ENV_PASSWORD, PASSWORD),
+                    (check::ENV_CLIENT_ID, client_id.as_str()),
+                    (check::ENV_CLIENT_SECRET, client_secret.as_str()),
+                ],
+            ]
+            .concat(),
         )
         .output(),
     )
@@ -306,6 +297,174 @@ async fn run_check(settings: &Settings, options: CheckOptions) -> CheckSummary {
     check::run(settings, options, Some(moto::test_credentials()))
         .await
         .unwrap()
+}
+
+/// A `kratos.yml` with the hooks of `UserMigration` (the password `migrate_hook`) and
+/// `PreSignUp` (a web hook before registration).
+const KRATOS_YML_FOR_TRIGGERS: &str = r#"
+selfservice:
+  methods:
+    password:
+      config:
+        migrate_hook:
+          enabled: true
+          config: {url: "http://bridge/hooks/password-migration", method: POST}
+  flows:
+    registration:
+      before:
+        hooks:
+          - hook: web_hook
+            config: {url: "http://app/pre-sign-up", method: POST}
+"#;
+
+/// The same places without those hooks: the migrate hook disabled, only a session hook after
+/// registration.
+const KRATOS_YML_WITHOUT: &str = r#"
+selfservice:
+  methods:
+    password:
+      config:
+        migrate_hook:
+          enabled: false
+          config: {url: "http://bridge/hooks/password-migration", method: POST}
+  flows:
+    registration:
+      after:
+        hooks:
+          - hook: session
+"#;
+
+/// The trigger lines of `check --format json` run by the binary against moto's pool `pool_id`
+/// (Kratos and Hydra at a closed port; their lines fail, the trigger lines do not need them),
+/// as (check, status, detail); and the exit status.
+async fn trigger_lines(pool_id: &str, kratos_yml: Option<&str>) -> (Vec<[String; 3]>, Option<i32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let moto_url = moto::endpoint().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", listener.local_addr().unwrap())
+    };
+    let mut args = vec!["check", "--format", "json", "--skip-login", "--skip-token"];
+    let yml = dir.path().join("kratos.yml");
+    if let Some(text) = kratos_yml {
+        std::fs::write(&yml, text).unwrap();
+        args.extend(["--kratos-yml", yml.to_str().unwrap()]);
+    }
+    let services = [
+        "COGNITO_BRIDGE__KRATOS__ADMIN_URL",
+        "COGNITO_BRIDGE__KRATOS__PUBLIC_URL",
+        "COGNITO_BRIDGE__HYDRA__ADMIN_URL",
+        "COGNITO_BRIDGE__HYDRA__PUBLIC_URL",
+    ]
+    .map(|key| (key, closed.as_str()));
+    let environment = [moto_pool_env(pool_id, &moto_url).as_slice(), &services].concat();
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        bridge_with_test_credentials(&dir, &args, &environment).output(),
+    )
+    .await
+    .expect("check ends within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "JSON on stdout ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let lines = json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|line| line["check"].as_str().unwrap().starts_with("trigger"))
+        .map(|line| ["check", "status", "detail"].map(|key| line[key].as_str().unwrap().to_owned()))
+        .collect();
+    (lines, output.status.code())
+}
+
+/// The trigger lines end to end: a moto pool created with `UserMigration`, `PreSignUp` and
+/// `DefineAuthChallenge` triggers, `check` run by the binary with and without the hooks in its
+/// `--kratos-yml`, and without one.
+#[tokio::test]
+async fn check_judges_the_pools_lambda_triggers_against_kratos_yml_through_the_binary() {
+    let arn = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+    let client = moto::admin_client().await;
+    let created = client
+        .create_user_pool()
+        .pool_name(format!("triggers-{}", rand::random::<u32>()))
+        .lambda_config(
+            LambdaConfigType::builder()
+                .user_migration(arn("migrate"))
+                .pre_sign_up(arn("pre-sign-up"))
+                .define_auth_challenge(arn("define"))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create a pool with triggers");
+    let pool_id = created.user_pool().unwrap().id().unwrap().to_owned();
+    let line = |check: &str, status: &str, detail: &str| [check, status, detail].map(str::to_owned);
+    const NO_EQUIVALENT: &str = "no Kratos web hook equivalent; nearest: none (custom \
+                                 authentication challenges have no Kratos method)";
+    const MIGRATE: &str = "selfservice.methods.password.config.migrate_hook";
+    const REGISTRATION: &str =
+        "selfservice.flows.registration.before or selfservice.flows.registration.after";
+
+    let (lines, status) = trigger_lines(&pool_id, Some(KRATOS_YML_FOR_TRIGGERS)).await;
+    // The model's order: PreSignUp, DefineAuthChallenge, UserMigration.
+    assert_eq!(
+        lines,
+        [
+            line(
+                "trigger PreSignUp",
+                "pass",
+                &format!("hook in {REGISTRATION}")
+            ),
+            line("trigger DefineAuthChallenge", "warn", NO_EQUIVALENT),
+            line(
+                "trigger UserMigration",
+                "pass",
+                &format!("hook in {MIGRATE}")
+            ),
+        ]
+    );
+    // Kratos and Hydra are not there: their lines fail the run.
+    assert_eq!(status, Some(1));
+
+    let (lines, _) = trigger_lines(&pool_id, Some(KRATOS_YML_WITHOUT)).await;
+    assert_eq!(
+        lines,
+        [
+            line(
+                "trigger PreSignUp",
+                "fail",
+                &format!("no hook in {REGISTRATION}")
+            ),
+            line("trigger DefineAuthChallenge", "warn", NO_EQUIVALENT),
+            line(
+                "trigger UserMigration",
+                "fail",
+                &format!("no hook in {MIGRATE}")
+            ),
+        ]
+    );
+
+    let (lines, _) = trigger_lines(&pool_id, None).await;
+    let not_run = |check: &str, place: &str| {
+        line(
+            check,
+            "fail",
+            &format!("not run: pass --kratos-yml FILE (looks for a web_hook in {place})"),
+        )
+    };
+    assert_eq!(
+        lines,
+        [
+            not_run("trigger PreSignUp", REGISTRATION),
+            line("trigger DefineAuthChallenge", "warn", NO_EQUIVALENT),
+            not_run("trigger UserMigration", MIGRATE),
+        ]
+    );
 }
 
 #[tokio::test]

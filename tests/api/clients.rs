@@ -6,64 +6,18 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use aws_sdk_cognitoidentityprovider::types::{
-    OAuthFlowType, TimeUnitsType, TokenValidityUnitsType,
-};
+use aws_sdk_cognitoidentityprovider::types::OAuthFlowType;
 use cognito_bridge::clients::{self, ClientsOptions, ClientsSummary, Outcome};
 use cognito_bridge::config::Settings;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::bridge_output;
+use crate::helpers::oauth::{AppSpec, MACHINE, moto_pool_env};
 use crate::moto::{self, Pool};
 use crate::ory::Hydra;
-
-/// An app client as the tests create it in moto.
-struct AppSpec<'a> {
-    name: &'a str,
-    secret: bool,
-    flows: &'a [OAuthFlowType],
-    scopes: &'a [&'a str],
-    callbacks: &'a [&'a str],
-    logouts: &'a [&'a str],
-}
-
-impl AppSpec<'_> {
-    /// Creates it; its client id and (when it has one) secret.
-    async fn create(&self, pool: &Pool) -> (String, Option<String>) {
-        let created = pool
-            .client
-            .create_user_pool_client()
-            .user_pool_id(&pool.id)
-            .client_name(self.name)
-            .generate_secret(self.secret)
-            .allowed_o_auth_flows_user_pool_client(true)
-            .set_allowed_o_auth_flows(Some(self.flows.to_vec()))
-            .set_allowed_o_auth_scopes(Some(self.scopes.iter().map(|s| s.to_string()).collect()))
-            .set_callback_urls(Some(self.callbacks.iter().map(|s| s.to_string()).collect()))
-            .set_logout_urls(Some(self.logouts.iter().map(|s| s.to_string()).collect()))
-            .access_token_validity(30)
-            .id_token_validity(2)
-            .refresh_token_validity(10)
-            .token_validity_units(
-                TokenValidityUnitsType::builder()
-                    .access_token(TimeUnitsType::Minutes)
-                    .id_token(TimeUnitsType::Hours)
-                    .refresh_token(TimeUnitsType::Days)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("create app client");
-        let client = created.user_pool_client().unwrap();
-        (
-            client.client_id().unwrap().to_owned(),
-            client.client_secret().map(str::to_owned),
-        )
-    }
-}
 
 const WEB: AppSpec = AppSpec {
     name: "web",
@@ -84,25 +38,24 @@ const SPA: AppSpec = AppSpec {
     callbacks: &["http://localhost:3000/callback"],
     logouts: &["http://localhost:3000/"],
 };
-const MACHINE: AppSpec = AppSpec {
-    name: "machine",
-    secret: true,
-    flows: &[OAuthFlowType::ClientCredentials],
-    scopes: &["https://api.example.com/read"],
-    callbacks: &[],
-    logouts: &[],
-};
 
 async fn settings(pool_id: &str, hydra: &Hydra) -> Settings {
     let moto = moto::endpoint().await;
-    let environment = [
-        ("COGNITO__USER_POOL_ID", pool_id),
-        ("COGNITO__ENDPOINT_URL", moto.as_str()),
-        ("COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-        ("HYDRA__ADMIN_URL", hydra.admin_url.as_str()),
-    ]
-    .map(|(key, value)| (format!("COGNITO_BRIDGE__{key}"), value.to_owned()));
+    let environment = binary_env(pool_id, &moto, hydra.admin_url.as_str())
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()));
     Settings::load_from(None, environment).unwrap()
+}
+
+/// The binary's environment: moto's pool `pool_id` and Hydra's admin API at `hydra_admin`.
+fn binary_env<'a>(
+    pool_id: &'a str,
+    moto: &'a str,
+    hydra_admin: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut environment = moto_pool_env(pool_id, moto).to_vec();
+    environment.push(("COGNITO_BRIDGE__HYDRA__ADMIN_URL", hydra_admin));
+    environment
 }
 
 async fn run(settings: &Settings, dry_run: bool) -> ClientsSummary {
@@ -354,66 +307,27 @@ async fn clients_mirror_the_pools_app_clients_into_the_real_hydra() {
         );
     }
 
-    // A changed app client is updated, and only in what changed. (UpdateUserPoolClient
-    // resets what it is not given, so everything is sent again.)
-    pool.client
-        .update_user_pool_client()
-        .user_pool_id(&pool.id)
-        .client_id(&web)
-        .client_name("web")
-        .allowed_o_auth_flows_user_pool_client(true)
-        .allowed_o_auth_flows(OAuthFlowType::Code)
-        .set_allowed_o_auth_scopes(Some(vec![
-            "openid".into(),
-            "email".into(),
-            "profile".into(),
-        ]))
-        .set_callback_urls(Some(vec![
-            "https://app.example.com/callback".into(),
-            "https://app.example.com/new-callback".into(),
-        ]))
-        .set_logout_urls(Some(vec![
-            "https://app.example.com/bye".into(),
-            "https://elsewhere.example.com/bye".into(),
-        ]))
-        .access_token_validity(30)
-        .id_token_validity(2)
-        .refresh_token_validity(10)
-        .token_validity_units(
-            TokenValidityUnitsType::builder()
-                .access_token(TimeUnitsType::Minutes)
-                .id_token(TimeUnitsType::Hours)
-                .refresh_token(TimeUnitsType::Days)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("update app client");
+    // A changed app client is updated, and only in what changed.
+    AppSpec {
+        scopes: &["openid", "email", "profile"],
+        callbacks: &[
+            "https://app.example.com/callback",
+            "https://app.example.com/new-callback",
+        ],
+        ..WEB
+    }
+    .update(&pool, &web)
+    .await;
     // The machine client gets a second scope (moto keeps its secret through the update).
-    pool.client
-        .update_user_pool_client()
-        .user_pool_id(&pool.id)
-        .client_id(&machine)
-        .client_name("machine")
-        .allowed_o_auth_flows_user_pool_client(true)
-        .allowed_o_auth_flows(OAuthFlowType::ClientCredentials)
-        .set_allowed_o_auth_scopes(Some(vec![
-            "https://api.example.com/read".into(),
-            "https://api.example.com/write".into(),
-        ]))
-        .access_token_validity(30)
-        .id_token_validity(2)
-        .refresh_token_validity(10)
-        .token_validity_units(
-            TokenValidityUnitsType::builder()
-                .access_token(TimeUnitsType::Minutes)
-                .id_token(TimeUnitsType::Hours)
-                .refresh_token(TimeUnitsType::Days)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("update app client");
+    AppSpec {
+        scopes: &[
+            "https://api.example.com/read",
+            "https://api.example.com/write",
+        ],
+        ..MACHINE
+    }
+    .update(&pool, &machine)
+    .await;
     let plan = run(&settings, true).await;
     assert_eq!(
         outcome_of(&plan, &web),
@@ -477,12 +391,10 @@ async fn new_secrets_go_only_to_the_secrets_file_and_work_at_hydra() {
             "json",
         ],
         &[
-            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", pool.id.as_str()),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", moto.as_str()),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", hydra.admin_url.as_str()),
-            ("RUST_LOG", "trace"),
-        ],
+            binary_env(&pool.id, &moto, hydra.admin_url.as_str()).as_slice(),
+            &[("RUST_LOG", "trace")],
+        ]
+        .concat(),
     )
     .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -591,12 +503,7 @@ async fn clients_exits_1_when_hydra_is_unreachable_and_a_dry_run_writes_no_secre
             "--secrets-out",
             secrets.to_str().unwrap(),
         ],
-        &[
-            ("COGNITO_BRIDGE__COGNITO__USER_POOL_ID", pool.id.as_str()),
-            ("COGNITO_BRIDGE__COGNITO__ENDPOINT_URL", moto.as_str()),
-            ("COGNITO_BRIDGE__COGNITO__ALLOW_INSECURE_ENDPOINT", "true"),
-            ("COGNITO_BRIDGE__HYDRA__ADMIN_URL", closed.as_str()),
-        ],
+        &binary_env(&pool.id, &moto, &closed),
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -607,4 +514,85 @@ async fn clients_exits_1_when_hydra_is_unreachable_and_a_dry_run_writes_no_secre
         !secrets.exists(),
         "a dry run does not touch the secrets file"
     );
+}
+
+/// Hydra's own 400, for inputs the client's filter passes: a logout URL with the default
+/// port written out (`https://app.example.com:443/bye`: the `url` crate drops a default port,
+/// so it compares equal to the callback's origin, while Hydra v2.3.0 compares the ports as
+/// written, Go's `URL.Port()` "443" against "") and a callback with a malformed percent escape
+/// (`%zz`: the `url` crate keeps it, Go's `url.ParseRequestURI` refuses it). Hydra refuses each
+/// whole client; the run reports both refused with Hydra's reason, writes the others and
+/// exits 1.
+#[tokio::test]
+async fn clients_hydra_itself_refuses_are_reported_with_its_reason_and_the_others_are_written() {
+    let hydra = Hydra::start().await;
+    let pool = Pool::create(false).await;
+    let (explicit_port, _) = AppSpec {
+        name: "explicit-port",
+        logouts: &["https://app.example.com:443/bye"],
+        ..WEB
+    }
+    .create(&pool)
+    .await;
+    let (bad_escape, _) = AppSpec {
+        name: "bad-escape",
+        callbacks: &["https://app.example.com/cb%zz"],
+        logouts: &[],
+        ..WEB
+    }
+    .create(&pool)
+    .await;
+    let (machine, _) = MACHINE.create(&pool).await;
+    let (spa, _) = SPA.create(&pool).await;
+    let moto = moto::endpoint().await;
+    let output = bridge_output(
+        &["clients", "--format", "json"],
+        &binary_env(&pool.id, &moto, hydra.admin_url.as_str()),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("the summary as JSON");
+    let counts = ["created", "refused", "dropped_uris"].map(|key| summary[key].as_u64());
+    assert_eq!(counts, [Some(2), Some(2), Some(0)], "{summary:#}");
+    let report = |id: &str| {
+        summary["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|client| client["client_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {summary:#}"))
+            .clone()
+    };
+    for (id, hydra_error, words) in [
+        (
+            &explicit_port,
+            "invalid_client_metadata",
+            ["https://app.example.com:443/bye", "port"],
+        ),
+        (
+            &bad_escape,
+            "invalid_redirect_uri",
+            ["https://app.example.com/cb%zz", "parse"],
+        ),
+    ] {
+        let refused = report(id);
+        assert_eq!(refused["outcome"], "refused", "{refused:#}");
+        assert_eq!(refused["dropped"], json!([]), "the filter let it pass");
+        let reason = refused["reason"].as_str().unwrap();
+        println!("{}: {reason}", refused["client_name"]);
+        assert!(
+            reason.starts_with(&format!("Hydra refused it ({hydra_error})")),
+            "{reason}"
+        );
+        for word in words {
+            assert!(reason.contains(word), "Hydra's own words: {reason}");
+        }
+        assert!(hydra_client(&hydra, id).await.is_none(), "{id}");
+    }
+    for id in [&machine, &spa] {
+        assert_eq!(report(id)["outcome"], "created");
+        assert!(hydra_client(&hydra, id).await.is_some(), "{id}");
+    }
 }

@@ -225,14 +225,23 @@ fn held(identity: &Value, password_config: &Value) -> Value {
         list.sort_by_key(|address| address.to_string());
         list
     };
+    let mut held = fields_and_password(identity, password_config);
+    held["verifiable_addresses"] = json!(addresses(
+        "verifiable_addresses",
+        &["value", "verified", "via", "status"]
+    ));
+    held["recovery_addresses"] = json!(addresses("recovery_addresses", &["value", "via"]));
+    held
+}
+
+/// The fields both Kratos lines hold alike, and the password config (see [`password_flag`]).
+fn fields_and_password(identity: &Value, password_config: &Value) -> Value {
     json!({
         "schema_id": identity["schema_id"],
         "state": identity["state"],
         "traits": identity["traits"],
         "metadata_public": identity["metadata_public"],
         "metadata_admin": identity["metadata_admin"],
-        "verifiable_addresses": addresses("verifiable_addresses", &["value", "verified", "via", "status"]),
-        "recovery_addresses": addresses("recovery_addresses", &["value", "via"]),
         "password_config": password_flag(password_config),
     })
 }
@@ -386,7 +395,7 @@ async fn the_admin_double_holds_what_the_real_kratos_holds_after_an_import() {
 }
 
 /// The shipped example identity schema (the real Kratos in these tests uses it too).
-fn example_identity_schema() -> Value {
+pub(crate) fn example_identity_schema() -> Value {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kratos-hooks/identity.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -539,4 +548,169 @@ async fn the_admin_double_lists_identities_with_password_configs_like_the_real_k
         PasswordState::NoHash { flagged: false }
     );
     assert_eq!(from_double, from_real);
+}
+
+/// `PUT /admin/identities/{id}` (the write of `finalize` and the capture): the same PUTs, one
+/// after the other, to the same identity in the real Kratos v1.3.1 and in the double; each must
+/// answer the same status and leave the same identity behind (what a GET with the password
+/// config shows: the fields both lines have, addresses aside, which the double does not derive).
+#[tokio::test]
+async fn the_admin_double_replaces_identities_on_put_like_the_real_kratos() {
+    let real = Kratos::start(&MigrateHook::unused()).await;
+    let double = KratosAdminDouble::start(AdminDoubleOptions {
+        identity_schema: Some(example_identity_schema()),
+        ..AdminDoubleOptions::default()
+    })
+    .await;
+    let traits = json!({"email": "put@example.com", "name": {"first": "Put"}});
+    let created = json!({
+        "schema_id": "default",
+        "traits": traits,
+        "metadata_public": {"plan": "gold"},
+        "metadata_admin": {"cognito": {"sub": "sub-put", "username": "put"}},
+        "credentials": {"password": {"config": {"use_password_migration_hook": true}}},
+    });
+    let (status, answer) = real.create_identity(&created).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let real_id = answer["id"].as_str().unwrap().to_owned();
+    let double_id = double.insert_existing(created.clone());
+    // Another identity, whose e-mail the PUT below tries to take.
+    let other = json!({"schema_id": "default", "traits": {"email": "other@example.com"}});
+    assert_eq!(real.create_identity(&other).await.0, StatusCode::CREATED);
+    double.insert_existing(other);
+
+    let hash = bcrypt::hash("Put-Passw0rd-1", 4).unwrap();
+    let body = |traits: &Value, config: Option<Value>| {
+        let mut body = json!({
+            "schema_id": "default",
+            "state": "active",
+            "traits": traits,
+            "metadata_public": {"plan": "gold"},
+            "metadata_admin": {"cognito": {"sub": "sub-put", "username": "put"}},
+        });
+        if let Some(config) = config {
+            body["credentials"] = json!({"password": {"config": config}});
+        }
+        body
+    };
+    let without = |mut body: Value, field: &str| {
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    let unknown = crate::doubles::kratos_admin::uuid_v4();
+    let scenarios: Vec<(&str, Option<&str>, Value)> = vec![
+        (
+            "a hash, every field echoed",
+            None,
+            body(&traits, Some(json!({"hashed_password": hash}))),
+        ),
+        (
+            "metadata_public and credentials left out: one cleared, the other kept",
+            None,
+            without(body(&traits, None), "metadata_public"),
+        ),
+        (
+            "the flag again",
+            None,
+            body(&traits, Some(json!({"use_password_migration_hook": true}))),
+        ),
+        (
+            "a hash of no known format",
+            None,
+            body(&traits, Some(json!({"hashed_password": "not-a-hash"}))),
+        ),
+        (
+            "an empty password config",
+            None,
+            body(&traits, Some(json!({}))),
+        ),
+        (
+            "inactive, with an empty schema_id (kept)",
+            None,
+            json!({"schema_id": "", "state": "inactive", "traits": traits}),
+        ),
+        (
+            "traits the identity schema refuses",
+            None,
+            body(&json!({"name": {"first": "No Mail"}}), None),
+        ),
+        (
+            "another identity's e-mail",
+            None,
+            body(&json!({"email": "other@example.com"}), None),
+        ),
+        (
+            "an unknown id",
+            Some(unknown.as_str()),
+            body(&traits, Some(json!({"hashed_password": hash}))),
+        ),
+    ];
+
+    let client = reqwest::Client::new();
+    let put = |admin_url: String, id: String, body: Value| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .put(format!(
+                    "{}/admin/identities/{id}",
+                    admin_url.trim_end_matches('/')
+                ))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            (status, answer["error"]["code"].clone())
+        }
+    };
+    let get = |admin_url: String, id: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!(
+                    "{}/admin/identities/{id}?include_credential=password",
+                    admin_url.trim_end_matches('/')
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let shown = |identity: &Value| {
+        fields_and_password(identity, &identity["credentials"]["password"]["config"])
+    };
+    let mut differences = Vec::new();
+    let mut statuses = Vec::new();
+    for (what, id, body) in scenarios {
+        let real_answer = put(
+            real.admin_url.to_string(),
+            id.unwrap_or(&real_id).to_owned(),
+            body.clone(),
+        )
+        .await;
+        let double_answer = put(
+            double.url.clone(),
+            id.unwrap_or(&double_id).to_owned(),
+            body,
+        )
+        .await;
+        let real_now = shown(&get(real.admin_url.to_string(), real_id.clone()).await);
+        let double_now = shown(&get(double.url.clone(), double_id.clone()).await);
+        println!("{what}: real {real_answer:?} {real_now}, double {double_answer:?}");
+        if (&real_answer, &real_now) != (&double_answer, &double_now) {
+            differences.push(format!(
+                "{what}: real Kratos {real_answer:?} {real_now:#}, the double {double_answer:?} \
+                 {double_now:#}"
+            ));
+        }
+        statuses.push(real_answer.0);
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+    // What the real Kratos answered, so the comparison above is about these paths.
+    assert_eq!(statuses, [200, 200, 200, 400, 400, 200, 400, 409, 404]);
+    assert_eq!(double.put_calls(), 9);
 }

@@ -28,7 +28,7 @@ const PASSWORD: &str = "Correct-Horse-Battery-9";
 const TEMPORARY: &str = "Temp-Pass-4321";
 /// Kratos's "The provided credentials are invalid" (text/message_validation.go).
 const INVALID_CREDENTIALS: u64 = 4000006;
-const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
+pub(crate) const TRAITS: &str = "[import]\nlist_rate = 30\n[import.traits]\nemail = \"email\"\n";
 /// Prefix of the locked hash `finalize` writes in place of the flag.
 const LOCKED: &str = "$2b$12$CognitoBridge.Finalize";
 
@@ -112,7 +112,7 @@ fn password_config(identity: &Value) -> &Value {
     &identity["credentials"]["password"]["config"]
 }
 
-fn flagged(identity: &Value) -> bool {
+pub(crate) fn flagged(identity: &Value) -> bool {
     password_config(identity)["use_password_migration_hook"] == true
 }
 
@@ -124,6 +124,19 @@ fn kept_fields(identity: &Value) -> Value {
     object.remove("updated_at");
     object.remove("credentials");
     kept
+}
+
+/// `name`'s identity `now` is `before` with a locked hash in place of the flag, every other
+/// field kept.
+pub(crate) fn assert_only_the_flag_went(name: &str, before: &Value, now: &Value) {
+    assert!(!flagged(now), "{name}: {now:#}");
+    assert!(
+        password_config(now)["hashed_password"]
+            .as_str()
+            .is_some_and(|hash| hash.starts_with(LOCKED)),
+        "{name}: a locked hash in place of the flag: {now:#}"
+    );
+    assert_eq!(kept_fields(now), kept_fields(before), "{name}");
 }
 
 fn assert_invalid_credentials(login: &Login) {
@@ -288,14 +301,7 @@ async fn finalize_unflags_stragglers_with_working_recovery_codes_and_leaves_migr
     // Kratos: the stragglers lost the flag and nothing else; alice is byte for byte the same.
     for (name, identity) in ["bob", "carol", "dave"].iter().zip(&before) {
         let now = kratos.identity(identity["id"].as_str().unwrap()).await;
-        assert!(!flagged(&now), "{name}: {now:#}");
-        assert!(
-            password_config(&now)["hashed_password"]
-                .as_str()
-                .is_some_and(|hash| hash.starts_with(LOCKED)),
-            "{name}: a locked hash in place of the flag"
-        );
-        assert_eq!(kept_fields(&now), kept_fields(identity), "{name}");
+        assert_only_the_flag_went(name, identity, &now);
         assert_eq!(
             row(&app, name).await,
             (UserState::NeedsRecovery, true),

@@ -6,6 +6,7 @@
 use std::process::{Command, Stdio};
 
 pub mod import;
+pub mod oauth;
 
 pub use testkit::app::*;
 use testkit::process::KillOnDrop;

@@ -30,6 +30,7 @@ mod dashboard;
 mod demo;
 mod doubles;
 mod finalize;
+mod finalize_current_line;
 mod guard;
 mod helpers;
 mod hook_moto;

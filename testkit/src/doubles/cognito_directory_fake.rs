@@ -707,6 +707,7 @@ mod tests {
 
     use aws_credential_types::Credentials;
     use aws_sdk_cognitoidentityprovider::Client;
+    use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
     use aws_sdk_cognitoidentityprovider::types::{UserStatusType, UserType};
 
     use super::*;
@@ -723,6 +724,13 @@ mod tests {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
         Client::from_conf(config)
+    }
+
+    /// A fake with `options` and an SDK client pointed at it.
+    async fn started(options: DirectoryOptions) -> (CognitoDirectoryFake, Client) {
+        let fake = CognitoDirectoryFake::start(options).await;
+        let client = client(&fake);
+        (fake, client)
     }
 
     fn attributes(user: &UserType) -> HashMap<&str, &str> {
@@ -791,13 +799,12 @@ mod tests {
     #[tokio::test]
     async fn pages_250_users_through_the_sdk() {
         use std::collections::HashSet;
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 250,
             groups: 3,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
 
         let mut users = Vec::new();
         let mut token: Option<String> = None;
@@ -922,14 +929,12 @@ mod tests {
 
     #[tokio::test]
     async fn throttles_the_first_calls_then_answers() {
-        use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 5,
             throttle_first: 2,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
         let call = || client.list_users().user_pool_id(DEFAULT_POOL_ID).send();
         for _ in 0..2 {
             let error = call().await.expect_err("throttled");
@@ -965,70 +970,70 @@ mod tests {
         assert_eq!(fake.list_users_calls().len(), 5);
     }
 
+    /// The error code of a call that must fail.
+    fn error_code<T: std::fmt::Debug, E: ProvideErrorMetadata>(result: Result<T, E>) -> String {
+        let error = result.expect_err("the call fails");
+        error.code().unwrap_or("<no code>").to_owned()
+    }
+
     #[tokio::test]
     async fn rejects_bad_limits_tokens_pools_and_groups() {
-        use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-        let fake = CognitoDirectoryFake::start(DirectoryOptions {
+        let (fake, client) = started(DirectoryOptions {
             users: 100,
             groups: 2,
             ..DirectoryOptions::default()
         })
         .await;
-        let client = client(&fake);
-        let code = |error: &dyn ProvideErrorMetadata| error.code().map(str::to_owned);
-
-        let error = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .limit(61)
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
-        let error = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .pagination_token("made-up")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
-        let error = client
-            .list_users()
-            .user_pool_id("us-east-1_other")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("ResourceNotFoundException"));
-        let error = client
-            .list_users_in_group()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .group_name("group-2")
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("ResourceNotFoundException"));
+        let list_users = || client.list_users().user_pool_id(DEFAULT_POOL_ID);
+        let in_group = |group: &str| {
+            client
+                .list_users_in_group()
+                .user_pool_id(DEFAULT_POOL_ID)
+                .group_name(group)
+        };
         // A ListUsers token is not a ListUsersInGroup token.
-        let page = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .limit(10)
-            .send()
-            .await
-            .unwrap();
-        let error = client
-            .list_users_in_group()
-            .user_pool_id(DEFAULT_POOL_ID)
-            .group_name("group-0")
-            .next_token(page.pagination_token().unwrap())
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(code(&error).as_deref(), Some("InvalidParameterException"));
+        let page = list_users().limit(10).send().await.unwrap();
+        let users_token = page.pagination_token().unwrap();
+        let failures = [
+            ("Limit 61", error_code(list_users().limit(61).send().await)),
+            (
+                "a made-up token",
+                error_code(list_users().pagination_token("made-up").send().await),
+            ),
+            (
+                "another pool",
+                error_code(
+                    client
+                        .list_users()
+                        .user_pool_id("us-east-1_other")
+                        .send()
+                        .await,
+                ),
+            ),
+            (
+                "a missing group",
+                error_code(in_group("group-2").send().await),
+            ),
+            (
+                "a ListUsers token for a group",
+                error_code(in_group("group-0").next_token(users_token).send().await),
+            ),
+        ];
+        assert_eq!(
+            failures,
+            [
+                ("Limit 61", "InvalidParameterException".to_owned()),
+                ("a made-up token", "InvalidParameterException".to_owned()),
+                ("another pool", "ResourceNotFoundException".to_owned()),
+                ("a missing group", "ResourceNotFoundException".to_owned()),
+                (
+                    "a ListUsers token for a group",
+                    "InvalidParameterException".to_owned()
+                ),
+            ]
+        );
         // Default Limit is 60; AttributesToGet narrows the attributes.
-        let page = client
-            .list_users()
-            .user_pool_id(DEFAULT_POOL_ID)
+        let page = list_users()
             .attributes_to_get("email")
             .send()
             .await
@@ -1044,8 +1049,7 @@ mod tests {
 
     #[tokio::test]
     async fn add_users_extends_the_listing() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions::with_users(60)).await;
-        let client = client(&fake);
+        let (fake, client) = started(DirectoryOptions::with_users(60)).await;
         let first = client
             .list_users()
             .user_pool_id(DEFAULT_POOL_ID)
@@ -1079,8 +1083,7 @@ mod tests {
     /// check, not a benchmark (the thresholds are generous for debug builds).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serves_many_pages_quickly_over_keep_alive() {
-        let fake = CognitoDirectoryFake::start(DirectoryOptions::with_users(30_000)).await;
-        let client = client(&fake);
+        let (fake, client) = started(DirectoryOptions::with_users(30_000)).await;
         let started = Instant::now();
         let mut token = None;
         let mut users = 0;

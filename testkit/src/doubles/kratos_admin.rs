@@ -1,10 +1,14 @@
 //! A loopback Kratos admin API (Kratos v26.2.0, DESIGN.md "Contract 3") for the import tests and
 //! the import benchmark: `GET /admin/version`, bulk create (`PATCH /admin/identities`), lookup by
 //! external id, the list (`GET /admin/identities`: keyset pages by `page_size`/`page_token` with a
-//! `Link` header, `ids`, `credentials_identifier`, `include_credential=password`), and the public
+//! `Link` header, `ids`, `credentials_identifier`, `include_credential=password`), the full
+//! replacement `PUT /admin/identities/{id}` (`kratos_admin/update.rs`), and the public
 //! `GET /schemas/{id}`. It behaves like v25.4.0+ only; v1.3.x is
 //! tested against the real Kratos v1.3.1 (`kratos_real_import.rs`). Optionally checks every bulk body against Kratos's OpenAPI spec
 //! (`../shared/kratos/api.json`) and Kratos's strict decoding (unknown fields are a 400).
+//!
+//! Long: every route works on one shared state, and the double's own tests are half of the
+//! file; the PUT, which has rules of its own, is in `kratos_admin/update.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,6 +22,8 @@ use jsonschema::{Draft, Validator};
 use serde_json::{Map, Value, json};
 
 use crate::under_ci;
+
+mod update;
 
 /// Kratos's `BatchPatchIdentitiesLimit`: items per `PATCH /admin/identities`.
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -258,6 +264,11 @@ impl KratosAdminDouble {
         self.shared.state().get_calls
     }
 
+    /// `PUT /admin/identities/{id}` requests received (see `update.rs`).
+    pub fn put_calls(&self) -> usize {
+        self.shared.state().put_calls
+    }
+
     /// `GET /admin/version` requests answered.
     pub fn version_calls(&self) -> usize {
         self.shared.state().version_calls
@@ -373,6 +384,7 @@ struct State {
     identifier_lookups: usize,
     list_calls: usize,
     get_calls: usize,
+    put_calls: usize,
     version_calls: usize,
     violations: Vec<String>,
     /// Bulk bodies checked against api.json (see `contract_checks`).
@@ -387,9 +399,11 @@ struct State {
 }
 
 struct Stored {
-    /// The create body as sent, plus `"id"`.
+    /// The create body as sent, plus `"id"` (after a PUT: the identity it made, see `update`).
     body: Value,
     created_at: String,
+    /// `created_at` until a PUT.
+    updated_at: String,
 }
 
 impl State {
@@ -401,8 +415,19 @@ impl State {
                 .insert(external_id.to_owned(), self.identities.len());
         }
         self.taken.extend(unique_values_of(&body));
-        self.identities.push(Stored { body, created_at });
+        self.identities.push(Stored {
+            body,
+            updated_at: created_at.clone(),
+            created_at,
+        });
         id
+    }
+
+    /// Where the identity with id `id` is stored.
+    fn position(&self, id: &str) -> Option<usize> {
+        self.identities
+            .iter()
+            .position(|stored| stored.body["id"] == id)
     }
 
     /// Whether Kratos would refuse `body` as a duplicate (409): its external id, or a value
@@ -508,7 +533,7 @@ impl Shared {
             "metadata_admin": field("metadata_admin"),
             "organization_id": field("organization_id"),
             "created_at": stored.created_at,
-            "updated_at": stored.created_at,
+            "updated_at": stored.updated_at,
         });
         if let Some(external_id) = external_id_of(body) {
             identity["external_id"] = external_id.into();
@@ -594,6 +619,14 @@ async fn handle(request: HttpRequest, body: web::Bytes, shared: web::Data<Shared
             .filter(|rest| !rest.contains('/'))
     {
         return get_identity(&shared, &percent_decode(id), request.query_string());
+    }
+    if method == Method::PUT
+        && let Some(id) = path
+            .strip_prefix(BATCH_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|rest| !rest.contains('/'))
+    {
+        return update::put_identity(&shared, &percent_decode(id), &body);
     }
     error_response(
         404,
@@ -742,13 +775,10 @@ fn get_identity(shared: &Shared, id: &str, query: &str) -> HttpResponse {
         .any(|(key, value)| key == "include_credential" && value == "password");
     let mut state = shared.state();
     state.get_calls += 1;
-    let Some(stored) = state
-        .identities
-        .iter()
-        .find(|stored| stored.body["id"] == id)
-    else {
+    let Some(index) = state.position(id) else {
         return error_response(404, None, NOT_FOUND);
     };
+    let stored = &state.identities[index];
     let mut identity = shared.identity_json(stored);
     if include_password {
         identity["credentials"] = credentials_json(stored);
@@ -788,7 +818,7 @@ fn credentials_json(stored: &Stored) -> Value {
         "config": config,
         "version": 0,
         "created_at": stored.created_at,
-        "updated_at": stored.created_at,
+        "updated_at": stored.updated_at,
     }})
 }
 
