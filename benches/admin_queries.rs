@@ -244,6 +244,14 @@ async fn main() {
             csv.push((rows, started.elapsed()));
             results.push(times);
             handle.stop().await;
+            // A million users and ten million attempts: not left in the shared database.
+            if let Some(schema) = &database.schema {
+                let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
         }
         for (i, (name, _)) in ROUTES.iter().enumerate() {
             let (a, b) = (results[0][i], results[1][i]);
