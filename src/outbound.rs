@@ -78,9 +78,9 @@ impl AdminHttp {
             url: display_url(url),
             reason: describe(&error),
         };
-        let response = request.send().await.map_err(unreachable)?;
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let headers = std::mem::take(response.headers_mut());
         let body = response.bytes().await.map_err(unreachable)?;
         Ok((status, headers, body))
     }

@@ -607,17 +607,22 @@ mod tests {
         assert!(text.contains("# DefineAuthChallenge (arn:define) -> no Kratos hook"));
     }
 
+    /// The fragment as the `config` crate reads it.
+    fn toml_value(text: &str) -> Value {
+        ::config::Config::builder()
+            .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
     #[test]
     fn config_fragment_parses_as_toml_with_every_trait() {
         let pool = pool();
         let plans = super::super::schema::attribute_plans(&pool);
         let text = config_fragment(&pool, &plans, &[], "plan/identity.schema.json");
-        let value: Value = ::config::Config::builder()
-            .add_source(::config::File::from_str(&text, ::config::FileFormat::Toml))
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
+        let value = toml_value(&text);
         assert_eq!(value["import"]["traits"]["email"], "email");
         assert_eq!(value["import"]["traits"]["tenant"], "custom:tenant");
         assert_eq!(value["capture"]["app_client_ids"], json!([]));
@@ -678,12 +683,7 @@ mod tests {
         let pool = typed_pool_with_groups();
         let plans = super::super::schema::attribute_plans(&pool);
         let text = config_fragment(&pool, &plans, &[], "plan/identity.schema.json");
-        let value: Value = ::config::Config::builder()
-            .add_source(::config::File::from_str(&text, ::config::FileFormat::Toml))
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
+        let value = toml_value(&text);
         assert_eq!(value["import"]["groups_trait"], "groups", "{text}");
         assert_eq!(value["import"]["traits"]["age"], "custom:age");
         assert_eq!(

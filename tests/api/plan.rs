@@ -26,7 +26,9 @@ use crate::doubles::cognito_directory_fake::{
     CognitoDirectoryFake, DirectoryOptions, synthetic_group_name,
 };
 use crate::helpers::bridge_output;
-use crate::helpers::import::{import_settings, import_settings_with_public_url, run_import};
+use crate::helpers::import::{
+    dry_run_import, import_settings, import_settings_with_public_url, run_import,
+};
 use crate::helpers::{Backend, TestDatabase};
 use crate::moto::{self, Pool, SeedUser};
 use crate::ory::{Kratos, MigrateHook};
@@ -390,15 +392,7 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     let database = TestDatabase::new(Backend::Sqlite).await;
     let unused = crate::doubles::cognito_auth_fake::unused_endpoint().await;
     let settings = import_settings(&database.url, &moto, &pool.id, &unused, &config);
-    let dry = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let dry = dry_run_import(&settings).await;
     assert_eq!(dry.counters.invalid, 0, "{dry:?}");
     assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
 
@@ -408,15 +402,7 @@ async fn the_plan_fits_every_user_of_the_pool_and_loads_in_kratos_v1_3_1() {
     let not_a_number = add_user_aged(&pool, 101, "secret-abc").await;
     let database = TestDatabase::new(Backend::Sqlite).await;
     let settings = import_settings(&database.url, &moto, &pool.id, &unused, &config);
-    let dry = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let dry = dry_run_import(&settings).await;
     assert_eq!(dry.counters.invalid, 2, "{dry:?}");
     assert_eq!(dry.counters.created, USERS as i64, "{dry:?}");
     let reasons_of = |username: &str| {
@@ -642,15 +628,7 @@ async fn an_email_as_username_pool_plans_email_as_the_identifier_and_passes_the_
         &unused,
         &generated_config(&out),
     );
-    let dry = run_import(
-        &settings,
-        ImportOptions {
-            dry_run: true,
-            ..ImportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let dry = dry_run_import(&settings).await;
     assert_eq!(dry.counters.invalid, 0, "{dry:?}");
     assert_eq!(dry.counters.created, 4, "{dry:?}");
 }

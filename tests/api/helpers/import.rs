@@ -70,6 +70,19 @@ pub async fn run_import(
     import::run(settings, options, Some(moto::test_credentials())).await
 }
 
+/// A dry run (`import --dry-run`) with `settings`, which must succeed.
+pub async fn dry_run_import(settings: &Settings) -> ImportSummary {
+    run_import(
+        settings,
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .expect("the dry run completes")
+}
+
 /// The store at `database`, as a second process would open it.
 pub async fn open_store(database: &TestDatabase) -> Arc<dyn Store> {
     store::connect(&database.url.clone().into(), 2)
