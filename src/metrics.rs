@@ -87,6 +87,7 @@ pub struct Metrics {
     store_errors: Family<OperationLabels, Counter>,
     binding_refusals: Family<OutcomeLabels, Counter>,
     unwritten_attempts: Gauge,
+    attempt_rows_per_commit: Histogram,
     attempts_dropped: Counter,
 }
 
@@ -169,6 +170,15 @@ impl Metrics {
             "Attempt rows waiting for the database, retried in the background",
             unwritten_attempts.clone(),
         );
+        let attempt_rows_per_commit = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 9),
+        );
+        registry.register(
+            "attempt_rows_per_commit",
+            "Attempt rows the hook wrote in one transaction (calls that finished together share \
+             one commit)",
+            attempt_rows_per_commit.clone(),
+        );
         let attempts_dropped = Counter::default();
         registry.register(
             "attempts_dropped",
@@ -217,6 +227,7 @@ impl Metrics {
             outbox_oldest,
             binding_refusals,
             unwritten_attempts,
+            attempt_rows_per_commit,
             attempts_dropped,
             answers,
             hook_seconds,
@@ -299,6 +310,11 @@ impl Metrics {
     pub fn unwritten_attempts(&self, waiting: usize) {
         self.unwritten_attempts
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    /// One transaction of the hook's attempt rows committed, holding `rows`.
+    pub fn attempt_rows_committed(&self, rows: usize) {
+        self.attempt_rows_per_commit.observe(rows as f64);
     }
 
     pub fn attempt_dropped(&self) {

@@ -4,12 +4,19 @@
 //! by the attempt's key, so writing a row twice (its own try and a retry racing) is harmless.
 //! A row whose username came from the identifier as typed, because the lookup failed, is
 //! resolved again when it is written, so progress lands on the user's real row.
+//!
+//! Rows are written in groups: one task writes, in one transaction, every row that arrived
+//! while its last transaction ran (at most [`MAX_GROUP`]), and each caller waits for its
+//! own row's commit, so an answer still follows its durable row. Under light load a group
+//! is one row; under heavy load many calls share one commit. A group the database refuses
+//! is written again row by row, so one bad row fails alone.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::domain::normalize_identifier;
@@ -18,6 +25,8 @@ use crate::store::{Attempt, Resolution, Store, StoreError, UserLookup};
 
 /// Most rows waiting for the store; past it the oldest are dropped (and counted).
 pub const MAX_UNWRITTEN: usize = 10_000;
+/// Most rows one transaction writes.
+pub const MAX_GROUP: usize = 256;
 /// Pauses between retries of the queue, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -49,6 +58,14 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     queue: Mutex<VecDeque<PendingWrite>>,
     retrying: AtomicBool,
+    group: Mutex<Group>,
+}
+
+/// The rows waiting for the group writer's next transaction, and whether it runs.
+#[derive(Default)]
+struct Group {
+    waiting: Vec<(Attempt, oneshot::Sender<Result<(), StoreError>>)>,
+    writing: bool,
 }
 
 impl Recorder {
@@ -58,6 +75,7 @@ impl Recorder {
             metrics,
             queue: Mutex::new(VecDeque::new()),
             retrying: AtomicBool::new(false),
+            group: Mutex::default(),
         })
     }
 
@@ -95,7 +113,7 @@ impl Recorder {
     }
 
     /// At shutdown: write what is left, until `until`. Returns the rows left unwritten.
-    pub async fn flush(&self, until: Instant) -> usize {
+    pub async fn flush(self: &Arc<Self>, until: Instant) -> usize {
         while Instant::now() < until {
             let Some(front) = self.queue().front().cloned() else {
                 break;
@@ -128,7 +146,7 @@ impl Recorder {
 
     /// Write one row (resolving a late lookup first) and take it off the queue.
     async fn write_and_dequeue(
-        &self,
+        self: &Arc<Self>,
         pending: &PendingWrite,
         until: Option<Instant>,
     ) -> Result<(), StoreError> {
@@ -152,7 +170,7 @@ impl Recorder {
         written
     }
 
-    async fn write(&self, pending: &PendingWrite) -> Result<(), StoreError> {
+    async fn write(self: &Arc<Self>, pending: &PendingWrite) -> Result<(), StoreError> {
         let mut attempt = pending.attempt.clone();
         if let Some(late) = &pending.late_lookup {
             let normalized = normalize_identifier(&late.identifier);
@@ -169,7 +187,73 @@ impl Recorder {
                 _ => attempt.creates_row = false,
             }
         }
-        self.store.record_attempt(&attempt).await
+        self.write_in_group(attempt).await
+    }
+
+    /// Hand the row to the group writer (starting it if it is idle) and wait for its commit.
+    async fn write_in_group(self: &Arc<Self>, attempt: Attempt) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        let start_writer = {
+            let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            group.waiting.push((attempt, done));
+            !std::mem::replace(&mut group.writing, true)
+        };
+        if start_writer {
+            let recorder = self.clone();
+            tokio::spawn(async move { recorder.write_groups().await });
+        }
+        // The writer answers every row it takes; a closed channel means it was stopped.
+        committed.await.unwrap_or(Err(StoreError::Timeout))
+    }
+
+    /// The group writer: one transaction for what is waiting, until nothing is.
+    async fn write_groups(&self) {
+        loop {
+            let taken: Vec<_> = {
+                let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+                if group.waiting.is_empty() {
+                    group.writing = false;
+                    return;
+                }
+                let take = group.waiting.len().min(MAX_GROUP);
+                group.waiting.drain(..take).collect()
+            };
+            let (attempts, waiters): (Vec<Attempt>, Vec<_>) = taken.into_iter().unzip();
+            let written = self.write_timed(&attempts).await;
+            match written {
+                Err(StoreError::Database(sqlx::Error::Database(_))) if attempts.len() > 1 => {
+                    // The database refused a statement: one row may be at fault, so each
+                    // row is written on its own and only a bad row fails.
+                    for (attempt, waiter) in attempts.iter().zip(waiters) {
+                        let alone = self.write_timed(std::slice::from_ref(attempt)).await;
+                        if alone.is_ok() {
+                            self.metrics.attempt_rows_committed(1);
+                        }
+                        let _ = waiter.send(alone);
+                    }
+                }
+                Ok(()) => {
+                    self.metrics.attempt_rows_committed(attempts.len());
+                    for waiter in waiters {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+                Err(error) => {
+                    // The database is unreachable or slow: every row of the group failed
+                    // alike, and each caller retries its own.
+                    let error = Arc::new(error);
+                    for waiter in waiters {
+                        let _ = waiter.send(Err(StoreError::Shared(error.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_timed(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        tokio::time::timeout(WRITE_TIMEOUT, self.store.record_attempts(attempts))
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
     }
 
     /// Make sure one task retries the queue until it is empty.
@@ -206,5 +290,167 @@ impl Recorder {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::domain::Outcome;
+
+    fn attempt(username: &str) -> Attempt {
+        Attempt {
+            key: uuid::Uuid::new_v4(),
+            at: chrono::Utc::now(),
+            cognito_username: Some(username.to_owned()),
+            outcome: Outcome::Verified,
+            cognito_latency_ms: Some(20),
+            cognito_calls: 1,
+            request_id: None,
+            trigger_id: None,
+            identity_id: None,
+            creates_row: true,
+            client_ip: None,
+        }
+    }
+
+    /// A recorder on a fresh SQLite file, and a second connection that can hold the
+    /// database's write lock, so that rows pile up behind a transaction that waits.
+    async fn recorder() -> (
+        Arc<Recorder>,
+        Arc<Metrics>,
+        sqlx::SqliteConnection,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bridge.db").display());
+        let store = crate::store::connect(&url.clone().into(), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let blocker = sqlx::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap(),
+        )
+        .await
+        .unwrap();
+        (Recorder::new(store, metrics.clone()), metrics, blocker, dir)
+    }
+
+    /// `(count, sum)` of the rows-per-commit histogram.
+    fn commits(metrics: &Metrics) -> (String, String) {
+        let text = metrics.encode();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|rest| rest.trim().to_owned())
+                .unwrap_or_default()
+        };
+        (
+            value("cognito_bridge_attempt_rows_per_commit_count "),
+            value("cognito_bridge_attempt_rows_per_commit_sum "),
+        )
+    }
+
+    async fn written(blocker: &mut sqlx::SqliteConnection) -> Vec<String> {
+        sqlx::query_scalar("SELECT cognito_username FROM attempts ORDER BY id")
+            .fetch_all(blocker)
+            .await
+            .unwrap()
+    }
+
+    /// Rows that arrive while a transaction waits share the next commit, and every caller
+    /// hears of its own row only once it is committed.
+    #[tokio::test]
+    async fn rows_that_arrive_while_a_commit_runs_share_the_next_one() {
+        let (recorder, metrics, mut blocker, _dir) = recorder().await;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let recorder = recorder.clone();
+            async move { recorder.write_in_group(attempt("first")).await }
+        });
+        // The writer takes `first` and waits for the lock; these three pile up meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rest: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|name| {
+                let recorder = recorder.clone();
+                tokio::spawn(async move { recorder.write_in_group(attempt(name)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!first.is_finished(), "answered before its row was written");
+        assert!(rest.iter().all(|task| !task.is_finished()));
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+
+        let waited = Duration::from_secs(10);
+        tokio::time::timeout(waited, first)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for task in rest {
+            tokio::time::timeout(waited, task)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(commits(&metrics), ("2".to_owned(), "4.0".to_owned()));
+        let mut names = written(&mut blocker).await;
+        assert_eq!(names.remove(0), "first");
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    /// A group the database refuses is written again row by row: only the bad row fails.
+    #[tokio::test]
+    async fn a_refused_group_is_written_row_by_row_so_only_the_bad_row_fails() {
+        let (recorder, metrics, mut blocker, _dir) = recorder().await;
+        sqlx::raw_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON attempts
+             WHEN NEW.cognito_username = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
+        )
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let spawn = |name: &'static str| {
+            let recorder = recorder.clone();
+            tokio::spawn(async move { recorder.write_in_group(attempt(name)).await })
+        };
+        let first = spawn("first");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let group = [spawn("a"), spawn("poison"), spawn("b")];
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+
+        let waited = Duration::from_secs(10);
+        tokio::time::timeout(waited, first)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let mut results = Vec::new();
+        for task in group {
+            results.push(tokio::time::timeout(waited, task).await.unwrap().unwrap());
+        }
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        let refused = results[1].as_ref().unwrap_err().to_string();
+        assert!(refused.contains("poisoned row"), "{refused}");
+        // `first` alone, then `a` and `b` each alone after the group failed.
+        assert_eq!(commits(&metrics), ("3".to_owned(), "3.0".to_owned()));
+        let mut names = written(&mut blocker).await;
+        names.sort();
+        assert_eq!(names, ["a", "b", "first"]);
     }
 }

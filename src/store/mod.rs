@@ -50,6 +50,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a SQLite database belongs to one process: it holds no rate for several")]
     NotShared,
+    /// One failure that ended several writes at once (a group of attempt rows).
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 /// A rate as GCRA paces it: one call every `emission`, and `tolerance` ahead of that
@@ -274,7 +277,13 @@ pub trait Store:
     /// Write the attempt's outcome (over its claim's row in flight, if any: the attempt
     /// key decides, so a retried write never makes a second row) and move the user's row,
     /// in one transaction.
-    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        self.record_attempts(std::slice::from_ref(attempt)).await
+    }
+    /// [`Store::record_attempt`] for several attempts, in order, in one transaction: all are
+    /// written or none. The hook's recorder writes the rows of calls that finished together
+    /// this way (one commit for many calls).
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError>;
     async fn user(&self, cognito_username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The newest attempts first.
     async fn recent_attempts(&self, limit: i64) -> Result<Vec<AttemptRecord>, StoreError>;

@@ -69,16 +69,35 @@ store_impl!(PostgresStore, {
         Ok(())
     }
 
-    /// One statement: the row change runs as a data-modifying CTE beside the attempt insert.
-    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
-        let (statement, with_user_row) = match attempt.row_change() {
-            Some(RowChange::Upsert) => (attempts::UPSERT_USER_AND_LOG, true),
-            Some(RowChange::TouchExisting) => (attempts::TOUCH_USER_AND_LOG, false),
-            None => (attempts::LOG_ATTEMPT, false),
-        };
-        bind_attempt!(sqlx::query(statement), attempt, with_user_row)
-            .execute(&self.writer)
-            .await?;
+    /// One statement per attempt: the row change runs as a data-modifying CTE beside the
+    /// attempt insert. One attempt commits on its own; several share a transaction.
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        fn statement(attempt: &Attempt) -> (&'static str, bool) {
+            match attempt.row_change() {
+                Some(RowChange::Upsert) => (attempts::UPSERT_USER_AND_LOG, true),
+                Some(RowChange::TouchExisting) => (attempts::TOUCH_USER_AND_LOG, false),
+                None => (attempts::LOG_ATTEMPT, false),
+            }
+        }
+        if let [attempt] = attempts {
+            let (statement, with_user_row) = statement(attempt);
+            bind_attempt!(sqlx::query(statement), attempt, with_user_row)
+                .execute(&self.writer)
+                .await?;
+            return Ok(());
+        }
+        // Rows in the order of their usernames (each user's own rows keep theirs), so that
+        // replicas writing groups at once lock users' rows in one order and never deadlock.
+        let mut ordered: Vec<&Attempt> = attempts.iter().collect();
+        ordered.sort_by(|a, b| a.cognito_username.cmp(&b.cognito_username));
+        let mut tx = self.writer.begin().await?;
+        for attempt in ordered {
+            let (statement, with_user_row) = statement(attempt);
+            bind_attempt!(sqlx::query(statement), attempt, with_user_row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

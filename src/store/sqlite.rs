@@ -91,23 +91,25 @@ store_impl!(SqliteStore, {
         Ok(())
     }
 
-    /// SQLite has no data-modifying CTEs: the row change and the attempt share a transaction
-    /// (in-process, so the extra statements cost no round trips).
-    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError> {
+    /// SQLite has no data-modifying CTEs: each row change and its attempt share the one
+    /// transaction (in-process, so the extra statements cost no round trips).
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let row_statement = match attempt.row_change() {
-            Some(RowChange::Upsert) => Some((attempts::UPSERT_USER, true)),
-            Some(RowChange::TouchExisting) => Some((attempts::TOUCH_USER, false)),
-            None => None,
-        };
-        if let Some((statement, with_user_row)) = row_statement {
-            bind_attempt!(sqlx::query(statement), attempt, with_user_row)
+        for attempt in attempts {
+            let row_statement = match attempt.row_change() {
+                Some(RowChange::Upsert) => Some((attempts::UPSERT_USER, true)),
+                Some(RowChange::TouchExisting) => Some((attempts::TOUCH_USER, false)),
+                None => None,
+            };
+            if let Some((statement, with_user_row)) = row_statement {
+                bind_attempt!(sqlx::query(statement), attempt, with_user_row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            bind_attempt!(sqlx::query(attempts::LOG_ATTEMPT), attempt, false)
                 .execute(&mut *tx)
                 .await?;
         }
-        bind_attempt!(sqlx::query(attempts::LOG_ATTEMPT), attempt, false)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 pub mod import;
 pub mod oauth;
+pub mod raw;
 
 pub use testkit::app::*;
 use testkit::process::KillOnDrop;

@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
 }
 
 mod admin;
+mod attempt_groups;
 mod binding;
 mod capture;
 mod check;

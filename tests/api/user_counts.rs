@@ -8,41 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cognito_bridge::store::{Bucket, Store};
 
+use crate::helpers::raw::Raw;
 use crate::helpers::{Backend, TestDatabase};
-
-/// Raw SQL beside the store, on either backend.
-enum Raw {
-    Postgres(sqlx::PgPool),
-    Sqlite(sqlx::SqlitePool),
-}
-
-type UserRow = (String, bool, Option<DateTime<Utc>>, Option<String>);
-
-impl Raw {
-    async fn connect(database: &TestDatabase) -> Self {
-        match database.backend {
-            Backend::Postgres => Raw::Postgres(sqlx::PgPool::connect(&database.url).await.unwrap()),
-            Backend::Sqlite => Raw::Sqlite(sqlx::SqlitePool::connect(&database.url).await.unwrap()),
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Raw::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-            Raw::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-        }
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
-    }
-
-    async fn users(&self) -> Vec<UserRow> {
-        const SELECT: &str = "SELECT state, mfa_dropped, migrated_at, migrated_via FROM users";
-        match self {
-            Raw::Postgres(pool) => sqlx::query_as(SELECT).fetch_all(pool).await,
-            Raw::Sqlite(pool) => sqlx::query_as(SELECT).fetch_all(pool).await,
-        }
-        .unwrap()
-    }
-}
 
 /// 2026-12-01 00:00 UTC plus `minutes`, as the bridge writes times (RFC 3339).
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -230,7 +197,7 @@ async fn concurrent_writers_and_folds_keep_the_counts_on_postgres() {
     for writer in 0..4i64 {
         let url = database.url.clone();
         tasks.spawn(async move {
-            let raw = Raw::connect_url(&url).await;
+            let raw = Raw::postgres(&url).await;
             for step in 0..50i64 {
                 let user = (writer * 50 + step) % 200;
                 let (state, via, migrated_at) = if step % 5 == 4 {
@@ -266,10 +233,4 @@ async fn concurrent_writers_and_folds_keep_the_counts_on_postgres() {
     .await
     .expect("the writers and folds finish within 120 s");
     assert_counts_agree(store.as_ref(), &raw, "concurrent writers and folds").await;
-}
-
-impl Raw {
-    async fn connect_url(url: &str) -> Self {
-        Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap())
-    }
 }
