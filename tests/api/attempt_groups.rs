@@ -1,6 +1,7 @@
 //! `Store::record_attempts`, which the hook's recorder uses to write the rows of calls that
 //! finished together in one transaction: the rows apply in their order, and a group is
-//! written whole or not at all.
+//! written whole or not at all. And on Postgres, the guard's claim before them commits without
+//! waiting for a WAL flush.
 
 use cognito_bridge::domain::{Outcome, UserState};
 use cognito_bridge::store::{Attempt, Store};
@@ -117,4 +118,61 @@ async fn a_group_of_attempts_applies_in_order_and_all_or_none(backend: Backend) 
         Some(UserState::Migrated)
     );
     assert_eq!(raw.count("SELECT COUNT(*) FROM attempts").await, 9);
+}
+
+/// Postgres: the guard's claim commits without waiting for a WAL flush (its row only needs
+/// to be visible; the outcome written over it is durable), and that setting ends with the
+/// claim's transaction, so the outcome written next on the same connection waits for its
+/// flush as the session says.
+#[tokio::test]
+async fn postgres_claims_skip_the_flush_and_the_outcomes_after_them_do_not() {
+    use sqlx::Connection;
+
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let store = cognito_bridge::store::connect(&database.url.clone().into(), 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    const CLAIM: &str = "SELECT granted FROM guard_claim('ann', '10.0.0.0/24', 5, 20, 900, \
+                         'ann', NULL, NULL, NULL, $1)";
+    const MODE: &str = "SHOW synchronous_commit";
+
+    let mut transaction = connection.begin().await.unwrap();
+    let granted: bool = sqlx::query_scalar(CLAIM)
+        .bind("claim-1")
+        .fetch_one(&mut *transaction)
+        .await
+        .unwrap();
+    assert!(granted);
+    let mode: String = sqlx::query_scalar(MODE)
+        .fetch_one(&mut *transaction)
+        .await
+        .unwrap();
+    assert_eq!(mode, "off", "inside the claim's transaction");
+    transaction.commit().await.unwrap();
+
+    let mode: String = sqlx::query_scalar(MODE)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(mode, "on", "after the claim's transaction");
+    // A claim in its own statement, as the hook makes it, leaves the session as it was too.
+    let granted: bool = sqlx::query_scalar(CLAIM)
+        .bind("claim-2")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert!(granted);
+    let mode: String = sqlx::query_scalar(MODE)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(mode, "on", "after a claim on its own");
+    let raw = Raw::connect(&database).await;
+    assert_eq!(
+        raw.count("SELECT COUNT(*) FROM attempts WHERE outcome = 'in_flight'")
+            .await,
+        2
+    );
 }
