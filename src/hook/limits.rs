@@ -67,6 +67,10 @@ pub struct CognitoGate {
 }
 
 /// The rate every replica on one database takes its tokens from.
+/// The shared rate's answer to one read: `None` when a token was taken, else how long until
+/// one is due ([`Store::take_cognito_token`]).
+pub type TokenWait = Option<Duration>;
+
 struct SharedRate {
     store: Arc<dyn Store>,
     rate: RateCell,
@@ -104,16 +108,19 @@ impl CognitoGate {
     /// `latest_start`. An open circuit refuses at once. A read of the shared rate may take
     /// half a second ([`admit_within`](Self::admit_within)).
     pub async fn admit(&self, latest_start: Instant) -> Result<Pass, Refusal> {
-        self.admit_within(latest_start, Duration::from_millis(500))
+        self.admit_within(latest_start, Duration::from_millis(500), None)
             .await
     }
 
     /// [`admit`](Self::admit), where each read of the shared rate may take `store_budget`;
-    /// past it, the process's own limiter paces the call.
+    /// past it, the process's own limiter paces the call. `taken` is the shared rate's
+    /// answer when it was already read for this call (the guard's claim takes it in the same
+    /// round trip): it stands for the first read.
     pub async fn admit_within(
         &self,
         latest_start: Instant,
         store_budget: Duration,
+        mut taken: Option<TokenWait>,
     ) -> Result<Pass, Refusal> {
         let probe = match self.circuit.admit()? {
             Admission::Normal => None,
@@ -131,10 +138,12 @@ impl CognitoGate {
         };
         let mut shared_rate_failed = false;
         loop {
-            let (wait, failed) =
-                tokio::time::timeout_at(latest_start, self.token_due(store_budget))
+            let (wait, failed) = match taken.take() {
+                Some(wait) => (wait, false),
+                None => tokio::time::timeout_at(latest_start, self.token_due(store_budget))
                     .await
-                    .map_err(|_| Refusal::OverQuota(QuotaLimit::Rate))?;
+                    .map_err(|_| Refusal::OverQuota(QuotaLimit::Rate))?,
+            };
             shared_rate_failed |= failed;
             match wait {
                 None => break,
@@ -154,6 +163,11 @@ impl CognitoGate {
     /// Whether the rate is shared by every replica on the database.
     pub fn shares_rate(&self) -> bool {
         self.shared.is_some()
+    }
+
+    /// The shared rate, for a store round trip that takes a token beside other work.
+    pub fn shared_rate(&self) -> Option<RateCell> {
+        self.shared.as_ref().map(|shared| shared.rate)
     }
 
     /// Take a token: `None` when taken, else how long until one is due; and whether the

@@ -19,7 +19,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use limits::{CognitoGate, Refusal};
+pub use limits::{CognitoGate, Refusal, TokenWait};
 
 pub use request::{ClientIpRule, HookBodyError, HookRequest};
 pub use retention::prune_attempts_forever;
@@ -390,9 +390,15 @@ impl HookService {
         cognito_deadline: Instant,
     ) -> Verification {
         match self.claim(attempt, store_down, cognito_deadline).await {
-            Ok(ticket) => {
+            Ok((ticket, cognito_token)) => {
                 let verification = self
-                    .ask_cognito(attempt.username, password, context, cognito_deadline)
+                    .ask_cognito(
+                        attempt.username,
+                        password,
+                        context,
+                        cognito_token,
+                        cognito_deadline,
+                    )
                     .await;
                 self.local_guard
                     .settle(ticket, verification.outcome.guard_effect());
@@ -416,18 +422,20 @@ impl HookService {
 
     /// The brute-force guard, before Cognito is asked: the in-process windows, then the
     /// store's claim (atomic across replicas). Store trouble leaves the decision to the
-    /// in-process windows, so the guard holds during an outage.
+    /// in-process windows, so the guard holds during an outage. Where the Cognito rate is
+    /// shared through the database, a granted store claim also takes the first call's token
+    /// (one round trip for both), returned beside the ticket.
     async fn claim(
         &self,
         attempt: &AttemptMeta<'_>,
         store_down: bool,
         cognito_deadline: Instant,
-    ) -> Result<LocalTicket, GuardLimit> {
+    ) -> Result<(LocalTicket, Option<TokenWait>), GuardLimit> {
         let ticket = self
             .local_guard
             .claim(attempt.guard_key, attempt.client_ip)?;
         if store_down {
-            return Ok(ticket);
+            return Ok((ticket, None));
         }
         let limits = self.rules.guard;
         let claim = GuardClaim {
@@ -442,6 +450,7 @@ impl HookService {
             trigger_id: attempt.meta.trigger_id.as_deref(),
             identity_id: attempt.identity_id,
             attempt_key: attempt.key,
+            cognito_rate: self.rules.gate.shared_rate(),
         };
         let problem = match tokio::time::timeout(
             self.store_budget(cognito_deadline),
@@ -449,7 +458,7 @@ impl HookService {
         )
         .await
         {
-            Ok(Ok(Claim::Granted)) => return Ok(ticket),
+            Ok(Ok(Claim::Granted { cognito_token })) => return Ok((ticket, cognito_token)),
             Ok(Ok(Claim::Refused(counts))) => {
                 self.local_guard.settle(ticket, None);
                 tracing::debug!(
@@ -465,7 +474,7 @@ impl HookService {
         self.store_trouble.seen();
         self.metrics.store_error("guard_claim");
         tracing::warn!(error = %problem, "guard claim failed; the in-process guard decides");
-        Ok(ticket)
+        Ok((ticket, None))
     }
 
     fn store_budget(&self, cognito_deadline: Instant) -> Duration {
@@ -559,12 +568,14 @@ impl HookService {
 
     /// Call Cognito until it decides, retrying unavailability with jittered backoff while
     /// the deadline allows. `NotAuthorizedException` and every other decision end the loop.
-    /// Every call first passes the quota guard.
+    /// Every call first passes the quota guard; the first one with `first_token` when the
+    /// guard's claim already took its token of the shared rate.
     async fn ask_cognito(
         &self,
         username: &CognitoUsername,
         password: &Password,
         context: Option<ClientContext<'_>>,
+        mut first_token: Option<TokenWait>,
         cognito_deadline: Instant,
     ) -> Verification {
         let min_attempt = self.rules.timing.min_attempt;
@@ -586,6 +597,7 @@ impl HookService {
                 .admit_within(
                     cognito_deadline - min_attempt,
                     self.store_budget(cognito_deadline),
+                    first_token.take(),
                 )
                 .await;
             let pass = match admitted {

@@ -96,6 +96,10 @@ pub struct GuardClaim<'a> {
     pub identity_id: Option<&'a str>,
     /// The attempt's key ([`Attempt::key`]).
     pub attempt_key: uuid::Uuid,
+    /// When set, a granted claim also takes a token of the Cognito rate every process on the
+    /// database shares ([`Store::take_cognito_token`]) in the same round trip. A refused
+    /// claim takes none. Ignored where the rate is not shared (SQLite).
+    pub cognito_rate: Option<RateCell>,
 }
 
 /// The guard's counts: failed guesses at the user since the window opened or their last
@@ -111,8 +115,13 @@ pub struct GuardCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// The attempt row in flight is written under the claim's attempt key;
-    /// [`Store::record_attempt`] writes the outcome over it.
-    Granted,
+    /// [`Store::record_attempt`] writes the outcome over it. `cognito_token` is the shared
+    /// rate's answer when the claim asked for it ([`GuardClaim::cognito_rate`]), as
+    /// [`Store::take_cognito_token`] gives it: `Some(None)` a token was taken,
+    /// `Some(Some(wait))` none is due for `wait`.
+    Granted {
+        cognito_token: Option<Option<std::time::Duration>>,
+    },
     /// A limit is reached; nothing was written.
     Refused(GuardCounts),
 }

@@ -13,6 +13,16 @@ use super::sql::{
 };
 use super::{Attempt, Claim, GuardClaim, RateCell, RowChange, StoreError};
 
+/// Microseconds, as `take_cognito_token` takes them.
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// `take_cognito_token`'s answer: 0 when a token was taken, else microseconds until one is due.
+pub(super) fn token_wait(wait_us: i64) -> Option<Duration> {
+    (wait_us > 0).then(|| Duration::from_micros(wait_us.unsigned_abs()))
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
@@ -55,13 +65,12 @@ store_impl!(PostgresStore, {
 
     /// Migration `..._cognito_rate`: one row every replica locks for a moment.
     async fn take_cognito_token(&self, rate: RateCell) -> Result<Option<Duration>, StoreError> {
-        let micros = |duration: Duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
         let wait_us: i64 = sqlx::query_scalar("SELECT take_cognito_token($1, $2)")
             .bind(micros(rate.emission))
             .bind(micros(rate.tolerance))
             .fetch_one(&self.writer)
             .await?;
-        Ok((wait_us > 0).then(|| Duration::from_micros(wait_us.unsigned_abs())))
+        Ok(token_wait(wait_us))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -113,6 +122,8 @@ store_impl!(PostgresStore, {
             .bind(claim.trigger_id)
             .bind(claim.identity_id)
             .bind(claim.attempt_key.to_string())
+            .bind(claim.cognito_rate.map(|rate| micros(rate.emission)))
+            .bind(claim.cognito_rate.map(|rate| micros(rate.tolerance)))
             .fetch_one(&self.writer)
             .await?;
         Ok(row.into())

@@ -132,7 +132,9 @@ store_impl!(SqliteStore, {
             .fetch_optional(&self.writer)
             .await?;
         if granted.is_some() {
-            return Ok(Claim::Granted);
+            return Ok(Claim::Granted {
+                cognito_token: None,
+            });
         }
         // Refused: read the counts that did it, for the log and the metric.
         let counts = sqlx::query_as(guard::SQLITE_GUARD_COUNTS)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cognito_bridge::config::{QuotaScope, QuotaSettings};
 use cognito_bridge::hook::CognitoGate;
 use cognito_bridge::metrics::Metrics;
-use cognito_bridge::store::{RateCell, Store, StoreError};
+use cognito_bridge::store::{Claim, GuardClaim, RateCell, Store, StoreError};
 use futures_util::future::join_all;
 use testkit::load::bridge_process::BridgeProcess;
 use testkit::load::fast_cognito::{FastCognito, FastCognitoOptions};
@@ -81,6 +81,89 @@ async fn the_database_rate_lets_a_burst_through_then_paces() {
         .await
         .unwrap();
     assert!(other.take_cognito_token(rate).await.unwrap().is_some());
+}
+
+fn claim<'a>(key: &'a str, attempt: &str, rate: Option<RateCell>) -> GuardClaim<'a> {
+    GuardClaim {
+        at: chrono::Utc::now(),
+        cognito_username: key,
+        guard_key: key,
+        client_ip: None,
+        identifier_limit: 1,
+        ip_limit: 0,
+        window: Duration::from_secs(900),
+        request_id: None,
+        trigger_id: None,
+        identity_id: None,
+        attempt_key: uuid::Uuid::parse_str(attempt).unwrap(),
+        cognito_rate: rate,
+    }
+}
+
+/// The guard's claim takes the first Cognito call's token in the same round trip: a granted
+/// claim takes one (or says how long until one is due), a refused claim takes none, and a
+/// claim that does not ask takes none.
+#[tokio::test]
+async fn a_granted_claim_takes_a_token_in_the_same_round_trip_and_a_refused_one_does_not() {
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let store = cognito_bridge::store::connect(&database.url.clone().into(), 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    // One call a minute, two at once: the two tokens of the burst, then a wait.
+    let rate = RateCell {
+        emission: Duration::from_secs(60),
+        tolerance: Duration::from_secs(60),
+    };
+    let granted = |claim| match claim {
+        Claim::Granted { cognito_token } => cognito_token,
+        refused => panic!("refused: {refused:?}"),
+    };
+    let first = store
+        .claim(&claim(
+            "ann",
+            "00000000-0000-4000-8000-000000000001",
+            Some(rate),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(granted(first), Some(None), "the first token of the burst");
+    // `ann` has one failure in flight now: her next claim is refused (limit 1) and takes
+    // no token, so the second token of the burst is still there for `bob`.
+    let refused = store
+        .claim(&claim(
+            "ann",
+            "00000000-0000-4000-8000-000000000002",
+            Some(rate),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Claim::Refused(_)), "{refused:?}");
+    let second = store
+        .claim(&claim(
+            "bob",
+            "00000000-0000-4000-8000-000000000003",
+            Some(rate),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(granted(second), Some(None), "the second token of the burst");
+    let third = store
+        .claim(&claim(
+            "cy",
+            "00000000-0000-4000-8000-000000000004",
+            Some(rate),
+        ))
+        .await
+        .unwrap();
+    let wait = granted(third).expect("asked").expect("the burst is spent");
+    assert!(wait > Duration::from_secs(50), "{wait:?}");
+    // Without a rate the claim reads none.
+    let without = store
+        .claim(&claim("dee", "00000000-0000-4000-8000-000000000005", None))
+        .await
+        .unwrap();
+    assert_eq!(granted(without), None);
 }
 
 /// SQLite belongs to one process: it holds no shared rate, and says so.

@@ -52,10 +52,15 @@ pub const SQLITE_GUARD_COUNTS: &str = concat!("SELECT ", guard_counts!("$1", "$2
 /// user and per address group, counts by the database's clock, and writes the attempt in
 /// flight below the limits, in one round trip. `$1` guard key, `$2` address group,
 /// `$3` identifier limit, `$4` IP limit, `$5` window in seconds, `$6` username,
-/// `$7` request id, `$8` trigger id, `$9` identity id, `$10` attempt key.
+/// `$7` request id, `$8` trigger id, `$9` identity id, `$10` attempt key; `$11`/`$12` the
+/// shared Cognito rate's emission and tolerance in µs, or NULL: a granted claim then takes a
+/// token (`take_cognito_token`, migration `..._cognito_rate`) in the same statement, after the
+/// claim (the select list is evaluated on the function's row).
 pub const POSTGRES_CLAIM: &str = "
-SELECT granted, identifier_failures, ip_failures
-FROM guard_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+SELECT g.granted, g.identifier_failures, g.ip_failures,
+       CASE WHEN g.granted AND $11::BIGINT IS NOT NULL
+            THEN take_cognito_token($11::BIGINT, $12::BIGINT) END AS token_wait_us
+FROM guard_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS g";
 
 /// A `POSTGRES_CLAIM` row: the claim's answer, and the counts it saw.
 #[derive(sqlx::FromRow)]
@@ -63,12 +68,15 @@ pub struct ClaimRow {
     granted: bool,
     #[sqlx(flatten)]
     counts: GuardCounts,
+    token_wait_us: Option<i64>,
 }
 
 impl From<ClaimRow> for Claim {
     fn from(row: ClaimRow) -> Self {
         if row.granted {
-            Claim::Granted
+            Claim::Granted {
+                cognito_token: row.token_wait_us.map(crate::store::postgres::token_wait),
+            }
         } else {
             Claim::Refused(row.counts)
         }
