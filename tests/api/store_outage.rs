@@ -345,6 +345,35 @@ async fn killed_connections_never_change_a_verdict_and_rows_are_written_again() 
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Connections that sat idle (here 1.5 s, past the pool's 1 s) are pinged before use, so
+/// connections the server dropped meanwhile (a restart, a proxy's idle timeout) are replaced
+/// without a single failed query; under load, connections in use are not pinged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_the_server_dropped_are_replaced_without_a_failed_query() {
+    let Setup {
+        app,
+        fake: _fake,
+        proxy,
+        database,
+    } = setup().await;
+    let warm = batch(&app, 6, 6).await;
+    assert_decided(&warm);
+    assert_written(&database, &warm).await;
+    let accepted_before = proxy.accepted();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut_all();
+
+    let after = batch(&app, 6, 3).await;
+    assert_decided(&after);
+    assert_written(&database, &after).await;
+    assert!(proxy.accepted() > accepted_before, "no reconnection");
+    assert_eq!(
+        store_errors(&app).await,
+        0,
+        "a query failed on a dropped connection"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_a_while_then_back() {
     let Setup {
