@@ -43,6 +43,7 @@ mod support;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -225,6 +226,23 @@ impl BenchDatabase {
         }
     }
 
+    /// Attempt rows the server wrote.
+    async fn attempt_rows(&self) -> i64 {
+        const COUNT: &str = "SELECT COUNT(*) FROM attempts";
+        if self.schema.is_some() {
+            let mut connection = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(COUNT).fetch_one(&mut connection).await
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("open");
+            sqlx::query_scalar(COUNT).fetch_one(&mut connection).await
+        }
+        .expect("count the attempt rows")
+    }
+
     async fn drop_now(self) {
         if let Some(schema) = self.schema {
             let base = postgres_base_url();
@@ -235,6 +253,23 @@ impl BenchDatabase {
             }
         }
     }
+}
+
+/// `call`, counting the requests it starts and those answered `Ok` (each one a verified
+/// login, so each must leave one attempt row).
+fn counted(call: Call, started: Arc<AtomicU64>, ok: Arc<AtomicU64>) -> Call {
+    Arc::new(move |i| {
+        started.fetch_add(1, Ordering::Relaxed);
+        let answer = call(i);
+        let ok = ok.clone();
+        Box::pin(async move {
+            let outcome = answer.await;
+            if matches!(outcome, Outcome::Ok) {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+            outcome
+        })
+    })
 }
 
 /// The server's configuration: only `COGNITO_BRIDGE__…` keys.
@@ -661,6 +696,7 @@ async fn throughput_scenario(knobs: &Knobs, md: &mut String) {
     // ramps[backend][ramp] = steps
     let mut all: Vec<(Backend, Vec<Vec<Step>>)> =
         knobs.backends.iter().map(|&b| (b, Vec::new())).collect();
+    let mut row_checks = Vec::new();
     for ramp in 0..ramps {
         for k in 0..all.len() {
             let index = (k + ramp) % all.len();
@@ -668,7 +704,12 @@ async fn throughput_scenario(knobs: &Knobs, md: &mut String) {
             let log = format!("throughput-{}-{ramp}.log", backend.name());
             let (server, database, _) = start_server(knobs, &fake, backend, dir.path(), &log).await;
             let client = Arc::new(RawClient::new(server.address));
-            let call = hook_call(client.clone(), knobs.users);
+            let (started, answered_ok) = (Arc::default(), Arc::<AtomicU64>::default());
+            let call = counted(
+                hook_call(client.clone(), knobs.users),
+                Arc::clone(&started),
+                Arc::clone(&answered_ok),
+            );
             if warmup > 0.0 {
                 open_loop::run(
                     call.clone(),
@@ -733,6 +774,29 @@ async fn throughput_scenario(knobs: &Knobs, md: &mut String) {
                 peak as f64 / 1024.0
             );
             server.stop().await;
+            // Every verified answer must have left its attempt row (the server writes what
+            // is left at shutdown, but answers only follow committed rows).
+            let rows = database.attempt_rows().await;
+            let (started, ok) = (
+                started.load(Ordering::Relaxed),
+                answered_ok.load(Ordering::Relaxed),
+            );
+            let lost = i64::try_from(ok)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(rows)
+                .max(0);
+            let line = format!(
+                "{} ramp {}: {rows} attempt rows for {ok} verified answers ({started} calls sent): {}",
+                backend.name(),
+                ramp + 1,
+                if lost == 0 {
+                    "none lost".to_owned()
+                } else {
+                    format!("**{lost} LOST**")
+                }
+            );
+            println!("[{line}]");
+            row_checks.push(line);
             database.drop_now().await;
             all[index].1.push(steps);
         }
@@ -822,6 +886,14 @@ async fn throughput_scenario(knobs: &Knobs, md: &mut String) {
                     .count(),
             );
         }
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "Attempt rows, counted in the database after each ramp:\n"
+    );
+    for line in &row_checks {
+        let _ = writeln!(md, "- {line}");
     }
     let _ = writeln!(md);
     for (backend, highest) in &summary {
