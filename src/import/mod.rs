@@ -117,7 +117,7 @@ pub async fn run(
     let pool = CognitoPool::from_settings(&settings.cognito)?;
     let mapping = Mapping::new(&settings.import, &settings.kratos.schema_id)?;
     let kratos = KratosAdmin::new(&settings.kratos)?;
-    let store = store::open_for_import(&settings.database).await?;
+    let store = store::open_for_command(&settings.database).await?;
     // A dry run writes nothing to Kratos: it neither waits for a real import nor blocks one.
     let lease = if options.dry_run {
         None

@@ -371,17 +371,6 @@ pub struct RunUpdate<'a> {
     pub error: Option<&'a str>,
 }
 
-/// What a process does with the store; SQLite tunes its connections to it (Postgres ignores
-/// it: its cache is the server's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    /// The server and the short commands: SQLite's defaults.
-    Default,
-    /// `import`: one writer committing many-row upserts; a larger page cache on that writer
-    /// (`IMPORT_WRITER_CACHE_KIB` in `store/sqlite.rs`).
-    BulkImport,
-}
-
 /// Open the database named by `database.url` (SQLite files are created when missing).
 /// The store a command (`import`, `reconcile`, `finalize`) works on: two connections at most (one task
 /// reads and writes, a statement at a time, and every SQLite connection has its own page
@@ -389,21 +378,7 @@ pub enum Workload {
 pub async fn open_for_command(
     database: &crate::config::DatabaseSettings,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    open_for(database, Workload::Default).await
-}
-
-/// [`open_for_command`] for `import`: its SQLite writer gets the larger page cache.
-pub async fn open_for_import(
-    database: &crate::config::DatabaseSettings,
-) -> Result<Arc<dyn Store>, StoreError> {
-    open_for(database, Workload::BulkImport).await
-}
-
-async fn open_for(
-    database: &crate::config::DatabaseSettings,
-    workload: Workload,
-) -> Result<Arc<dyn Store>, StoreError> {
-    let store = connect_for(&database.url, database.max_connections.min(2), workload).await?;
+    let store = connect(&database.url, database.max_connections.min(2)).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -412,23 +387,13 @@ pub async fn connect(
     url: &SecretString,
     max_connections: u32,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    connect_for(url, max_connections, Workload::Default).await
-}
-
-async fn connect_for(
-    url: &SecretString,
-    max_connections: u32,
-    workload: Workload,
-) -> Result<Arc<dyn Store>, StoreError> {
     let url = url.expose_secret();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
         ))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            SqliteStore::connect_for(url, max_connections, workload).await?,
-        ))
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

@@ -11,16 +11,9 @@ use super::sql::{
     admin_store_impl, confirm_store_impl, finalize_store_impl, guard, import_store_impl,
     outbox_store_impl, reconcile_store_impl, store_impl,
 };
-use super::{Attempt, Claim, GuardClaim, RateCell, RowChange, StoreError, Workload};
+use super::{Attempt, Claim, GuardClaim, RateCell, RowChange, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// The page cache of `import`'s writer connection, in KiB (SQLite's default is 2,000 KiB).
-/// A 500-row commit dirties about a thousand pages, most of them leaves of the two indexes
-/// on random UUIDs (`external_id`, `kratos_identity_id`); with the default cache SQLite spills
-/// and re-reads them through the kernel on every commit. BENCHMARKS.md ("Import at a million
-/// users") has the A/B; it costs this much more peak RSS, whatever the store's size.
-pub const IMPORT_WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 pub struct SqliteStore {
     /// Readers (WAL lets them run beside the writer).
@@ -33,14 +26,6 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        Self::connect_for(url, max_connections, Workload::Default).await
-    }
-
-    pub async fn connect_for(
-        url: &str,
-        max_connections: u32,
-        workload: Workload,
-    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -51,17 +36,10 @@ impl SqliteStore {
                 .acquire_timeout(Duration::from_secs(3))
                 .test_before_acquire(false)
         };
-        let writer_options = match workload {
-            Workload::Default => options.clone(),
-            // A negative cache_size is in KiB.
-            Workload::BulkImport => options
-                .clone()
-                .pragma("cache_size", format!("-{IMPORT_WRITER_CACHE_KIB}")),
-        };
         // The writer first: it creates the file and switches it to WAL.
         let writer = pool_options()
             .max_connections(1)
-            .connect_with(writer_options)
+            .connect_with(options.clone())
             .await?;
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection would be a database of its own.
@@ -171,34 +149,3 @@ admin_store_impl!(SqliteStore);
 confirm_store_impl!(SqliteStore);
 reconcile_store_impl!(SqliteStore);
 finalize_store_impl!(SqliteStore);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn cache_size(pool: &SqlitePool) -> i64 {
-        sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(pool)
-            .await
-            .expect("PRAGMA cache_size")
-    }
-
-    #[tokio::test]
-    async fn only_the_import_writer_gets_the_larger_page_cache() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("store.db").display());
-
-        let import = SqliteStore::connect_for(&url, 2, Workload::BulkImport)
-            .await
-            .expect("connect for an import");
-        assert_eq!(cache_size(&import.writer).await, -IMPORT_WRITER_CACHE_KIB);
-        // Readers keep SQLite's default (2,000 KiB): the cache is per connection.
-        assert_eq!(cache_size(&import.pool).await, -2000);
-
-        let server = SqliteStore::connect(&url, 2)
-            .await
-            .expect("connect as the server");
-        assert_eq!(cache_size(&server.writer).await, -2000);
-        assert_eq!(cache_size(&server.pool).await, -2000);
-    }
-}
