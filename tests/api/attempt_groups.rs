@@ -7,24 +7,16 @@ use cognito_bridge::domain::{Outcome, UserState};
 use cognito_bridge::store::{Attempt, Store};
 
 use crate::helpers::raw::Raw;
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{self, Backend, TestDatabase};
 
 on_both_backends!(a_group_of_attempts_applies_in_order_and_all_or_none);
 
 fn attempt(username: &str, seconds: i64, outcome: Outcome) -> Attempt {
-    Attempt {
-        key: uuid::Uuid::new_v4(),
-        at: chrono::Utc::now() + chrono::Duration::seconds(seconds),
-        cognito_username: Some(username.to_owned()),
+    helpers::attempt(
+        username,
+        chrono::Utc::now() + chrono::Duration::seconds(seconds),
         outcome,
-        cognito_latency_ms: Some(20),
-        cognito_calls: 1,
-        request_id: None,
-        trigger_id: None,
-        identity_id: None,
-        creates_row: true,
-        client_ip: None,
-    }
+    )
 }
 
 async fn state(store: &dyn Store, username: &str) -> Option<UserState> {

@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use cognito_bridge::domain::{Outcome, UserState};
-use cognito_bridge::store::{Attempt, ConfirmOutcome, KratosIdentityRef, Store, UserRecord};
+use cognito_bridge::store::{ConfirmOutcome, KratosIdentityRef, Store, UserRecord};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::doubles::cognito_auth_fake;
 use crate::helpers::{
-    API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, TestApp, capture_logs, import_users, spawn_app,
+    API_KEY, AppOptions, Backend, ROTATED_OUT_KEY, TestApp, attempt, capture_logs, import_users,
+    spawn_app,
 };
 
 pub const LOGIN_AFTER: &str = "/hooks/login-after";
@@ -68,22 +69,6 @@ async fn users(store: &dyn Store) -> DateTime<Utc> {
 /// Times as both databases keep them (Postgres: microseconds).
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
-}
-
-fn attempt(username: &str, at: DateTime<Utc>, outcome: Outcome) -> Attempt {
-    Attempt {
-        key: uuid::Uuid::new_v4(),
-        at,
-        cognito_username: Some(username.to_owned()),
-        outcome,
-        cognito_latency_ms: Some(20),
-        cognito_calls: 1,
-        request_id: None,
-        trigger_id: None,
-        identity_id: None,
-        creates_row: true,
-        client_ip: None,
-    }
 }
 
 fn identity(identity_id: &str) -> KratosIdentityRef<'_> {

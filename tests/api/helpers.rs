@@ -76,3 +76,26 @@ pub fn serve_against_auth_fake(
     let port = serving_port(child.0.stderr.take().unwrap());
     (child, port)
 }
+
+/// A verified-or-not hook attempt by `username` at `at`, as the hook records it (one
+/// Cognito call of 20 ms, allowed to create the user's row), for tests that write the attempt
+/// log through the store.
+pub fn attempt(
+    username: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    outcome: cognito_bridge::domain::Outcome,
+) -> cognito_bridge::store::Attempt {
+    cognito_bridge::store::Attempt {
+        key: uuid::Uuid::new_v4(),
+        at,
+        cognito_username: Some(username.to_owned()),
+        outcome,
+        cognito_latency_ms: Some(20),
+        cognito_calls: 1,
+        request_id: None,
+        trigger_id: None,
+        identity_id: None,
+        creates_row: true,
+        client_ip: None,
+    }
+}

@@ -3,28 +3,12 @@
 use std::time::{Duration, Instant};
 
 use cognito_bridge::domain::Outcome;
-use cognito_bridge::store::{Attempt, Store};
+use cognito_bridge::store::Store;
 
 use crate::doubles::cognito_auth_fake::{self, CognitoFake, FakeConfig};
-use crate::helpers::{AppOptions, Backend, TestApp, spawn_app};
+use crate::helpers::{AppOptions, Backend, TestApp, attempt, spawn_app};
 
 on_both_backends!(attempts_past_the_retention_are_pruned_at_start);
-
-fn attempt(username: &str, days_ago: i64, outcome: Outcome) -> Attempt {
-    Attempt {
-        key: uuid::Uuid::new_v4(),
-        at: chrono::Utc::now() - chrono::Duration::days(days_ago),
-        cognito_username: Some(username.to_owned()),
-        outcome,
-        cognito_latency_ms: Some(20),
-        cognito_calls: 1,
-        request_id: None,
-        trigger_id: None,
-        identity_id: None,
-        creates_row: true,
-        client_ip: None,
-    }
-}
 
 async fn attempt_ages(store: &dyn Store) -> Vec<i64> {
     let now = chrono::Utc::now();
@@ -63,7 +47,11 @@ async fn attempts_past_the_retention_are_pruned_at_start(backend: Backend) {
     ] {
         first
             .store
-            .record_attempt(&attempt("olga", days, outcome))
+            .record_attempt(&attempt(
+                "olga",
+                chrono::Utc::now() - chrono::Duration::days(days),
+                outcome,
+            ))
             .await
             .unwrap();
     }
