@@ -67,45 +67,51 @@ async fn written(blocker: &mut sqlx::SqliteConnection) -> Vec<String> {
         .unwrap()
 }
 
+/// Hold the database's write lock, hand `first` to the group writer (which takes it alone
+/// and waits for the lock), let `rest` pile up behind it, check that nobody was answered
+/// while the lock was held, release it, and return every caller's result (`first`'s, then
+/// `rest`'s in order).
+async fn behind_a_held_lock(
+    recorder: &Arc<Recorder>,
+    blocker: &mut sqlx::SqliteConnection,
+    first: &'static str,
+    rest: &[&'static str],
+) -> (Result<(), StoreError>, Vec<Result<(), StoreError>>) {
+    let spawn = |name: &'static str| {
+        let recorder = recorder.clone();
+        tokio::spawn(async move { recorder.write_in_group(attempt(name)).await })
+    };
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = spawn(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest: Vec<_> = rest.iter().map(|name| spawn(name)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished(), "answered before its row was written");
+    assert!(rest.iter().all(|task| !task.is_finished()));
+    sqlx::query("COMMIT").execute(&mut *blocker).await.unwrap();
+
+    let waited = Duration::from_secs(10);
+    let first = tokio::time::timeout(waited, first).await.unwrap().unwrap();
+    let mut results = Vec::new();
+    for task in rest {
+        results.push(tokio::time::timeout(waited, task).await.unwrap().unwrap());
+    }
+    (first, results)
+}
+
 /// Rows that arrive while a transaction waits share the next commit, and every caller
 /// hears of its own row only once it is committed.
 #[tokio::test]
 async fn rows_that_arrive_while_a_commit_runs_share_the_next_one() {
     let (recorder, metrics, mut blocker, _dir) = recorder().await;
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
-    let first = tokio::spawn({
-        let recorder = recorder.clone();
-        async move { recorder.write_in_group(attempt("first")).await }
-    });
-    // The writer takes `first` and waits for the lock; these three pile up meanwhile.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rest: Vec<_> = ["a", "b", "c"]
-        .into_iter()
-        .map(|name| {
-            let recorder = recorder.clone();
-            tokio::spawn(async move { recorder.write_in_group(attempt(name)).await })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!first.is_finished(), "answered before its row was written");
-    assert!(rest.iter().all(|task| !task.is_finished()));
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
-
-    let waited = Duration::from_secs(10);
-    tokio::time::timeout(waited, first)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    for task in rest {
-        tokio::time::timeout(waited, task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+    let (first, rest) =
+        behind_a_held_lock(&recorder, &mut blocker, "first", &["a", "b", "c"]).await;
+    first.unwrap();
+    for result in rest {
+        result.unwrap();
     }
     assert_eq!(commits(&metrics), ("2".to_owned(), "4.0".to_owned()));
     let mut names = written(&mut blocker).await;
@@ -126,30 +132,9 @@ async fn a_refused_group_is_written_row_by_row_so_only_the_bad_row_fails() {
     .execute(&mut blocker)
     .await
     .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
-    let spawn = |name: &'static str| {
-        let recorder = recorder.clone();
-        tokio::spawn(async move { recorder.write_in_group(attempt(name)).await })
-    };
-    let first = spawn("first");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let group = [spawn("a"), spawn("poison"), spawn("b")];
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
-
-    let waited = Duration::from_secs(10);
-    tokio::time::timeout(waited, first)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let mut results = Vec::new();
-    for task in group {
-        results.push(tokio::time::timeout(waited, task).await.unwrap().unwrap());
-    }
+    let (first, results) =
+        behind_a_held_lock(&recorder, &mut blocker, "first", &["a", "poison", "b"]).await;
+    first.unwrap();
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     let refused = results[1].as_ref().unwrap_err().to_string();
     assert!(refused.contains("poisoned row"), "{refused}");
