@@ -66,11 +66,11 @@ pub struct CognitoGate {
     circuit: Arc<Circuit>,
 }
 
-/// The rate every replica on one database takes its tokens from.
 /// The shared rate's answer to one read: `None` when a token was taken, else how long until
 /// one is due ([`Store::take_cognito_token`]).
 pub type TokenWait = Option<Duration>;
 
+/// The rate every replica on one database takes its tokens from.
 struct SharedRate {
     store: Arc<dyn Store>,
     rate: RateCell,
